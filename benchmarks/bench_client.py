@@ -1,0 +1,96 @@
+"""Client throughput: step-result rows per second paged from the sandbox by the sync and async
+clients, beside a raw httpx loop over the same pages in the same run; and the HTTP requests
+one deferred 1,200-record batch costs from start to the last step-result page.
+
+Run with ``make bench``. Ratios matter; absolute figures drift between machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+import httpx
+
+from runtype_prefect.client import AsyncRuntypeClient, RuntypeClient
+from runtype_prefect.sandbox import SandboxServer, SandboxSettings
+
+REPEATS = 5
+
+
+def best_of(fn, repeats: int = REPEATS) -> tuple[float, int]:
+    """Return (median seconds, rows) over ``repeats`` runs of ``fn``."""
+    times, rows = [], 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        rows = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), rows
+
+
+def main() -> None:
+    with SandboxServer(SandboxSettings(time_scale=0.0)) as sandbox:
+        stats = lambda: httpx.get(f"{sandbox.root_url}/_sandbox/stats").json()  # noqa: E731
+        flow_id = next(f["id"] for f in stats()["flows"] if f["recordType"] == "lead")
+        with RuntypeClient(sandbox.api_key, sandbox.base_url) as client:
+            before = stats()["requestsServed"]
+            run = client.run_on_record_type(flow_id, "lead")
+            polls = 0
+            while not client.get_batch_status(run.batch_id).status.is_terminal:
+                polls += 1
+                time.sleep(0.05)
+            n_records = sum(len(p.items) for p in client.iter_batch_record_results(run.batch_id))
+            n_steps = sum(
+                len(p.items)
+                for p in client.iter_step_results(flow_id, batch_execution_id=run.batch_id)
+            )
+            requests = stats()["requestsServed"] - before - 1  # minus the stats call itself
+
+            def raw() -> int:
+                rows, offset = 0, 0
+                headers = {"Authorization": f"Bearer {sandbox.api_key}"}
+                with httpx.Client(base_url=sandbox.base_url + "/", headers=headers) as http:
+                    while True:
+                        params = {"batchExecutionId": run.batch_id, "limit": 100, "offset": offset}
+                        body = http.get(f"flows/{flow_id}/step-results", params=params).json()
+                        rows += len(body["data"])
+                        offset += len(body["data"])
+                        if not body["pagination"]["hasMore"]:
+                            return rows
+
+            def sync() -> int:
+                pages = client.iter_step_results(flow_id, batch_execution_id=run.batch_id)
+                return sum(len(p.items) for p in pages)
+
+            def async_() -> int:
+                async def go() -> int:
+                    async with AsyncRuntypeClient(sandbox.api_key, sandbox.base_url) as ac:
+                        pages = ac.iter_step_results(flow_id, batch_execution_id=run.batch_id)
+                        return sum([len(p.items) async for p in pages])
+
+                return asyncio.run(go())
+
+            raw_s, raw_rows = best_of(raw)
+            sync_s, sync_rows = best_of(sync)
+            async_s, async_rows = best_of(async_)
+    assert raw_rows == sync_rows == async_rows == n_steps
+    print(f"step results paged: {n_steps} rows in {-(-n_steps // 100)} pages (median of {REPEATS})")
+    print(f"  raw httpx loop (baseline) {raw_rows / raw_s:>9,.0f} rows/s")
+    print(
+        f"  RuntypeClient             {sync_rows / sync_s:>9,.0f} rows/s   "
+        f"ratio {raw_s / sync_s:.2f} of baseline"
+    )
+    print(
+        f"  AsyncRuntypeClient        {async_rows / async_s:>9,.0f} rows/s   "
+        f"ratio {raw_s / async_s:.2f} of baseline"
+    )
+    print(
+        f"one deferred batch of {n_records} records, start to last step page: {requests} "
+        f"HTTP requests (1 start, {polls + 1} status, {-(-n_records // 100)} record pages, "
+        f"{-(-n_steps // 100)} step pages)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The Runtype API client: sync and async, typed models, typed errors, one retry policy.
+
+It knows nothing of Prefect or DuckDB; the orchestration layer builds on it.
+"""
+
+from .async_ import AsyncRuntypeClient
+from .errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    MalformedResponseError,
+    NotFoundError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    RateLimitError,
+    RunStartUncertainError,
+    RuntypeAPIError,
+    RuntypeConnectionError,
+    RuntypeError,
+    RuntypeTimeoutError,
+    ServerError,
+    UnknownBatchStatusError,
+    is_retryable,
+)
+from .models import (
+    BatchCost,
+    BatchRecordResult,
+    BatchState,
+    BatchStatus,
+    BatchSummary,
+    Flow,
+    FlowSummary,
+    ImmediateRun,
+    Page,
+    Record,
+    RecordRunResult,
+    RecordSchema,
+    RunStart,
+    ScheduledBatch,
+    StepResult,
+    UsageLimits,
+)
+from .retry import RetryPolicy
+from .sync import RuntypeClient
+
+__all__ = [
+    "AsyncRuntypeClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchCost",
+    "BatchRecordResult",
+    "BatchState",
+    "BatchStatus",
+    "BatchSummary",
+    "ConflictError",
+    "Flow",
+    "FlowSummary",
+    "ImmediateRun",
+    "MalformedResponseError",
+    "NotFoundError",
+    "Page",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Record",
+    "RecordRunResult",
+    "RecordSchema",
+    "RetryPolicy",
+    "RunStart",
+    "RunStartUncertainError",
+    "RuntypeAPIError",
+    "RuntypeClient",
+    "RuntypeConnectionError",
+    "RuntypeError",
+    "RuntypeTimeoutError",
+    "ScheduledBatch",
+    "ServerError",
+    "StepResult",
+    "UnknownBatchStatusError",
+    "UsageLimits",
+    "is_retryable",
+]

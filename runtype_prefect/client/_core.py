@@ -1,0 +1,425 @@
+"""The request/response core shared by the sync and async clients.
+
+Every endpoint is described once here as a `Call`: what to send and how to read the answer
+(including, for listings, which call fetches the next page). The two clients only move bytes
+and sleep, so their behaviour cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+from pydantic import SecretStr, ValidationError
+
+from .. import __version__
+from . import models as m
+from .errors import (
+    MalformedResponseError,
+    RateLimitError,
+    RunStartUncertainError,
+    RuntypeConnectionError,
+    RuntypeError,
+    RuntypeTimeoutError,
+    UnknownBatchStatusError,
+    error_class_for_status,
+)
+from .retry import RetryPolicy, certainly_not_processed, parse_retry_after
+
+DEFAULT_BASE_URL = "https://api.runtype.com/v1"
+API_KEY_ENV = "RUNTYPE_API_KEY"
+BASE_URL_ENV = "RUNTYPE_BASE_URL"
+USER_AGENT = f"runtype-prefect/{__version__}"
+MAX_PAGE_SIZE = 100
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Call(Generic[R]):
+    """One API request and the function that turns its response into a result."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], R]
+    params: dict[str, str] | None = None
+    json: Any = None
+    #: False for calls that start work (a run): see `RetryPolicy.delay_before_retry`.
+    idempotent: bool = True
+    #: Set on the run-starting call so an ambiguous failure can name what may have started.
+    run_target: tuple[str, str] | None = field(default=None)
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def resolve_api_key(api_key: str | SecretStr | None) -> SecretStr:
+    """Return the key from the argument or ``RUNTYPE_API_KEY``; raise ValueError if neither."""
+    if isinstance(api_key, SecretStr):
+        api_key = api_key.get_secret_value()
+    key = api_key or os.environ.get(API_KEY_ENV)
+    if not key:
+        raise ValueError(f"no Runtype API key: pass api_key=... or set {API_KEY_ENV}")
+    return SecretStr(key.strip())
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """Return the normalised API base URL (ending in ``/v1``) from the argument or environment.
+
+    Raises ValueError for a URL that is not http(s), or plain ``http://`` to a host that is not
+    loopback: the key would travel in clear text.
+    """
+    raw = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).strip().rstrip("/")
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"Runtype base URL must be an http(s) URL, got {raw!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(
+            f"refusing plain http:// to {parts.hostname!r}: the API key would be sent unencrypted;"
+            " use https:// (http:// is allowed only for loopback hosts such as the sandbox)"
+        )
+    if not parts.path.endswith("/v1"):
+        raw += "/v1"
+    return raw + "/"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def default_headers(api_key: SecretStr) -> dict[str, str]:
+    """Return the headers every request carries (auth, JSON, User-Agent)."""
+    return {
+        "Authorization": f"Bearer {api_key.get_secret_value()}",
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+
+
+def build_request(http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
+    """Return the httpx request for ``call`` on a client that carries base URL and headers."""
+    return http.build_request(call.method, call.path, params=call.params, json=call.json)
+
+
+# --- transport failures and error responses --------------------------------------------------
+
+
+def map_transport_error(exc: httpx.TransportError, request: httpx.Request) -> RuntypeError:
+    """Return the typed error for an httpx transport failure, noting if the request was sent."""
+    where = f"{request.method} {request.url.copy_with(query=None)}"
+    never_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+    sent = not isinstance(exc, never_sent)
+    if isinstance(exc, httpx.TimeoutException):
+        return RuntypeTimeoutError(f"timed out: {where} ({type(exc).__name__})", request_sent=sent)
+    detail = str(exc) or type(exc).__name__
+    return RuntypeConnectionError(f"connection failed: {where}: {detail}", request_sent=sent)
+
+
+def raise_for_status(response: httpx.Response) -> None:
+    """Raise the typed `RuntypeAPIError` for an error response; return for 1xx–3xx."""
+    if response.status_code < 400:
+        return
+    code, message, details = _read_error_body(response)
+    cls = error_class_for_status(response.status_code)
+    kwargs: dict[str, Any] = {
+        "status_code": response.status_code,
+        "code": code,
+        "request_id": response.headers.get("x-request-id"),
+        "method": response.request.method,
+        "url": str(response.request.url.copy_with(query=None)),
+        "details": details,
+    }
+    if cls is RateLimitError:
+        kwargs["retry_after"] = parse_retry_after(response.headers.get("retry-after"))
+    raise cls(message, **kwargs)
+
+
+def _read_error_body(response: httpx.Response) -> tuple[str | None, str, list | None]:
+    """Return (code, message, details) from the spec's error body, or a fallback for others."""
+    fallback = response.reason_phrase or "error"
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        snippet = " ".join(response.text.split())[:200] if response.content else ""
+        return None, f"{fallback} (non-JSON body: {snippet!r})" if snippet else fallback, None
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            return err.get("code"), str(err.get("message") or fallback), err.get("details")
+        if isinstance(err, str):
+            return body.get("code"), err, body.get("details")
+        if "message" in body:
+            return body.get("code"), str(body["message"]), body.get("details")
+    return None, fallback, None
+
+
+def read_json(response: httpx.Response) -> Any:
+    """Return the decoded JSON body of a success response; raise `MalformedResponseError`."""
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        snippet = response.text[:120]
+        raise MalformedResponseError(
+            f"{response.request.method} {response.request.url.path}: HTTP {response.status_code}"
+            f" body is not valid JSON ({exc}); starts with {snippet!r}",
+            retryable=True,
+        ) from exc
+
+
+def validate(model: type[R], data: Any, response: httpx.Response) -> R:
+    """Return ``data`` validated as ``model``; raise `MalformedResponseError` naming the fields."""
+    try:
+        return model.model_validate(data)  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<body>'}: {e['msg']}"
+            for e in exc.errors()[:5]
+        )
+        raise MalformedResponseError(
+            f"{response.request.method} {response.request.url.path}: unexpected response"
+            f" shape for {model.__name__}: {problems}",
+            retryable=False,
+        ) from exc
+
+
+def _data_list(body: Any, response: httpx.Response) -> tuple[list, dict]:
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise MalformedResponseError(
+            f"{response.request.url.path}: expected a listing with a 'data' array",
+            retryable=False,
+        )
+    pagination = body.get("pagination")
+    return body["data"], pagination if isinstance(pagination, dict) else {}
+
+
+def _seg(value: str) -> str:
+    if not value:
+        raise ValueError("identifiers must be non-empty")
+    return quote(value, safe="")
+
+
+# --- endpoints -------------------------------------------------------------------------------
+
+PageCall = Call[tuple[m.Page[Any], "Call[Any] | None"]]
+
+
+def list_flows_page(cursor: str | None = None, limit: int = MAX_PAGE_SIZE) -> PageCall:
+    """Return the call for one page of ``GET /flows`` (cursor pagination)."""
+    params = {"limit": str(limit)}
+    if cursor:
+        params["cursor"] = cursor
+
+    def parse(response: httpx.Response):
+        rows, pagination = _data_list(read_json(response), response)
+        items = [validate(m.FlowSummary, r, response) for r in rows]
+        nxt = pagination.get("nextCursor") if pagination.get("hasMore", False) else None
+        page = m.Page[m.FlowSummary](items=items, has_more=bool(nxt))
+        return page, (list_flows_page(nxt, limit) if nxt else None)
+
+    return Call("GET", "flows", parse, params=params)
+
+
+def get_flow(flow_id: str) -> Call[m.Flow]:
+    """Return the call for ``GET /flows/:id``."""
+    return Call("GET", f"flows/{_seg(flow_id)}", lambda r: validate(m.Flow, read_json(r), r))
+
+
+def run_on_record_type(flow_id: str, record_type: str) -> Call[m.RunStart]:
+    """Return the (non-idempotent) call for ``POST /flows/:id/run-on-record-type``."""
+    if not record_type:
+        raise ValueError("record_type must be a non-empty string")
+
+    def parse(response: httpx.Response) -> m.RunStart:
+        body = read_json(response)
+        deferred = response.status_code == 202 or (
+            isinstance(body, dict) and body.get("executedImmediately") is False
+        )
+        return validate(m.ScheduledBatch if deferred else m.ImmediateRun, body, response)
+
+    return Call(
+        "POST",
+        f"flows/{_seg(flow_id)}/run-on-record-type",
+        parse,
+        json={"recordType": record_type},
+        idempotent=False,
+        run_target=(flow_id, record_type),
+    )
+
+
+def get_batch_status(batch_id: str) -> Call[m.BatchStatus]:
+    """Return the call for ``GET /batch/status/:id``; unknown statuses raise clearly."""
+
+    def parse(response: httpx.Response) -> m.BatchStatus:
+        body = read_json(response)
+        status = body.get("status") if isinstance(body, dict) else None
+        if status not in set(m.BatchState):
+            raise UnknownBatchStatusError(batch_id, status)
+        return validate(m.BatchStatus, body, response)
+
+    return Call("GET", f"batch/status/{_seg(batch_id)}", parse)
+
+
+def get_batch_summary() -> Call[m.BatchSummary]:
+    """Return the call for ``GET /batch/summary`` (active and recently finished batches)."""
+    return Call("GET", "batch/summary", lambda r: validate(m.BatchSummary, read_json(r), r))
+
+
+def cancel_batch(batch_id: str) -> Call[m.CancelResult]:
+    """Return the call for ``POST /batch/cancel/:id`` (idempotent: cancelling twice is safe)."""
+    return Call(
+        "POST",
+        f"batch/cancel/{_seg(batch_id)}",
+        lambda r: validate(m.CancelResult, read_json(r), r),
+        json={},
+    )
+
+
+def get_batch_cost(batch_id: str) -> Call[m.BatchCost]:
+    """Return the call for ``GET /batch/:id/cost``."""
+    return Call(
+        "GET", f"batch/{_seg(batch_id)}/cost", lambda r: validate(m.BatchCost, read_json(r), r)
+    )
+
+
+def _offset_page(
+    path: str, model: type, params: dict[str, str], offset: int, limit: int
+) -> PageCall:
+    """Return the call for one offset-paginated page (spec styles B and C)."""
+
+    def parse(response: httpx.Response):
+        rows, pagination = _data_list(read_json(response), response)
+        items = [validate(model, r, response) for r in rows]
+        has_more = bool(pagination.get("hasMore", len(rows) >= limit)) and bool(rows)
+        page = m.Page[model](items=items, offset=offset, has_more=has_more)  # type: ignore[valid-type]
+        nxt = _offset_page(path, model, params, offset + len(rows), limit) if has_more else None
+        return page, nxt
+
+    return Call("GET", path, parse, params={**params, "limit": str(limit), "offset": str(offset)})
+
+
+def _filters(**kwargs: str | None) -> dict[str, str]:
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def batch_record_results_page(
+    batch_id: str, *, status: str | None = None, offset: int = 0, limit: int = MAX_PAGE_SIZE
+) -> PageCall:
+    """Return the call for the first page of ``GET /schedules/batch/:id/results``."""
+    path = f"schedules/batch/{_seg(batch_id)}/results"
+    return _offset_page(path, m.BatchRecordResult, _filters(status=status), offset, limit)
+
+
+def step_results_page(
+    flow_id: str,
+    *,
+    batch_execution_id: str | None = None,
+    record_id: str | None = None,
+    execution_session_id: str | None = None,
+    status: str | None = None,
+    step_type: str | None = None,
+    offset: int = 0,
+    limit: int = MAX_PAGE_SIZE,
+) -> PageCall:
+    """Return the call for the first page of ``GET /flows/:id/step-results`` with filters."""
+    params = _filters(
+        batchExecutionId=batch_execution_id,
+        recordId=record_id,
+        executionSessionId=execution_session_id,
+        status=status,
+        stepType=step_type,
+    )
+    path = f"flows/{_seg(flow_id)}/step-results"
+    return _offset_page(path, m.StepResult, params, offset, limit)
+
+
+def list_records_page(
+    type: str | None = None,
+    search: str | None = None,
+    cursor: str | None = None,
+    limit: int = MAX_PAGE_SIZE,
+) -> PageCall:
+    """Return the call for one page of ``GET /records`` (cursor pagination, spec decision 9)."""
+    params = _filters(type=type, search=search, cursor=cursor)
+    params["limit"] = str(limit)
+
+    def parse(response: httpx.Response):
+        rows, pagination = _data_list(read_json(response), response)
+        items = [validate(m.Record, r, response) for r in rows]
+        nxt = pagination.get("nextCursor")
+        page = m.Page[m.Record](items=items, has_more=bool(nxt))
+        return page, (list_records_page(type, search, nxt, limit) if nxt else None)
+
+    return Call("GET", "records", parse, params=params)
+
+
+def get_record_schema(record_type: str, sample: int | None = None) -> Call[m.RecordSchema]:
+    """Return the call for ``GET /records/schema?type=``."""
+    params = _filters(type=record_type, sample=str(sample) if sample else None)
+    return Call(
+        "GET", "records/schema", lambda r: validate(m.RecordSchema, read_json(r), r), params=params
+    )
+
+
+def get_usage_limits() -> Call[m.UsageLimits]:
+    """Return the call for ``GET /usage-limits/daily``."""
+    return Call("GET", "usage-limits/daily", lambda r: validate(m.UsageLimits, read_json(r), r))
+
+
+# --- the retry decision, shared by both clients' send loops -----------------------------------
+
+log = logging.getLogger("runtype_prefect.client")
+
+
+def delay_or_raise(
+    policy: RetryPolicy,
+    call: Call[Any],
+    error: RuntypeError,
+    *,
+    attempt: int,
+    waited: float,
+    started_at: datetime,
+) -> float:
+    """Return seconds to wait before retrying ``call``; raise the error to surface instead.
+
+    An ambiguous failure of a run-starting call surfaces as `RunStartUncertainError`.
+    """
+    delay = policy.delay_before_retry(
+        error, attempt=attempt, waited=waited, idempotent=call.idempotent
+    )
+    if delay is not None:
+        log.warning(
+            "Runtype %s %s failed (%s); retry %d/%d in %.2fs",
+            call.method,
+            call.path,
+            type(error).__name__,
+            attempt,
+            policy.max_attempts - 1,
+            delay,
+        )
+        return delay
+    if call.run_target and error.retryable and not certainly_not_processed(error):
+        flow_id, record_type = call.run_target
+        raise RunStartUncertainError(
+            flow_id=flow_id, record_type=record_type, started_at=started_at, cause=error
+        ) from error
+    raise error
+
+
+def count_types(records: list[m.Record]) -> dict[str, int]:
+    """Return record counts per type, sorted by type name."""
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.type] = counts.get(record.type, 0) + 1
+    return dict(sorted(counts.items()))

@@ -1,0 +1,86 @@
+"""When to retry a failed call and how long to wait first: the one place retries are decided.
+
+Exponential backoff with full jitter (AWS architecture blog's "full jitter"), a server's
+``Retry-After`` honoured, and caps on attempts and on total time. The policy only decides; the
+sync and async clients own the sleeping, so both obey exactly the same rules.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from .errors import RateLimitError, RuntypeConnectionError, RuntypeError
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times and for how long a retryable failure is retried.
+
+    ``max_attempts`` counts every try, the first included; ``max_total_seconds`` bounds the time
+    spent waiting between tries; a wait the server asks for (``Retry-After``) that would exceed
+    it ends the retries instead of being cut short.
+    """
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_total_seconds: float = 120.0
+    rng: Callable[[], float] = field(default=random.random, repr=False, compare=False)
+
+    def backoff(self, attempt: int) -> float:
+        """Return the jittered wait before retry number ``attempt`` (1 = first retry)."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return ceiling * self.rng()
+
+    def delay_before_retry(
+        self, error: RuntypeError, *, attempt: int, waited: float, idempotent: bool
+    ) -> float | None:
+        """Return seconds to wait before trying again, or None when the error must be raised.
+
+        ``attempt`` is the number of tries made so far and ``waited`` the seconds already spent
+        waiting. A non-idempotent call (starting a run) is retried only when the server
+        certainly did not act on it: a 429, or a connection that never reached the server.
+        """
+        if not error.retryable or attempt >= self.max_attempts:
+            return None
+        if not idempotent and not certainly_not_processed(error):
+            return None
+        if isinstance(error, RateLimitError) and error.retry_after is not None:
+            delay = error.retry_after
+        else:
+            delay = self.backoff(attempt)
+        if waited + delay > self.max_total_seconds:
+            return None
+        return delay
+
+
+def certainly_not_processed(error: RuntypeError) -> bool:
+    """Return True when the server cannot have acted on the request that raised ``error``."""
+    if isinstance(error, RateLimitError):
+        return True
+    return isinstance(error, RuntypeConnectionError) and not error.request_sent
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Return the wait a ``Retry-After`` header asks for, in seconds, or None if absent/invalid.
+
+    Accepts delta-seconds (``"3"``, ``"1.5"``) and HTTP dates; a date in the past means 0.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -1,0 +1,178 @@
+"""`RuntypeClient`: the synchronous Runtype API client over one pooled `httpx.Client`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import SecretStr
+
+from . import _core as core
+from . import models as m
+from .errors import RuntypeError
+from .retry import RetryPolicy
+
+R = TypeVar("R")
+
+
+class RuntypeClient:
+    """Synchronous client for the Runtype ``/v1`` API.
+
+    Reads ``RUNTYPE_API_KEY`` / ``RUNTYPE_BASE_URL`` when arguments are omitted. Use it as a
+    context manager (or call `close`) to release pooled connections. ``sleep`` and ``retry``
+    are injectable so tests never wait for real. Raises ValueError for a missing key or an
+    unsafe base URL.
+    """
+
+    def __init__(
+        self,
+        api_key: str | SecretStr | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = 30.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._api_key = core.resolve_api_key(api_key)
+        self.base_url = core.resolve_base_url(base_url)
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=core.default_headers(self._api_key),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"RuntypeClient(base_url={self.base_url!r})"
+
+    def __enter__(self) -> RuntypeClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._http.close()
+
+    def request(self, call: core.Call[R]) -> R:
+        """Send ``call`` with the retry policy and return its parsed result.
+
+        Raises the typed `RuntypeError` of the final failure.
+        """
+        attempt, waited, started_at = 0, 0.0, datetime.now(UTC)
+        while True:
+            attempt += 1
+            request = core.build_request(self._http, call)
+            try:
+                response = self._http.send(request)
+                core.raise_for_status(response)
+                return call.parse(response)
+            except httpx.TransportError as exc:
+                error: RuntypeError = core.map_transport_error(exc, request)
+            except RuntypeError as exc:
+                error = exc
+            delay = core.delay_or_raise(
+                self.retry, call, error, attempt=attempt, waited=waited, started_at=started_at
+            )
+            self._sleep(delay)
+            waited += delay
+
+    def pages(self, call: core.PageCall) -> Iterator[m.Page[Any]]:
+        """Yield every page of a listing, starting with ``call``."""
+        next_call: core.PageCall | None = call
+        while next_call is not None:
+            page, next_call = self.request(next_call)
+            yield page
+
+    # --- flows ---------------------------------------------------------------------------
+
+    def list_flows(self) -> list[m.FlowSummary]:
+        """Return every flow of the account, paging through the cursor listing."""
+        return [flow for page in self.pages(core.list_flows_page()) for flow in page.items]
+
+    def get_flow(self, flow_id: str) -> m.Flow:
+        """Return one flow with its steps; raises `NotFoundError` for an unknown id."""
+        return self.request(core.get_flow(flow_id))
+
+    def run_on_record_type(self, flow_id: str, record_type: str) -> m.RunStart:
+        """Start ``flow_id`` over every record of ``record_type``.
+
+        Returns an `ImmediateRun` (results inline) or a `ScheduledBatch` (follow ``batch_id``).
+        Raises `RunStartUncertainError` when the request failed after it may have started a run.
+        """
+        return self.request(core.run_on_record_type(flow_id, record_type))
+
+    def iter_step_results(
+        self,
+        flow_id: str,
+        *,
+        batch_execution_id: str | None = None,
+        record_id: str | None = None,
+        execution_session_id: str | None = None,
+        status: str | None = None,
+        step_type: str | None = None,
+        page_size: int = core.MAX_PAGE_SIZE,
+    ) -> Iterator[m.Page[m.StepResult]]:
+        """Yield pages of step results of ``flow_id`` matching the filters, oldest first."""
+        yield from self.pages(
+            core.step_results_page(
+                flow_id,
+                batch_execution_id=batch_execution_id,
+                record_id=record_id,
+                execution_session_id=execution_session_id,
+                status=status,
+                step_type=step_type,
+                limit=page_size,
+            )
+        )
+
+    # --- batches -------------------------------------------------------------------------
+
+    def get_batch_status(self, batch_id: str) -> m.BatchStatus:
+        """Return a batch's status; raises `UnknownBatchStatusError` for an unknown status."""
+        return self.request(core.get_batch_status(batch_id))
+
+    def get_batch_summary(self) -> m.BatchSummary:
+        """Return the account's active and recently finished batches."""
+        return self.request(core.get_batch_summary())
+
+    def cancel_batch(self, batch_id: str) -> m.CancelResult:
+        """Cancel a queued or running batch; raises `BadRequestError` if it already ended."""
+        return self.request(core.cancel_batch(batch_id))
+
+    def get_batch_cost(self, batch_id: str) -> m.BatchCost:
+        """Return the batch's total cost in USD."""
+        return self.request(core.get_batch_cost(batch_id))
+
+    def iter_batch_record_results(
+        self, batch_id: str, *, status: str | None = None, page_size: int = core.MAX_PAGE_SIZE
+    ) -> Iterator[m.Page[m.BatchRecordResult]]:
+        """Yield pages of per-record results of a deferred batch."""
+        yield from self.pages(
+            core.batch_record_results_page(batch_id, status=status, limit=page_size)
+        )
+
+    # --- records and account -------------------------------------------------------------
+
+    def list_records(self, type: str | None = None, search: str | None = None) -> list[m.Record]:
+        """Return every record, optionally of one ``type``, paging through the listing."""
+        return [r for page in self.pages(core.list_records_page(type, search)) for r in page.items]
+
+    def list_record_types(self) -> dict[str, int]:
+        """Return each record type with its record count, found by paging all records."""
+        return core.count_types(self.list_records())
+
+    def get_record_schema(self, record_type: str, sample: int | None = None) -> m.RecordSchema:
+        """Return the inferred metadata schema of ``record_type``."""
+        return self.request(core.get_record_schema(record_type, sample))
+
+    def get_usage_limits(self) -> m.UsageLimits:
+        """Return the daily and monthly execution quota usage."""
+        return self.request(core.get_usage_limits())

@@ -1,0 +1,177 @@
+"""The sandbox's seeded world: flows with their steps, and records of several types.
+
+Everything is derived from one seed, so two sandboxes started with the same seed serve the same
+ids and names, and tests can rely on the sizes below.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+#: Record types and how many records each has: one that runs immediately (≤ 10) and three
+#: deferred ones of very different sizes.
+RECORD_TYPE_SIZES: dict[str, int] = {"vip_account": 6, "customer": 40, "ticket": 250, "lead": 1200}
+
+#: (flow name, record type it is meant for, steps as (type, name, model or None)).
+FLOW_SPECS: list[tuple[str, str, list[tuple[str, str, str | None]]]] = [
+    (
+        "Churn Risk Score",
+        "vip_account",
+        [("prompt", "Assess churn risk", "claude-sonnet-4-5"), ("transform-data", "Score", None)],
+    ),
+    (
+        "Customer Health Summary",
+        "customer",
+        [
+            ("api-call", "Fetch CRM account", None),
+            ("prompt", "Summarise health", "gpt-4o-mini"),
+            ("transform-data", "Format summary", None),
+        ],
+    ),
+    (
+        "Ticket Triage",
+        "ticket",
+        [
+            ("transform-data", "Extract fields", None),
+            ("prompt", "Classify intent", "gpt-4o-mini"),
+            ("prompt", "Draft reply", "claude-sonnet-4-5"),
+            ("api-call", "Post to helpdesk", None),
+        ],
+    ),
+    (
+        "Lead Enrichment",
+        "lead",
+        [
+            ("api-call", "Lookup company", None),
+            ("api-call", "Fetch web profile", None),
+            ("prompt", "Qualify lead", "gpt-4o"),
+            ("transform-data", "Map to CRM fields", None),
+            ("prompt", "Write outreach note", "claude-haiku-4-5"),
+        ],
+    ),
+]
+
+_REGIONS = ["emea", "amer", "apac"]
+_PLANS = ["starter", "growth", "enterprise"]
+
+
+def type_id(prefix: str, rng: random.Random) -> str:
+    """Return a TypeID-shaped identifier (``prefix_`` + 26 Crockford base32 chars)."""
+    return prefix + "_01" + "".join(rng.choice(_CROCKFORD) for _ in range(24))
+
+
+@dataclass
+class Step:
+    id: str
+    type: str
+    name: str
+    order: int
+    model: str | None
+
+    def to_api(self) -> dict:
+        config: dict = {"outputVariable": self.id.replace("-", "_")}
+        if self.type == "prompt":
+            config.update(model=self.model, userPrompt=f"{self.name}: {{{{_record.metadata}}}}")
+        elif self.type == "api-call":
+            config.update(method="GET", url="https://api.crm.example/v2/{{_record.name}}")
+        else:
+            config.update(script="return { ...variables }")
+        return {
+            "id": self.id, "type": self.type, "name": self.name, "order": self.order,
+            "enabled": True, "config": config,
+        }  # fmt: skip
+
+
+@dataclass
+class Flow:
+    id: str
+    name: str
+    steps: list[Step]
+    created_at: datetime
+    updated_at: datetime
+    version_id: str
+    intended_record_type: str | None = None
+    last_run_at: datetime | None = None
+    draft_versions: list[str] = field(default_factory=list)
+    published_version_id: str | None = None
+
+
+@dataclass
+class Record:
+    id: str
+    type: str
+    name: str
+    metadata: dict
+    created_at: datetime
+
+    def to_api(self) -> dict:
+        ts = iso(self.created_at)
+        return {
+            "id": self.id, "type": self.type, "name": self.name, "metadata": self.metadata,
+            "messages": None, "userId": SANDBOX_USER, "organizationId": SANDBOX_ORG,
+            "createdAt": ts, "updatedAt": ts,
+            "metadataSchema": {"keys": sorted(self.metadata)},
+            "metadataLabels": {k: k.replace("_", " ").title() for k in self.metadata},
+        }  # fmt: skip
+
+
+SANDBOX_USER = "user_sandbox"
+SANDBOX_ORG = "org_sandbox"
+
+
+def iso(ts: datetime | None) -> str | None:
+    """Return an ISO-8601 UTC string with a ``Z`` suffix and millisecond precision."""
+    if ts is None:
+        return None
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class World:
+    flows: dict[str, Flow]
+    records: list[Record]
+
+    def records_of(self, record_type: str) -> list[Record]:
+        """Return the records of one type, in creation order."""
+        return [r for r in self.records if r.type == record_type]
+
+
+def seed_world(seed: int, created: datetime) -> World:
+    """Return the deterministic world for ``seed`` (flows and records created at ``created``)."""
+    rng = random.Random(f"world:{seed}")
+    flows: dict[str, Flow] = {}
+    for name, record_type, step_specs in FLOW_SPECS:
+        flow_id = type_id("flow", rng)
+        steps = [
+            Step(id=f"step_{i + 1:02d}_{t.split('-')[0]}", type=t, name=n, order=i + 1, model=mdl)
+            for i, (t, n, mdl) in enumerate(step_specs)
+        ]
+        version = type_id("flowver", rng)
+        flows[flow_id] = Flow(
+            id=flow_id, name=name, steps=steps, created_at=created, updated_at=created,
+            version_id=version, intended_record_type=record_type, draft_versions=[version],
+            published_version_id=version,
+        )  # fmt: skip
+    records: list[Record] = []
+    for record_type, size in RECORD_TYPE_SIZES.items():
+        for i in range(size):
+            records.append(
+                Record(
+                    id=type_id("record", rng),
+                    type=record_type,
+                    name=f"{record_type.replace('_', ' ').title()} {i + 1:04d}",
+                    metadata={
+                        "region": rng.choice(_REGIONS),
+                        "plan": rng.choice(_PLANS),
+                        "seats": rng.randint(1, 500),
+                        "email": f"contact{i + 1}@{record_type}.example",
+                        "isActive": rng.random() > 0.1,
+                    },
+                    created_at=created - timedelta(days=rng.randint(1, 400)),
+                )
+            )
+    return World(flows=flows, records=records)
