@@ -36,6 +36,7 @@ class AsyncRuntypeClient:
         timeout: float | httpx.Timeout = 30.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        request_hooks: list[Callable[[httpx.Request], Awaitable[None]]] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._api_key = core.resolve_api_key(api_key)
@@ -47,6 +48,7 @@ class AsyncRuntypeClient:
             headers=core.default_headers(self._api_key),
             timeout=timeout,
             transport=transport,
+            event_hooks={"request": list(request_hooks or [])},
         )
 
     def __repr__(self) -> str:

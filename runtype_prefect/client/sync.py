@@ -23,8 +23,9 @@ class RuntypeClient:
 
     Reads ``RUNTYPE_API_KEY`` / ``RUNTYPE_BASE_URL`` when arguments are omitted. Use it as a
     context manager (or call `close`) to release pooled connections. ``sleep`` and ``retry``
-    are injectable so tests never wait for real. Raises ValueError for a missing key or an
-    unsafe base URL.
+    are injectable so tests never wait for real; ``request_hooks`` run before every HTTP
+    request (the Prefect layer uses one to apply its rate limit). Raises ValueError for a
+    missing key or an unsafe base URL.
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class RuntypeClient:
         timeout: float | httpx.Timeout = 30.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        request_hooks: list[Callable[[httpx.Request], None]] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._api_key = core.resolve_api_key(api_key)
@@ -46,6 +48,7 @@ class RuntypeClient:
             headers=core.default_headers(self._api_key),
             timeout=timeout,
             transport=transport,
+            event_hooks={"request": list(request_hooks or [])},
         )
 
     def __repr__(self) -> str:

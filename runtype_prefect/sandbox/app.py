@@ -250,10 +250,14 @@ async def create_flow(request: Request, body: FlowBody) -> dict:
     now = state.clock.now()
     version = type_id("flowver", state._ids)
     flow = Flow(
-        id=type_id("flow", state._ids), name=body.name,
+        id=type_id("flow", state._ids),
+        name=body.name,
         steps=_steps_from(body.flowSteps or body.steps or []),
-        created_at=now, updated_at=now, version_id=version, draft_versions=[version],
-    )  # fmt: skip
+        created_at=now,
+        updated_at=now,
+        version_id=version,
+        draft_versions=[version],
+    )
     state.world.flows[flow.id] = flow
     return _flow_body(flow)
 

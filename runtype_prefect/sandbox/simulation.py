@@ -146,9 +146,20 @@ def simulate_record(
         step_start = clock
         clock = step_start + timedelta(milliseconds=duration)
         rows.append(
-            _step_row(rng, flow, step, record, batch_id, execution_id, session_id,
-                      step_start, clock, retries, error)
-        )  # fmt: skip
+            _step_row(
+                rng,
+                flow,
+                step,
+                record,
+                batch_id,
+                execution_id,
+                session_id,
+                step_start,
+                clock,
+                retries,
+                error,
+            )
+        )
         clock += timedelta(milliseconds=rng.uniform(1, 8))
         if failed:
             break

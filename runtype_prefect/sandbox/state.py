@@ -154,9 +154,14 @@ class SandboxState:
         start = now if immediate else now + timedelta(seconds=QUEUE_DELAY_SECONDS)
         outcomes = self._schedule(flow, records, batch_id, start, max(1, lanes))
         batch = Batch(
-            id=batch_id, flow=flow, record_type=record_type, outcomes=outcomes,
-            created_at=now, wall_start=self.clock.wall(), immediate=immediate,
-        )  # fmt: skip
+            id=batch_id,
+            flow=flow,
+            record_type=record_type,
+            outcomes=outcomes,
+            created_at=now,
+            wall_start=self.clock.wall(),
+            immediate=immediate,
+        )
         self.batches[batch_id] = batch
         self.runs_started += 1
         self.executions_by_day[now.date().isoformat()] += len(records)
@@ -176,10 +181,14 @@ class SandboxState:
         for record in records:
             lane_free, lane = heapq.heappop(free_at)
             outcome = simulate_record(
-                seed=self.settings.seed, flow=flow, record=record, batch_id=batch_id,
-                started_at=lane_free, profile=profile,  # type: ignore[arg-type]
+                seed=self.settings.seed,
+                flow=flow,
+                record=record,
+                batch_id=batch_id,
+                started_at=lane_free,
+                profile=profile,  # type: ignore[arg-type]
                 failure_scale=self.settings.failure_scale,
-            )  # fmt: skip
+            )
             outcomes.append(outcome)
             heapq.heappush(free_at, (outcome.completed_at, lane))
         outcomes.sort(key=lambda o: (o.completed_at, o.record.id))

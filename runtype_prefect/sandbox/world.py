@@ -81,9 +81,13 @@ class Step:
         else:
             config.update(script="return { ...variables }")
         return {
-            "id": self.id, "type": self.type, "name": self.name, "order": self.order,
-            "enabled": True, "config": config,
-        }  # fmt: skip
+            "id": self.id,
+            "type": self.type,
+            "name": self.name,
+            "order": self.order,
+            "enabled": True,
+            "config": config,
+        }
 
 
 @dataclass
@@ -111,12 +115,18 @@ class Record:
     def to_api(self) -> dict:
         ts = iso(self.created_at)
         return {
-            "id": self.id, "type": self.type, "name": self.name, "metadata": self.metadata,
-            "messages": None, "userId": SANDBOX_USER, "organizationId": SANDBOX_ORG,
-            "createdAt": ts, "updatedAt": ts,
+            "id": self.id,
+            "type": self.type,
+            "name": self.name,
+            "metadata": self.metadata,
+            "messages": None,
+            "userId": SANDBOX_USER,
+            "organizationId": SANDBOX_ORG,
+            "createdAt": ts,
+            "updatedAt": ts,
             "metadataSchema": {"keys": sorted(self.metadata)},
             "metadataLabels": {k: k.replace("_", " ").title() for k in self.metadata},
-        }  # fmt: skip
+        }
 
 
 SANDBOX_USER = "user_sandbox"
@@ -152,10 +162,16 @@ def seed_world(seed: int, created: datetime) -> World:
         ]
         version = type_id("flowver", rng)
         flows[flow_id] = Flow(
-            id=flow_id, name=name, steps=steps, created_at=created, updated_at=created,
-            version_id=version, intended_record_type=record_type, draft_versions=[version],
+            id=flow_id,
+            name=name,
+            steps=steps,
+            created_at=created,
+            updated_at=created,
+            version_id=version,
+            intended_record_type=record_type,
+            draft_versions=[version],
             published_version_id=version,
-        )  # fmt: skip
+        )
     records: list[Record] = []
     for record_type, size in RECORD_TYPE_SIZES.items():
         for i in range(size):

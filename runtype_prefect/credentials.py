@@ -1,0 +1,71 @@
+"""`RuntypeCredentials`: a Prefect credentials block, a thin adapter over the client.
+
+It stores what `RuntypeClient` takes (key, base URL, timeout, retry settings) and builds one;
+it adds no second API. Flows take a block name and otherwise fall back to the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+from prefect.blocks.abstract import CredentialsBlock
+from pydantic import Field, SecretStr
+
+from .client import AsyncRuntypeClient, RetryPolicy, RuntypeClient
+from .client._core import DEFAULT_BASE_URL, resolve_api_key, resolve_base_url
+
+
+class RuntypeCredentials(CredentialsBlock):
+    """Credentials and connection settings for the Runtype API."""
+
+    _block_type_name = "Runtype Credentials"
+    _block_type_slug = "runtype-credentials"
+    _description = "API key and connection settings for the Runtype API (runtype-prefect)."
+
+    api_key: SecretStr = Field(description="Runtype API key (rt_live_… or rt_test_…).")
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="API base URL, ending in /v1.")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+    max_attempts: int = Field(default=5, ge=1, description="Tries per call, first included.")
+    max_retry_seconds: float = Field(
+        default=120.0, ge=0, description="Longest total wait between tries of one call."
+    )
+
+    @classmethod
+    def from_env(cls) -> RuntypeCredentials:
+        """Return credentials from ``RUNTYPE_API_KEY`` / ``RUNTYPE_BASE_URL``.
+
+        Raises ValueError when no key is set.
+        """
+        return cls(api_key=resolve_api_key(None), base_url=resolve_base_url(None))
+
+    def _retry(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.max_attempts, max_total_seconds=self.max_retry_seconds)
+
+    def get_client(
+        self, request_hooks: list[Callable[[httpx.Request], None]] | None = None
+    ) -> RuntypeClient:
+        """Return a new `RuntypeClient` built from these settings (close it when done)."""
+        return RuntypeClient(
+            self.api_key,
+            self.base_url,
+            timeout=self.timeout_seconds,
+            retry=self._retry(),
+            request_hooks=request_hooks,
+        )
+
+    def get_async_client(self) -> AsyncRuntypeClient:
+        """Return a new `AsyncRuntypeClient` built from these settings (close it when done)."""
+        return AsyncRuntypeClient(
+            self.api_key, self.base_url, timeout=self.timeout_seconds, retry=self._retry()
+        )
+
+
+def resolve_credentials(block_name: str | None = None) -> RuntypeCredentials:
+    """Return the saved block ``block_name``, or credentials from the environment.
+
+    Raises ValueError when neither a block name nor ``RUNTYPE_API_KEY`` is given.
+    """
+    if block_name:
+        return RuntypeCredentials.load(block_name)  # type: ignore[return-value]
+    return RuntypeCredentials.from_env()

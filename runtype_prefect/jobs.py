@@ -1,0 +1,57 @@
+"""Jobs: "run Runtype flow F over record type T", from parameters, a YAML file or discovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from .client import RuntypeClient
+
+
+class Job(BaseModel):
+    """One nightly job: a Runtype flow over every record of one record type."""
+
+    flow_id: str = Field(min_length=1)
+    record_type: str = Field(min_length=1)
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """A readable name: ``name`` if given, else ``record_type/flow_id``."""
+        return self.name or f"{self.record_type}/{self.flow_id}"
+
+
+class JobsFileError(ValueError):
+    """The jobs file is missing or does not describe a list of jobs."""
+
+
+def load_jobs(path: str | Path) -> list[Job]:
+    """Return the jobs of a YAML file shaped ``jobs: [{flow_id, record_type, name?}, ...]``.
+
+    Raises `JobsFileError` naming the file and the problem.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise JobsFileError(f"jobs file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise JobsFileError(f"jobs file {str(path)!r} is not valid YAML: {exc}") from None
+    entries = data.get("jobs") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise JobsFileError(f"jobs file {str(path)!r} needs a non-empty 'jobs:' list")
+    jobs = []
+    for index, entry in enumerate(entries):
+        try:
+            jobs.append(Job.model_validate(entry))
+        except ValidationError as exc:
+            raise JobsFileError(f"jobs file {str(path)!r}, job #{index + 1}: {exc}") from None
+    return jobs
+
+
+def discover_jobs(client: RuntypeClient, flow_ids: list[str]) -> list[Job]:
+    """Return one job per flow in ``flow_ids`` per record type found by paging the records."""
+    record_types = client.list_record_types()
+    return [Job(flow_id=f, record_type=t) for f in flow_ids for t in record_types]

@@ -1,0 +1,7 @@
+"""The Prefect layer: tasks and flows that wrap the client and land into the warehouse."""
+
+from .nightly import nightly
+from .outcomes import BatchWaitTimeout, JobResult, Outcome
+from .record_type import run_record_type
+
+__all__ = ["BatchWaitTimeout", "JobResult", "Outcome", "nightly", "run_record_type"]

@@ -1,0 +1,133 @@
+"""The ``runtype-nightly`` flow: many jobs concurrently, each landed, one clear summary."""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture, as_completed
+from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from ..credentials import resolve_credentials
+from ..jobs import Job, discover_jobs, load_jobs
+from .observability import nightly_markdown, nightly_summary
+from .outcomes import JobResult, Outcome
+from .record_type import (
+    DEFAULT_TIMEOUT_SECONDS,
+    cancel_in_flight_batches,
+    default_run_key,
+    job_error_result,
+    run_record_type,
+)
+from .resources import shared_warehouse
+
+MAX_WORKERS = 16
+
+
+@task(name="run-job", cache_policy=NO_CACHE)
+def run_job(job: Job, run_key: str, options: dict) -> JobResult:
+    """Run one job as a ``run-record-type`` subflow; return its result, failed or not."""
+    state = run_record_type(
+        flow_id=job.flow_id,
+        record_type=job.record_type,
+        job_name=job.name,
+        run_key=run_key,
+        publish_snapshot=False,
+        return_state=True,
+        **options,
+    )
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, JobResult):
+        return result
+    return job_error_result(job, run_key, result)
+
+
+def resolve_jobs(
+    jobs: list[Job] | None,
+    jobs_file: str | None,
+    discover_flow_ids: list[str] | None,
+    credentials_block: str | None,
+) -> list[Job]:
+    """Return the jobs from the parameters, the YAML file, or discovery (in that order).
+
+    Raises ValueError when none is given.
+    """
+    if jobs:
+        return list(jobs)
+    if jobs_file:
+        return load_jobs(Path(jobs_file))
+    if discover_flow_ids:
+        with resolve_credentials(credentials_block).get_client() as client:
+            return discover_jobs(client, discover_flow_ids)
+    raise ValueError("no jobs: pass jobs, jobs_file or discover_flow_ids")
+
+
+@flow(
+    name="runtype-nightly",
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),
+    on_cancellation=[cancel_in_flight_batches],
+)
+def nightly(
+    jobs: list[Job] | None = None,
+    jobs_file: str | None = None,
+    discover_flow_ids: list[str] | None = None,
+    run_key: str | None = None,
+    credentials_block: str | None = None,
+    db_path: str | None = None,
+    max_concurrent_jobs: int = 4,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_interval_seconds: float = 5.0,
+    max_poll_interval_seconds: float = 60.0,
+    force: bool = False,
+) -> list[JobResult]:
+    """Run every job concurrently (at most ``max_concurrent_jobs`` at once), land what
+    succeeds, publish the analytics snapshot, and end Failed naming the jobs that failed."""
+    log = get_run_logger()
+    job_list = resolve_jobs(jobs, jobs_file, discover_flow_ids, credentials_block)
+    run_key = run_key or default_run_key()
+    options = {
+        "credentials_block": credentials_block,
+        "db_path": db_path,
+        "timeout_seconds": timeout_seconds,
+        "poll_interval_seconds": poll_interval_seconds,
+        "max_poll_interval_seconds": max_poll_interval_seconds,
+        "force": force,
+    }
+    log.info("nightly %s: %d jobs, %d at a time", run_key, len(job_list), max_concurrent_jobs)
+    limit = max(1, min(max_concurrent_jobs, MAX_WORKERS))
+    results: list[JobResult] = []
+    with shared_warehouse(db_path) as warehouse:
+        pending: deque[Job] = deque(job_list)
+        running: list[PrefectFuture[JobResult]] = []
+        while pending or running:
+            while pending and len(running) < limit:
+                running.append(run_job.submit(pending.popleft(), run_key, options))
+            done = next(as_completed(running))
+            running.remove(done)
+            results.append(done.result())
+        order = {job.label: i for i, job in enumerate(job_list)}
+        results.sort(key=lambda r: order.get(r.job, 0))
+        warehouse.publish_snapshot()
+    nightly_summary(run_key, results)
+    log.info("\n%s", nightly_markdown(run_key, results))
+    failed = [r for r in results if r.outcome.failed]
+    if failed:
+        names = ", ".join(f"{r.job} ({r.outcome.value})" for r in failed)
+        return Failed(  # type: ignore[return-value]
+            data=results, message=f"{len(failed)} of {len(results)} jobs failed: {names}"
+        )
+    partial = [r for r in results if r.outcome is not Outcome.COMPLETED]
+    if partial:
+        names = ", ".join(f"{r.job} ({r.outcome.value})" for r in partial)
+        return Completed(
+            data=results,
+            name="CompletedWithFailures",  # type: ignore[return-value]
+            message=f"all jobs landed; needs a look: {names}",
+        )
+    return results
+
+
+__all__ = ["State", "nightly", "run_job"]

@@ -1,0 +1,143 @@
+"""What the Prefect UI shows of a job: artifacts and events. Failures here never fail a job."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.events import emit_event
+
+from ..client import BatchStatus
+from .outcomes import JobResult
+
+log = logging.getLogger(__name__)
+
+
+def artifact_key(*parts: str) -> str:
+    """Return an artifact key (lowercase letters, digits and dashes only) built from ``parts``."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
+
+
+def _quietly(action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except Exception as exc:  # observability must never fail a job
+        log.warning("could not record to the Prefect UI: %s", exc)
+        return None
+
+
+def emit_batch_event(name: str, batch_id: str, job_label: str, **payload: Any) -> None:
+    """Emit ``runtype.batch.<name>`` with the batch as the resource."""
+    _quietly(
+        lambda: emit_event(
+            event=f"runtype.batch.{name}",
+            resource={
+                "prefect.resource.id": f"runtype.batch.{batch_id}",
+                "prefect.resource.name": job_label,
+            },
+            payload={"batch_id": batch_id, **payload},
+        )
+    )
+
+
+def link_batch(batch_url: str, batch_id: str, job_label: str) -> None:
+    """Create a link artifact pointing at the batch's status."""
+    _quietly(
+        lambda: create_link_artifact(
+            link=batch_url,
+            link_text=f"Runtype batch {batch_id}",
+            key=artifact_key("runtype-batch", job_label),
+            description=f"The Runtype batch of {job_label}",
+        )
+    )
+
+
+class ProgressReporter:
+    """A progress artifact updated as batch statuses arrive (only when progress changes)."""
+
+    def __init__(self, batch_id: str, job_label: str) -> None:
+        self.batch_id = batch_id
+        self._last = -1.0
+        self._id: UUID | None = _quietly(
+            lambda: create_progress_artifact(
+                progress=0.0,
+                key=artifact_key("runtype-progress", job_label),
+                description=f"Records processed in batch {batch_id} ({job_label})",
+            )
+        )
+
+    def __call__(self, status: BatchStatus) -> None:
+        progress = float(status.progress)
+        if self._id is None or progress == self._last:
+            return
+        self._last = progress
+        artifact_id = self._id
+        _quietly(lambda: update_progress_artifact(artifact_id, progress))
+
+
+def job_table(result: JobResult) -> None:
+    """Create the per-job table artifact (records, outcomes, p50/p95, tokens, cost)."""
+    _quietly(
+        lambda: create_table_artifact(
+            table=[summary_row(result)],
+            key=artifact_key("runtype-job", result.job),
+            description=f"Runtype job {result.job}: {result.outcome.value}",
+        )
+    )
+
+
+def summary_row(result: JobResult) -> dict[str, Any]:
+    """Return one job's numbers as a flat row (artifacts, CLI tables, logs)."""
+    rate = result.success_rate
+    return {
+        "job": result.job,
+        "batch": result.batch_id or "",
+        "outcome": result.outcome.value,
+        "records": result.records,
+        "succeeded": result.succeeded,
+        "failed": result.failed,
+        "success rate": f"{rate:.1%}" if rate is not None else "",
+        "p50 s": round(result.p50_seconds, 2) if result.p50_seconds is not None else None,
+        "p95 s": round(result.p95_seconds, 2) if result.p95_seconds is not None else None,
+        "tokens": result.tokens,
+        "cost USD": round(result.cost_usd, 4),
+    }
+
+
+def nightly_markdown(run_key: str, results: list[JobResult]) -> str:
+    """Return the nightly run's markdown summary (a table, then what needs attention)."""
+    rows = [summary_row(r) for r in results]
+    header = list(rows[0]) if rows else ["job"]
+    lines = [
+        f"# Runtype nightly run `{run_key}`",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in rows]
+    attention = [r for r in results if not r.outcome.ok]
+    if attention:
+        lines += ["", "## Needs attention", ""]
+        lines += [f"- **{r.job}**: {r.outcome.value}. {r.message}".rstrip() for r in attention]
+    return "\n".join(lines)
+
+
+def nightly_summary(run_key: str, results: list[JobResult]) -> None:
+    """Create the markdown summary artifact of a nightly run."""
+    _quietly(
+        lambda: create_markdown_artifact(
+            markdown=nightly_markdown(run_key, results),
+            key="runtype-nightly-summary",
+            description=f"Runtype nightly run {run_key}",
+        )
+    )

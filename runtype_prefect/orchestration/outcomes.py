@@ -1,0 +1,91 @@
+"""Typed outcomes of a job, and the errors the orchestration layer raises."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from ..client import BatchState, BatchStatus
+
+
+class Outcome(StrEnum):
+    """How a job ended, as the platform engineer needs to read it."""
+
+    COMPLETED = "completed"
+    COMPLETED_WITH_FAILURES = "completed_with_failures"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    NO_RECORDS = "no_records"
+    ERROR = "error"  # the job itself failed (bad key, unknown flow, ...) before an outcome
+
+    @property
+    def ok(self) -> bool:
+        """True when the job needs no attention (clean success)."""
+        return self is Outcome.COMPLETED
+
+    @property
+    def failed(self) -> bool:
+        """True when the job did not produce a complete result."""
+        return self in (Outcome.FAILED, Outcome.CANCELLED, Outcome.TIMED_OUT, Outcome.ERROR)
+
+
+def outcome_of(status: BatchStatus) -> Outcome:
+    """Return the outcome of a batch in a terminal remote status."""
+    if status.status is BatchState.CANCELLED:
+        return Outcome.CANCELLED
+    if status.status is BatchState.FAILED:
+        return Outcome.FAILED
+    if status.total_records == 0:
+        return Outcome.NO_RECORDS
+    return Outcome.COMPLETED_WITH_FAILURES if status.failed_records else Outcome.COMPLETED
+
+
+class JobResult(BaseModel):
+    """What one job produced: the batch, its outcome and the numbers behind it."""
+
+    job: str
+    flow_id: str
+    record_type: str
+    run_key: str
+    batch_id: str | None = None
+    outcome: Outcome
+    reconnected: bool = False
+    records: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    p50_seconds: float | None = None
+    p95_seconds: float | None = None
+    tokens: int = 0
+    cost_usd: float = 0.0
+    message: str = ""
+
+    @property
+    def success_rate(self) -> float | None:
+        """Succeeded records over all records, or None without records."""
+        return self.succeeded / self.records if self.records else None
+
+
+class BatchWaitTimeout(Exception):
+    """A batch did not finish before the wall-clock deadline."""
+
+    def __init__(self, batch_id: str, elapsed: float, limit: float, last: BatchStatus | None):
+        self.batch_id = batch_id
+        self.elapsed = elapsed
+        self.limit = limit
+        self.last = last
+        progress = (
+            f"; last seen {last.status.value}, {last.processed_records}/{last.total_records}"
+            " records processed"
+            if last
+            else "; its status could not be read"
+        )
+        super().__init__(
+            f"batch {batch_id!r} did not finish within {limit:.0f}s (waited {elapsed:.1f}s)"
+            f"{progress}. It was left running: a re-run reconnects to it."
+        )
+
+
+class AmbiguousBatchError(Exception):
+    """Reconciliation found more than one batch that could be the one this job started."""

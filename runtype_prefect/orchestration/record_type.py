@@ -1,0 +1,197 @@
+"""The ``run-record-type`` flow: one Runtype flow over one record type, start to landed rows."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, runtime
+from prefect.concurrency.sync import concurrency
+from prefect.states import Completed, Failed, State
+
+from ..client import BadRequestError, NotFoundError, RuntypeError
+from ..credentials import resolve_credentials
+from ..jobs import Job
+from ..limits import BATCH_CONCURRENCY_LIMIT, api_rate_limit_hook
+from .observability import emit_batch_event, job_table
+from .outcomes import BatchWaitTimeout, JobResult, Outcome, outcome_of
+from .resources import shared_warehouse
+from .tasks import (
+    immediate_status,
+    land_results,
+    start_or_reconnect,
+    summarise_job,
+    wait_for_batch,
+)
+
+DEFAULT_TIMEOUT_SECONDS = 6 * 3600.0
+
+
+def default_run_key() -> str:
+    """Return the run key of the current flow run: its scheduled night (UTC date)."""
+    scheduled = runtime.flow_run.scheduled_start_time
+    when = scheduled if isinstance(scheduled, datetime) else datetime.now(UTC)
+    return when.astimezone(UTC).date().isoformat()
+
+
+def state_for(result: JobResult) -> State:
+    """Return the Prefect state that shows a job's outcome in the UI (not a plain Completed)."""
+    message = result.message or f"{result.outcome.value}: {result.succeeded}/{result.records} ok"
+    if result.outcome.failed:
+        return Failed(data=result, message=message)
+    names = {
+        Outcome.COMPLETED_WITH_FAILURES: "CompletedWithFailures",
+        Outcome.NO_RECORDS: "NoRecords",
+    }
+    return Completed(data=result, message=message, name=names.get(result.outcome, "Completed"))
+
+
+def cancel_in_flight_batches(flow: Any, flow_run: Any, state: Any) -> None:
+    """``on_cancellation`` hook: cancel the Runtype batches this flow run left running."""
+    params = flow_run.parameters or {}
+    credentials = resolve_credentials(params.get("credentials_block"))
+    with shared_warehouse(params.get("db_path")) as warehouse, credentials.get_client() as client:
+        for batch_id in warehouse.unfinished_batches(str(flow_run.id)):
+            # An ended or unknown batch answers 400/404: nothing left to cancel.
+            with contextlib.suppress(BadRequestError, NotFoundError):
+                client.cancel_batch(batch_id)
+            warehouse.upsert_batch(
+                batch_id,
+                status="cancelled",
+                outcome=Outcome.CANCELLED.value,
+                error="cancelled with the Prefect flow run",
+            )
+            emit_batch_event("failed", batch_id, batch_id, outcome=Outcome.CANCELLED.value)
+
+
+@flow(
+    name="run-record-type",
+    flow_run_name="{record_type} · {flow_id}",
+    on_cancellation=[cancel_in_flight_batches],
+)
+def run_record_type(
+    flow_id: str,
+    record_type: str,
+    run_key: str | None = None,
+    job_name: str | None = None,
+    credentials_block: str | None = None,
+    db_path: str | None = None,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_interval_seconds: float = 5.0,
+    max_poll_interval_seconds: float = 60.0,
+    force: bool = False,
+    publish_snapshot: bool = True,
+) -> JobResult:
+    """Run a Runtype flow over every record of a type and land every result in DuckDB.
+
+    ``run_key`` (default: the scheduled night) makes re-runs idempotent: a re-run reconnects to
+    the night's batch, or does nothing if it was landed; ``force=True`` starts a new batch.
+    The flow run ends Failed for failed, cancelled or timed-out batches, CompletedWithFailures
+    when some records failed, NoRecords for a record type without records.
+    """
+    log = get_run_logger()
+    job = Job(flow_id=flow_id, record_type=record_type, name=job_name)
+    run_key = run_key or default_run_key()
+    flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
+    root_id = str(runtime.flow_run.root_flow_run_id or flow_run_id or "") or None
+    credentials = resolve_credentials(credentials_block)
+    hook = api_rate_limit_hook()
+    with (
+        shared_warehouse(db_path) as warehouse,
+        credentials.get_client(request_hooks=[hook] if hook else None) as client,
+    ):
+        with concurrency(BATCH_CONCURRENCY_LIMIT, occupy=1, strict=False):
+            started = start_or_reconnect(
+                client,
+                warehouse,
+                job,
+                run_key,
+                flow_run_id=flow_run_id,
+                root_flow_run_id=root_id,
+                force=force,
+            )
+            if started.already_landed:
+                result = summarise_job(
+                    warehouse,
+                    job,
+                    run_key,
+                    started.batch_id,
+                    reconnected=True,
+                    outcome=Outcome((warehouse.get_batch(started.batch_id) or {})["outcome"]),
+                    message="already landed for this run key; nothing to do",
+                )
+                return state_for(result)  # type: ignore[return-value]
+            if started.immediate is not None:
+                status = immediate_status(started.batch_id, started.immediate)
+            else:
+                try:
+                    status = wait_for_batch(
+                        client,
+                        warehouse,
+                        started.batch_id,
+                        job,
+                        timeout=timeout_seconds,
+                        poll_interval=poll_interval_seconds,
+                        max_poll_interval=max_poll_interval_seconds,
+                    )
+                except BatchWaitTimeout as exc:
+                    warehouse.upsert_batch(
+                        started.batch_id, outcome=Outcome.TIMED_OUT.value, error=str(exc)
+                    )
+                    emit_batch_event(
+                        "failed", started.batch_id, job.label, outcome=Outcome.TIMED_OUT.value
+                    )
+                    raise
+        land_results(
+            client,
+            warehouse,
+            job,
+            started.batch_id,
+            status,
+            immediate=started.immediate is not None,
+        )
+        outcome = outcome_of(status)
+        warehouse.upsert_batch(started.batch_id, outcome=outcome.value)
+        message = ""
+        if outcome is Outcome.NO_RECORDS:
+            message = f"record type {record_type!r} has no records: nothing ran (is it misspelt?)"
+            log.warning(message)
+        result = summarise_job(
+            warehouse,
+            job,
+            run_key,
+            started.batch_id,
+            outcome=outcome,
+            reconnected=started.reconnected,
+            message=message,
+        )
+        emit_batch_event(
+            "failed" if outcome.failed else "completed",
+            started.batch_id,
+            job.label,
+            outcome=outcome.value,
+            records=result.records,
+            failed=result.failed,
+            cost_usd=result.cost_usd,
+        )
+        job_table(result)
+        if publish_snapshot:
+            warehouse.publish_snapshot()
+    return state_for(result)  # type: ignore[return-value]
+
+
+def job_error_result(job: Job, run_key: str, exc: BaseException) -> JobResult:
+    """Return the result of a job that failed before it had an outcome (e.g. a bad key)."""
+    outcome = Outcome.TIMED_OUT if isinstance(exc, BatchWaitTimeout) else Outcome.ERROR
+    batch_id = getattr(exc, "batch_id", None)
+    kind = type(exc).__name__ if isinstance(exc, RuntypeError | BatchWaitTimeout) else "error"
+    return JobResult(
+        job=job.label,
+        flow_id=job.flow_id,
+        record_type=job.record_type,
+        run_key=run_key,
+        batch_id=batch_id,
+        outcome=outcome,
+        message=f"{kind}: {exc}",
+    )

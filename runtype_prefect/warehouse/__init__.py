@@ -1,0 +1,22 @@
+"""The DuckDB warehouse: landing tables, idempotent bulk upserts, and the analytics snapshot.
+
+It knows nothing of HTTP or Prefect: callers hand it Arrow tables and plain values.
+"""
+
+from .arrow import record_results_table, step_results_table
+from .connection import WarehouseError, WarehouseLockedError, connect
+from .store import DB_ENV, DEFAULT_DB, Intent, Warehouse, default_db_path, snapshot_path_for
+
+__all__ = [
+    "DB_ENV",
+    "DEFAULT_DB",
+    "Intent",
+    "Warehouse",
+    "WarehouseError",
+    "WarehouseLockedError",
+    "connect",
+    "default_db_path",
+    "record_results_table",
+    "snapshot_path_for",
+    "step_results_table",
+]

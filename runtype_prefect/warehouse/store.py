@@ -1,0 +1,303 @@
+"""`Warehouse`: the DuckDB file the nightly writer lands into, and its analytics snapshot.
+
+The writer alone opens the working database. After landing it publishes a snapshot beside it
+(copied inside DuckDB to a temporary file, then atomically renamed over the previous one), which
+notebooks, the report and the analytics module open read-only: an analyst's open connection
+never blocks a nightly run, and reconnecting shows the new night.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from .connection import connect
+from .migrate import apply_migrations
+
+DB_ENV = "RUNTYPE_PREFECT_DB"
+DEFAULT_DB = "runtype.duckdb"
+
+BATCH_FIELDS = (
+    "flow_id",
+    "flow_name",
+    "record_type",
+    "job_name",
+    "run_key",
+    "prefect_flow_run_id",
+    "root_flow_run_id",
+    "executed_immediately",
+    "status",
+    "outcome",
+    "total_records",
+    "processed_records",
+    "failed_records",
+    "success_count",
+    "total_cost_usd",
+    "requested_at",
+    "started_at",
+    "completed_at",
+    "error",
+    "landed_at",
+)
+
+
+def default_db_path(path: str | os.PathLike | None = None) -> Path:
+    """Return the working database path: the argument, ``$RUNTYPE_PREFECT_DB`` or the default."""
+    return Path(path or os.environ.get(DB_ENV) or DEFAULT_DB).expanduser().resolve()
+
+
+def snapshot_path_for(db_path: Path) -> Path:
+    """Return where the analytics snapshot of ``db_path`` is published."""
+    return db_path.with_name(f"{db_path.stem}.analytics{db_path.suffix or '.duckdb'}")
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A ledger row: this job was asked to run for ``run_key`` (and which batch it became)."""
+
+    flow_id: str
+    record_type: str
+    run_key: str
+    requested_at: datetime
+    batch_id: str | None
+    prefect_flow_run_id: str | None
+
+
+class Warehouse:
+    """The working DuckDB database: migrations on open, idempotent bulk landing, snapshots.
+
+    Thread-safe: every operation uses its own cursor, so concurrent Prefect tasks in one
+    process share one `Warehouse`. Raises `WarehouseLockedError` from the constructor when
+    another process holds the file past ``lock_timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        lock_timeout: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = default_db_path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.snapshot_path = snapshot_path_for(self.path)
+        self._con = connect(self.path, lock_timeout=lock_timeout, sleep=sleep)
+        self._snapshot_lock = threading.Lock()
+        apply_migrations(self._con)
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.path)!r})"
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection, releasing the file lock."""
+        self._con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a cursor inside one transaction: committed on success, rolled back on error."""
+        cur = self._con.cursor()
+        try:
+            cur.begin()
+            yield cur
+            cur.commit()
+        except BaseException:
+            cur.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        """Return all rows of a read query."""
+        cur = self._con.cursor()
+        try:
+            return cur.execute(sql, params or []).fetchall()
+        finally:
+            cur.close()
+
+    # --- the idempotency ledger --------------------------------------------------------------
+
+    def get_intent(self, flow_id: str, record_type: str, run_key: str) -> Intent | None:
+        """Return the ledger row of this job and run key, or None if it never started."""
+        rows = self.query(
+            "SELECT flow_id, record_type, run_key, requested_at, batch_id, prefect_flow_run_id"
+            " FROM run_intents WHERE flow_id = ? AND record_type = ? AND run_key = ?",
+            [flow_id, record_type, run_key],
+        )
+        return Intent(*rows[0]) if rows else None
+
+    def record_intent(
+        self,
+        flow_id: str,
+        record_type: str,
+        run_key: str,
+        *,
+        requested_at: datetime,
+        prefect_flow_run_id: str | None,
+        job_name: str | None,
+    ) -> None:
+        """Write the ledger row before a run is started (replacing an earlier unstarted one)."""
+        with self.transaction() as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO run_intents VALUES (?, ?, ?, ?, NULL, ?, ?)",
+                [flow_id, record_type, run_key, requested_at, prefect_flow_run_id, job_name],
+            )
+
+    def attach_batch(self, flow_id: str, record_type: str, run_key: str, batch_id: str) -> None:
+        """Record which batch the ledger row became, the moment the API names it."""
+        with self.transaction() as cur:
+            cur.execute(
+                "UPDATE run_intents SET batch_id = ?"
+                " WHERE flow_id = ? AND record_type = ? AND run_key = ?",
+                [batch_id, flow_id, record_type, run_key],
+            )
+
+    def forget_intent(self, flow_id: str, record_type: str, run_key: str) -> None:
+        """Drop a ledger row so the job can be started again for the same run key."""
+        with self.transaction() as cur:
+            cur.execute(
+                "DELETE FROM run_intents WHERE flow_id = ? AND record_type = ? AND run_key = ?",
+                [flow_id, record_type, run_key],
+            )
+
+    # --- batches -----------------------------------------------------------------------------
+
+    def upsert_batch(self, batch_id: str, **fields: Any) -> None:
+        """Insert the batch row or update the given fields of it (others keep their values).
+
+        Raises ValueError for an unknown field name.
+        """
+        unknown = set(fields) - set(BATCH_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown batch fields: {sorted(unknown)}")
+        names = list(fields)
+        with self.transaction() as cur:
+            exists = cur.execute("SELECT 1 FROM batches WHERE batch_id = ?", [batch_id]).fetchone()
+            if exists and names:
+                assignments = ", ".join(f"{n} = ?" for n in names)
+                cur.execute(
+                    f"UPDATE batches SET {assignments} WHERE batch_id = ?",
+                    [*fields.values(), batch_id],
+                )
+            elif not exists:
+                columns = ", ".join(["batch_id", *names])
+                marks = ", ".join("?" * (len(names) + 1))
+                cur.execute(
+                    f"INSERT INTO batches ({columns}) VALUES ({marks})",
+                    [batch_id, *fields.values()],
+                )
+
+    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        """Return the batch row as a dict, or None."""
+        cur = self._con.cursor()
+        try:
+            cur.execute("SELECT * FROM batches WHERE batch_id = ?", [batch_id])
+            row = cur.fetchone()
+            names = [d[0] for d in cur.description] if row else []
+        finally:
+            cur.close()
+        return dict(zip(names, row, strict=True)) if row else None
+
+    def unfinished_batches(self, flow_run_id: str) -> list[str]:
+        """Return ids of batches started by this Prefect flow run (or its children) that have
+        not reached an outcome."""
+        rows = self.query(
+            "SELECT batch_id FROM batches WHERE outcome IS NULL"
+            " AND (prefect_flow_run_id = ? OR root_flow_run_id = ?)",
+            [flow_run_id, flow_run_id],
+        )
+        return [r[0] for r in rows]
+
+    # --- landing -------------------------------------------------------------------------------
+
+    def land_step_results(self, table: pa.Table) -> int:
+        """Upsert one page of step results (one transaction); return the rows landed."""
+        return self._upsert("step_results", ["id"], table)
+
+    def land_record_results(self, table: pa.Table) -> int:
+        """Upsert one page of record results (one transaction); return the rows landed."""
+        return self._upsert("record_results", ["batch_id", "record_id"], table)
+
+    def _upsert(self, target: str, key: list[str], table: pa.Table) -> int:
+        if table.num_rows == 0:
+            return 0
+        staged = f"staged_{uuid.uuid4().hex}"
+        columns = table.column_names
+        keep = [c for c in columns if c not in key]
+        # landed_at is set on first landing only, so re-landing leaves every row identical.
+        updates = ", ".join(f"{c} = excluded.{c}" for c in keep)
+        order = "created_at DESC" if "created_at" in columns else "1"
+        keys = ", ".join(key)
+        with self.transaction() as cur:
+            cur.register(staged, table)
+            try:
+                cur.execute(
+                    f"INSERT INTO {target} ({', '.join(columns)}, landed_at)"
+                    f" SELECT *, ?::TIMESTAMPTZ FROM {staged}"
+                    f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
+                    f" ON CONFLICT ({keys}) DO UPDATE SET {updates}",
+                    [datetime.now(UTC)],
+                )
+            finally:
+                cur.unregister(staged)
+        return table.num_rows
+
+    def derive_record_metrics(self, batch_id: str) -> None:
+        """Fill execution time, steps and prompts of a deferred batch's records from its steps."""
+        with self.transaction() as cur:
+            cur.execute(
+                """
+                UPDATE record_results r SET
+                    execution_time_s = s.seconds, context_steps = s.steps,
+                    prompts_executed = s.prompts
+                FROM (
+                    SELECT record_id,
+                           epoch(max(completed_at) - min(started_at)) AS seconds,
+                           count(*) AS steps,
+                           count(*) FILTER (WHERE step_type = 'prompt') AS prompts
+                    FROM step_results WHERE batch_execution_id = ? GROUP BY record_id
+                ) s
+                WHERE r.batch_id = ? AND r.record_id = s.record_id
+                  AND r.execution_time_s IS NULL
+                """,
+                [batch_id, batch_id],
+            )
+
+    # --- the analytics snapshot --------------------------------------------------------------
+
+    def publish_snapshot(self) -> Path:
+        """Copy the database to a temporary file and rename it over the snapshot; return its path.
+
+        Readers that have the previous snapshot open keep reading it; new readers see this one.
+        """
+        tmp = self.snapshot_path.with_name(self.snapshot_path.name + ".tmp")
+        with self._snapshot_lock:
+            tmp.unlink(missing_ok=True)
+            cur = self._con.cursor()
+            try:
+                source = cur.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+                cur.execute(f"ATTACH '{tmp}' AS snapshot_out")
+                try:
+                    cur.execute(f'COPY FROM DATABASE "{source}" TO snapshot_out')
+                finally:
+                    cur.execute("DETACH snapshot_out")
+            finally:
+                cur.close()
+            os.replace(tmp, self.snapshot_path)
+        return self.snapshot_path
