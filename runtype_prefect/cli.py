@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime
 from typing import Annotated
 
 import typer
 import uvicorn
 from rich.console import Console
+from rich.table import Table
 
+from .orchestration.observability import summary_row
 from .sandbox import DEFAULT_API_KEY, FaultConfig, SandboxSettings, create_app
 from .sandbox.server import bind
 
@@ -18,7 +21,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+# Piped output (make, CI) gets a readable width instead of Rich's 80-column fallback.
+console = Console(width=None if sys.stdout.isatty() else 130)
 
 
 @app.callback()
@@ -108,30 +112,122 @@ def sandbox(
     server.run(sockets=[sock])
 
 
+def results_table(title: str, results: list) -> Table:
+    """Return a rich table of job results (records, success rate, p50/p95, cost)."""
+    table = Table(title=title)
+    for column, justify in [
+        ("job", "left"),
+        ("outcome", "left"),
+        ("records", "right"),
+        ("success rate", "right"),
+        ("p50 s", "right"),
+        ("p95 s", "right"),
+        ("tokens", "right"),
+        ("cost USD", "right"),
+    ]:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for r in results:
+        row = summary_row(r)
+        style = "red" if r.outcome.failed else ("yellow" if not r.outcome.ok else "green")
+        table.add_row(
+            r.job,
+            f"[{style}]{r.outcome.value}[/]",
+            str(r.records),
+            row["success rate"],
+            _num(row["p50 s"]),
+            _num(row["p95 s"]),
+            f"{r.tokens:,}",
+            f"{r.cost_usd:.4f}",
+        )
+    return table
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _print_failures(results: list) -> None:
+    for r in results:
+        if r.outcome.failed or r.message:
+            console.print(f"[bold]{r.job}[/]: {r.outcome.value}. {r.message}")
+
+
 @app.command()
-def demo() -> None:
-    """Start the sandbox and run every seeded flow over its record type through the client."""
-    import time
+def run(
+    flow_id: Annotated[str, typer.Option(help="Runtype flow id.")],
+    record_type: Annotated[list[str], typer.Option(help="Record type (repeatable).")],
+    db: Annotated[
+        str | None, typer.Option(help="DuckDB file (default $RUNTYPE_PREFECT_DB).")
+    ] = None,
+    credentials_block: Annotated[
+        str | None, typer.Option(help="Saved RuntypeCredentials block (default: environment).")
+    ] = None,
+    run_key: Annotated[str | None, typer.Option(help="Idempotency key (default: today).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each batch.")] = 6 * 3600.0,
+    force: Annotated[bool, typer.Option(help="Start new batches even if the key ran.")] = False,
+) -> None:
+    """Run one Runtype flow over record types through Prefect and land results in DuckDB."""
+    from .jobs import Job
+    from .orchestration import nightly
 
-    from rich.table import Table
+    jobs = [Job(flow_id=flow_id, record_type=t) for t in record_type]
+    state = nightly(
+        jobs=jobs,
+        db_path=db,
+        credentials_block=credentials_block,
+        run_key=run_key,
+        timeout_seconds=timeout,
+        force=force,
+        return_state=True,
+    )
+    results = state.result(raise_on_failure=False)
+    if not isinstance(results, list):
+        console.print(f"[red]run failed:[/] {results}")
+        raise typer.Exit(1)
+    console.print(results_table(f"Runtype run {results[0].run_key if results else ''}", results))
+    _print_failures(results)
+    raise typer.Exit(1 if state.is_failed() else 0)
 
-    from .client import ImmediateRun, RuntypeClient
-    from .sandbox import SandboxServer
-    from .sandbox.world import RECORD_TYPE_SIZES
 
-    table = Table(title="Runtype sandbox demo")
-    for column in ("flow", "record type", "records", "failed", "status"):
-        table.add_column(column)
-    with SandboxServer(SandboxSettings(time_scale=0.0)) as server:
-        console.print(f"sandbox on {server.base_url}")
-        with RuntypeClient(server.api_key, server.base_url) as client:
-            for flow, rtype in zip(client.list_flows(), RECORD_TYPE_SIZES, strict=True):
-                run = client.run_on_record_type(flow.id, rtype)
-                if isinstance(run, ImmediateRun):
-                    row = (run.record_count, run.failure_count, "completed")
-                else:
-                    while not (status := client.get_batch_status(run.batch_id)).status.is_terminal:
-                        time.sleep(0.1)
-                    row = (status.total_records, status.failed_records, status.status.value)
-                table.add_row(flow.name, rtype, *map(str, row))
-    console.print(table)
+@app.command()
+def setup(
+    api_requests_per_second: Annotated[float, typer.Option(help="Runtype API rate limit.")] = 20.0,
+    max_running_batches: Annotated[int, typer.Option(help="Batches running at once.")] = 4,
+    save_block: Annotated[
+        str | None,
+        typer.Option(help="Also save a RuntypeCredentials block of this name from the env."),
+    ] = None,
+) -> None:
+    """Create the Prefect concurrency and rate limits and register the credentials block type.
+
+    Safe to run twice: existing limits are updated, not duplicated.
+    """
+    from .credentials import RuntypeCredentials
+    from .limits import ensure_limits
+
+    for name, what in ensure_limits(
+        api_requests_per_second=api_requests_per_second, max_running_batches=max_running_batches
+    ).items():
+        console.print(f"global concurrency limit [bold]{name}[/]: {what}")
+    RuntypeCredentials.register_type_and_schema()
+    console.print("block type [bold]runtype-credentials[/]: registered")
+    if save_block:
+        RuntypeCredentials.from_env().save(save_block, overwrite=True)
+        console.print(
+            f"block [bold]runtype-credentials/{save_block}[/]: saved from the environment"
+        )
+
+
+@app.command()
+def demo(
+    nights: Annotated[int, typer.Option(help="Simulated nights of history to land.")] = 7,
+    db: Annotated[str, typer.Option(help="DuckDB file to land into.")] = "runtype.duckdb",
+    time_scale: Annotated[
+        float, typer.Option(help="Sandbox wall seconds per simulated second, last night.")
+    ] = 0.002,
+) -> None:
+    """Start the sandbox, run the nightly flow for several simulated nights on Prefect's local
+    server, land everything in DuckDB and print a summary."""
+    from .demo import run_demo
+
+    run_demo(console, nights=nights, db_path=db, time_scale=time_scale)

@@ -30,6 +30,9 @@ class RuntypeCredentials(CredentialsBlock):
     max_retry_seconds: float = Field(
         default=120.0, ge=0, description="Longest total wait between tries of one call."
     )
+    retry_base_delay: float = Field(
+        default=0.5, ge=0, description="First backoff ceiling in seconds (doubles per try)."
+    )
 
     @classmethod
     def from_env(cls) -> RuntypeCredentials:
@@ -40,7 +43,11 @@ class RuntypeCredentials(CredentialsBlock):
         return cls(api_key=resolve_api_key(None), base_url=resolve_base_url(None))
 
     def _retry(self) -> RetryPolicy:
-        return RetryPolicy(max_attempts=self.max_attempts, max_total_seconds=self.max_retry_seconds)
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            max_total_seconds=self.max_retry_seconds,
+            base_delay=self.retry_base_delay,
+        )
 
     def get_client(
         self, request_hooks: list[Callable[[httpx.Request], None]] | None = None

@@ -1,4 +1,5 @@
-"""Shared fixtures: one sandbox server per session, reset between tests that need a clean slate."""
+"""Shared fixtures: one sandbox server and one Prefect test server per session; the sandbox is
+reset between tests that need a clean slate."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import pytest
 from runtype_prefect.client import RetryPolicy, RuntypeClient
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
 
+#: A key distinctive enough to search for in logs, artifacts and the database.
+SECRET_KEY = "rt_test_SECRET_7f3a9c1e5b"
+
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxServer]:
     """The sandbox over real loopback HTTP, finishing deferred work at once (time scale 0)."""
-    with SandboxServer(SandboxSettings(seed=7, time_scale=0.0)) as server:
+    settings = SandboxSettings(seed=7, time_scale=0.0, api_keys=("rt_test_sandbox", SECRET_KEY))
+    with SandboxServer(settings) as server:
         yield server
 
 
@@ -40,8 +45,8 @@ class SandboxAdmin:
     def flow_for(self, record_type: str) -> str:
         return next(f["id"] for f in self.stats()["flows"] if f["recordType"] == record_type)
 
-    def set_clock(self, now: str) -> None:
-        self.http.put("/_sandbox/clock", json={"now": now}).raise_for_status()
+    def clock(self, **body) -> None:
+        self.http.put("/_sandbox/clock", json=body).raise_for_status()
 
 
 @pytest.fixture
@@ -51,6 +56,7 @@ def admin(sandbox: SandboxServer) -> Iterator[SandboxAdmin]:
     helper.reset()
     yield helper
     helper.faults()
+    helper.clock(time_scale=0.0)
     helper.http.close()
 
 
@@ -75,3 +81,20 @@ def client(sandbox: SandboxServer, sleeps: RecordedSleep) -> Iterator[RuntypeCli
     policy = RetryPolicy(max_attempts=4, rng=lambda: 0.5)
     with RuntypeClient(sandbox.api_key, sandbox.base_url, retry=policy, sleep=sleeps) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One Prefect test server for the whole session (it takes ~20 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def runtype_env(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point flows at the sandbox through the environment, with a key we can search for."""
+    monkeypatch.setenv("RUNTYPE_API_KEY", SECRET_KEY)
+    monkeypatch.setenv("RUNTYPE_BASE_URL", sandbox.base_url)
+    return SECRET_KEY

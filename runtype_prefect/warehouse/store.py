@@ -110,9 +110,16 @@ class Warehouse:
         self._con.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Yield a cursor inside one transaction: committed on success, rolled back on error."""
+    def transaction(
+        self, register: dict[str, pa.Table] | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a cursor inside one transaction: committed on success, rolled back on error.
+
+        ``register`` names Arrow tables the statements may read (visible to this cursor only).
+        """
         cur = self._con.cursor()
+        for name, table in (register or {}).items():
+            cur.register(name, table)
         try:
             cur.begin()
             yield cur
@@ -244,18 +251,14 @@ class Warehouse:
         updates = ", ".join(f"{c} = excluded.{c}" for c in keep)
         order = "created_at DESC" if "created_at" in columns else "1"
         keys = ", ".join(key)
-        with self.transaction() as cur:
-            cur.register(staged, table)
-            try:
-                cur.execute(
-                    f"INSERT INTO {target} ({', '.join(columns)}, landed_at)"
-                    f" SELECT *, ?::TIMESTAMPTZ FROM {staged}"
-                    f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
-                    f" ON CONFLICT ({keys}) DO UPDATE SET {updates}",
-                    [datetime.now(UTC)],
-                )
-            finally:
-                cur.unregister(staged)
+        with self.transaction(register={staged: table}) as cur:
+            cur.execute(
+                f"INSERT INTO {target} ({', '.join(columns)}, landed_at)"
+                f" SELECT *, ?::TIMESTAMPTZ FROM {staged}"
+                f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
+                f" ON CONFLICT ({keys}) DO UPDATE SET {updates}",
+                [datetime.now(UTC)],
+            )
         return table.num_rows
 
     def derive_record_metrics(self, batch_id: str) -> None:

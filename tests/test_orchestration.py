@@ -1,0 +1,283 @@
+"""The Prefect flows end to end: Prefect test server (one per session), sandbox over HTTP,
+DuckDB on disk."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import duckdb
+import pytest
+
+from runtype_prefect.client import RuntypeClient
+from runtype_prefect.credentials import RuntypeCredentials
+from runtype_prefect.jobs import Job
+from runtype_prefect.orchestration import Outcome, nightly, run_record_type
+from runtype_prefect.orchestration import tasks as job_tasks
+from runtype_prefect.orchestration.record_type import cancel_in_flight_batches
+from runtype_prefect.sandbox.world import RECORD_TYPE_SIZES
+from runtype_prefect.warehouse import Warehouse, snapshot_path_for
+
+pytestmark = pytest.mark.usefixtures("prefect_api", "runtype_env")
+
+FAST = {"poll_interval_seconds": 0.02, "max_poll_interval_seconds": 0.1}
+
+
+@pytest.fixture
+def db(tmp_path):
+    return str(tmp_path / "runtype.duckdb")
+
+
+def job(admin, record_type: str, flow_record_type: str | None = None) -> Job:
+    return Job(flow_id=admin.flow_for(flow_record_type or record_type), record_type=record_type)
+
+
+def tables(db: str) -> dict[str, list[tuple]]:
+    with Warehouse(db) as w:
+        return {
+            t: w.query(f"SELECT * EXCLUDE (landed_at) FROM {t} ORDER BY ALL")
+            for t in ("record_results", "step_results")
+        }
+
+
+def remote_step_count(sandbox, flow_id: str, batch_id: str) -> int:
+    with RuntypeClient(sandbox.api_key, sandbox.base_url) as c:
+        return sum(len(p.items) for p in c.iter_step_results(flow_id, batch_execution_id=batch_id))
+
+
+def test_immediate_and_deferred_jobs_land_exact_counts(admin, sandbox, db):
+    jobs = [job(admin, "vip_account"), job(admin, "customer")]
+    results = nightly(jobs=jobs, db_path=db, run_key="2026-11-01", **FAST)
+    assert [r.records for r in results] == [6, 40]
+    with Warehouse(db) as w:
+        for r, j in zip(results, jobs, strict=True):
+            assert w.query(
+                "SELECT count(*) FROM record_results WHERE batch_id = ?", [r.batch_id]
+            ) == [(RECORD_TYPE_SIZES[j.record_type],)]
+            landed = w.query(
+                "SELECT count(*) FROM step_results WHERE batch_execution_id = ?", [r.batch_id]
+            )[0][0]
+            assert landed == remote_step_count(sandbox, j.flow_id, r.batch_id) > 0
+            batch = w.get_batch(r.batch_id)
+            assert batch["outcome"] == r.outcome.value and batch["landed_at"] is not None
+            assert batch["total_records"] == RECORD_TYPE_SIZES[j.record_type]
+        # Deferred records get execution times derived from their steps.
+        assert w.query("SELECT count(*) FROM record_results WHERE execution_time_s IS NULL") == [
+            (0,)
+        ]
+    with duckdb.connect(str(snapshot_path_for(Warehouse(db).path)), read_only=True) as snap:
+        assert snap.execute("SELECT count(*) FROM record_results").fetchone() == (46,)
+
+
+def test_rerunning_a_night_changes_nothing_and_starts_nothing(admin, db):
+    jobs = [job(admin, "vip_account"), job(admin, "ticket")]
+    nightly(jobs=jobs, db_path=db, run_key="2026-11-02", **FAST)
+    before = tables(db)
+    results = nightly(jobs=jobs, db_path=db, run_key="2026-11-02", **FAST)
+    assert tables(db) == before
+    assert all(r.reconnected for r in results)
+    assert admin.stats()["runsStarted"] == 2
+
+
+def test_a_retry_after_a_crash_reconnects_to_the_batch(admin, sandbox, db, monkeypatch):
+    the_job = job(admin, "customer")
+    real_wait = job_tasks.follow_batch
+    calls = []
+
+    def crash_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("worker died")
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(job_tasks, "follow_batch", crash_once)
+    args = dict(flow_id=the_job.flow_id, record_type="customer", db_path=db, run_key="k", **FAST)
+    state = run_record_type(**args, return_state=True)
+    assert state.is_failed()
+    result = run_record_type(**args)
+    assert result.reconnected and result.records == 40
+    assert admin.stats()["runsStarted"] == 1
+
+
+def test_a_start_interrupted_before_the_batch_id_was_saved_is_reconciled(admin, sandbox, db):
+    the_job = job(admin, "ticket")
+    with Warehouse(db) as w:  # the ledger says we asked, but the crash lost the answer
+        w.record_intent(
+            the_job.flow_id,
+            "ticket",
+            "k",
+            requested_at=datetime.now(UTC),
+            prefect_flow_run_id=None,
+            job_name=None,
+        )
+    with RuntypeClient(sandbox.api_key, sandbox.base_url) as c:
+        remote = c.run_on_record_type(the_job.flow_id, "ticket")
+    result = run_record_type(
+        flow_id=the_job.flow_id, record_type="ticket", db_path=db, run_key="k", **FAST
+    )
+    assert result.batch_id == remote.batch_id and result.records == 250
+    assert admin.stats()["runsStarted"] == 1
+
+
+def test_an_ambiguous_start_is_reconciled_not_repeated(admin, db):
+    admin.script({"kind": "drop", "method": "POST", "path_prefix": "/v1/flows"})
+    the_job = job(admin, "customer")
+    result = run_record_type(
+        flow_id=the_job.flow_id, record_type="customer", db_path=db, run_key="k", **FAST
+    )
+    assert result.reconnected and result.records == 40
+    assert admin.stats()["runsStarted"] == 1
+
+
+def test_429_and_5xx_storms_lose_and_duplicate_nothing(admin, sandbox, db, monkeypatch):
+    RuntypeCredentials(
+        api_key=sandbox.api_key, base_url=sandbox.base_url, max_attempts=8, retry_base_delay=0.01
+    ).save("storm", overwrite=True)
+    monkeypatch.setattr(job_tasks.start_or_reconnect, "retry_delay_seconds", [0.01] * 3)
+    monkeypatch.setattr(job_tasks.land_results, "retry_delay_seconds", [0.01] * 3)
+    admin.faults(rate_429=0.15, rate_5xx=0.15, rate_drop=0.05, retry_after_seconds=0, seed=3)
+    jobs = [job(admin, "vip_account"), job(admin, "customer"), job(admin, "ticket")]
+    results = nightly(jobs=jobs, db_path=db, run_key="storm", credentials_block="storm", **FAST)
+    admin.faults()
+    assert [r.records for r in results] == [6, 40, 250]
+    assert admin.stats()["runsStarted"] == 3
+    with Warehouse(db) as w:
+        for r, j in zip(results, jobs, strict=True):
+            landed = w.query(
+                "SELECT count(*) FROM step_results WHERE batch_execution_id = ?", [r.batch_id]
+            )[0][0]
+            assert landed == remote_step_count(sandbox, j.flow_id, r.batch_id)
+
+
+def test_a_timeout_is_typed_and_marks_the_batch(admin, db):
+    admin.clock(time_scale=100.0)  # the batch now takes far longer than we wait
+    the_job = job(admin, "lead")
+    state = run_record_type(
+        flow_id=the_job.flow_id,
+        record_type="lead",
+        db_path=db,
+        run_key="k",
+        timeout_seconds=0.3,
+        return_state=True,
+        **FAST,
+    )
+    assert state.is_failed()
+    with pytest.raises(Exception, match="did not finish within 0s"):
+        state.result()
+    with Warehouse(db) as w:
+        (batch,) = w.query("SELECT outcome, error FROM batches")
+    assert batch[0] == "timed_out" and "left running" in batch[1]
+
+
+def test_cancellation_cancels_the_remote_batch(admin, sandbox, db):
+    admin.clock(time_scale=100.0)
+    the_job = job(admin, "lead")
+    with RuntypeClient(sandbox.api_key, sandbox.base_url) as c:
+        remote = c.run_on_record_type(the_job.flow_id, "lead")
+    with Warehouse(db) as w:
+        w.upsert_batch(
+            remote.batch_id,
+            flow_id=the_job.flow_id,
+            record_type="lead",
+            status="running",
+            prefect_flow_run_id="run-1",
+        )
+    cancel_in_flight_batches(None, SimpleNamespace(id="run-1", parameters={"db_path": db}), None)
+    with RuntypeClient(sandbox.api_key, sandbox.base_url) as c:
+        assert c.get_batch_status(remote.batch_id).status.value == "cancelled"
+    with Warehouse(db) as w:
+        assert w.get_batch(remote.batch_id)["outcome"] == "cancelled"
+        assert w.unfinished_batches("run-1") == []
+
+
+def test_one_failing_job_does_not_stop_the_others(admin, db):
+    jobs = [
+        job(admin, "vip_account"),
+        Job(flow_id="flow_missing", record_type="customer"),
+        job(admin, "customer"),
+    ]
+    state = nightly(jobs=jobs, db_path=db, run_key="k", return_state=True, **FAST)
+    assert state.is_failed()
+    assert "flow_missing" in state.message and "1 of 3 jobs failed" in state.message
+    results = state.result(raise_on_failure=False)
+    assert [r.outcome for r in results] == [Outcome.COMPLETED, Outcome.ERROR, results[2].outcome]
+    assert "FLOW_NOT_FOUND" in results[1].message
+    assert results[2].records == 40
+
+
+def test_a_bad_key_fails_fast_naming_the_cause(admin, db, monkeypatch):
+    monkeypatch.setenv("RUNTYPE_API_KEY", "rt_test_wrong")
+    the_job = job(admin, "customer")
+    served = admin.stats()["requestsServed"]
+    started = time.monotonic()
+    (result,) = nightly(jobs=[the_job], db_path=db, run_key="k", return_state=True, **FAST).result(
+        raise_on_failure=False
+    )
+    assert result.outcome is Outcome.ERROR
+    assert (
+        "AuthenticationError" in result.message and "invalid or revoked API key" in result.message
+    )
+    assert admin.stats()["requestsServed"] - served == 2, "one POST, then the stats call itself"
+    assert time.monotonic() - started < 30
+
+
+def test_an_unknown_record_type_is_recorded_and_warned_about(admin, db):
+    the_job = Job(flow_id=admin.flow_for("customer"), record_type="custmer")
+    state = nightly(jobs=[the_job], db_path=db, run_key="k", return_state=True, **FAST)
+    assert state.name == "CompletedWithFailures" and "no_records" in state.message
+    (result,) = state.result()
+    assert result.outcome is Outcome.NO_RECORDS and "'custmer' has no records" in result.message
+    with Warehouse(db) as w:
+        assert w.query("SELECT record_type, total_records, outcome FROM batches") == [
+            ("custmer", 0, "no_records")
+        ]
+
+
+def test_an_open_reader_never_stops_a_nightly_run(admin, db):
+    nightly(jobs=[job(admin, "vip_account")], db_path=db, run_key="night-1", **FAST)
+    snapshot = snapshot_path_for(Warehouse(db).path)
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
+            "read_only=True); print(c.execute('select count(*) from record_results').fetchone()[0],"
+            " flush=True); time.sleep(60)",
+            str(snapshot),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "6"
+        nightly(jobs=[job(admin, "customer")], db_path=db, run_key="night-2", **FAST)
+        assert reader.poll() is None, "the reader is still connected"
+        with duckdb.connect(str(snapshot), read_only=True) as fresh:
+            assert fresh.execute("SELECT count(*) FROM record_results").fetchone() == (46,)
+    finally:
+        reader.kill()
+        reader.wait()
+
+
+def test_the_key_never_reaches_logs_artifacts_or_the_database(admin, db, runtype_env, capfd):
+    from prefect.client.orchestration import get_client
+
+    nightly(
+        jobs=[job(admin, "vip_account"), Job(flow_id="flow_missing", record_type="x")],
+        db_path=db,
+        run_key="k",
+        return_state=True,
+        **FAST,
+    )
+    with Warehouse(db) as w:
+        for (table,) in w.query("SELECT table_name FROM information_schema.tables"):
+            text = str(w.query(f"SELECT * FROM {table}"))
+            assert runtype_env not in text, f"key found in table {table}"
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts()
+    assert artifacts and runtype_env not in str([a.model_dump() for a in artifacts])
+    out, err = capfd.readouterr()
+    assert runtype_env not in out + err

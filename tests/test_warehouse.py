@@ -1,0 +1,174 @@
+"""The DuckDB warehouse on its own: migrations, idempotent landing, atomicity, locks, snapshots."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from runtype_prefect.client import StepResult
+from runtype_prefect.warehouse import (
+    Warehouse,
+    WarehouseLockedError,
+    record_results_table,
+    step_results_table,
+)
+from runtype_prefect.warehouse.migrate import apply_migrations, migrations
+
+
+def step(i: int, **over) -> StepResult:
+    data = {
+        "id": f"stepres_{i:05d}",
+        "flowId": "flow_1",
+        "batchExecutionId": "batch_1",
+        "recordId": f"record_{i // 3}",
+        "stepType": "prompt",
+        "status": "completed",
+        "createdAt": f"2026-11-2{i % 9}T02:00:00Z",
+        "startedAt": "2026-11-20T02:00:00Z",
+        "completedAt": "2026-11-20T02:00:01.5Z",
+        "durationMs": 1500 + i,
+        "estimatedCost": "0.00123456",
+        "modelUsed": "gpt-4o-mini",
+        "totalTokens": 10,
+    }
+    data.update(over)
+    return StepResult.model_validate(data)
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    with Warehouse(tmp_path / "w.duckdb", lock_timeout=0.2) as w:
+        yield w
+
+
+def dump(w: Warehouse, table: str) -> list[tuple]:
+    return w.query(f"SELECT * FROM {table} ORDER BY ALL")
+
+
+def test_migrations_are_versioned_and_applied_once(warehouse):
+    versions = [v for v, _, _ in migrations()]
+    assert warehouse.query("SELECT version FROM schema_migrations ORDER BY 1") == [
+        (v,) for v in versions
+    ]
+    with duckdb.connect(str(warehouse.path).replace("w.duckdb", "other.duckdb")) as con:
+        assert apply_migrations(con) == versions
+        assert apply_migrations(con) == []
+
+
+def test_relanding_leaves_tables_identical(warehouse):
+    table = step_results_table([step(i) for i in range(250)], record_type="lead")
+    assert warehouse.land_step_results(table) == 250
+    before = dump(warehouse, "step_results")
+    warehouse.land_step_results(table)
+    warehouse.land_step_results(table.slice(10, 50))
+    assert dump(warehouse, "step_results") == before
+    row = warehouse.query("SELECT estimated_cost, record_type FROM step_results LIMIT 1")[0]
+    assert row == (Decimal("0.00123456"), "lead")
+
+
+def test_duplicate_keys_within_a_page_keep_the_newest(warehouse):
+    older = step(1, createdAt="2026-11-01T00:00:00Z", status="failed")
+    newer = step(1, createdAt="2026-11-02T00:00:00Z", status="completed")
+    warehouse.land_step_results(step_results_table([older, newer], record_type="x"))
+    assert warehouse.query("SELECT status FROM step_results") == [("completed",)]
+
+
+def test_a_failing_page_lands_nothing(warehouse):
+    warehouse.land_step_results(step_results_table([step(0)], record_type="x"))
+    good = step_results_table([step(i) for i in range(1, 100)], record_type="x")
+    broken = good.set_column(
+        good.column_names.index("status"),
+        "status",
+        pa.array(["completed"] * 98 + [None], type=pa.string()),
+    )
+    with pytest.raises(duckdb.ConstraintException):
+        warehouse.land_step_results(broken)
+    assert warehouse.query("SELECT count(*) FROM step_results") == [(1,)]
+
+
+def test_record_results_upsert_and_metrics_derived_from_steps(warehouse):
+    rows = [
+        {
+            "batch_id": "batch_1",
+            "record_id": f"record_{r}",
+            "record_type": "lead",
+            "flow_id": "flow_1",
+            "status": "completed",
+            "success": True,
+        }
+        for r in range(3)
+    ]
+    warehouse.land_record_results(record_results_table(rows))
+    warehouse.land_record_results(record_results_table(rows))
+    warehouse.land_step_results(step_results_table([step(i) for i in range(9)], record_type="lead"))
+    warehouse.derive_record_metrics("batch_1")
+    assert warehouse.query(
+        "SELECT record_id, execution_time_s, context_steps, prompts_executed"
+        " FROM record_results ORDER BY 1"
+    ) == [(f"record_{r}", 1.5, 3, 3) for r in range(3)]
+
+
+def test_batch_rows_update_only_given_fields(warehouse):
+    now = datetime.now(UTC)
+    warehouse.upsert_batch("b1", flow_id="f", record_type="t", status="queued", requested_at=now)
+    warehouse.upsert_batch("b1", status="completed", outcome="completed")
+    row = warehouse.get_batch("b1")
+    assert (row["status"], row["outcome"], row["flow_id"]) == ("completed", "completed", "f")
+    with pytest.raises(ValueError, match="unknown batch fields"):
+        warehouse.upsert_batch("b1", api_key="nope")
+
+
+HOLD = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == "ro")
+    print("ready", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def hold(path, mode: str) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), mode], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_a_lock_held_by_another_process_names_it(tmp_path):
+    path = tmp_path / "held.duckdb"
+    Warehouse(path).close()
+    holder = hold(path, "ro")
+    slept: list[float] = []
+    try:
+        with pytest.raises(WarehouseLockedError) as info:
+            Warehouse(path, lock_timeout=1.0, sleep=slept.append)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert info.value.holder_pid == holder.pid
+    assert str(path) in str(info.value) and f"process {holder.pid}" in str(info.value)
+    assert sum(slept) == pytest.approx(1.0)
+    Warehouse(path).close()  # free again once the holder is gone
+
+
+def test_snapshot_does_not_block_on_open_readers(warehouse):
+    warehouse.land_step_results(step_results_table([step(0)], record_type="x"))
+    snapshot = warehouse.publish_snapshot()
+    reader = hold(snapshot, "ro")
+    try:
+        warehouse.land_step_results(step_results_table([step(1), step(2)], record_type="x"))
+        assert warehouse.publish_snapshot() == snapshot
+        with duckdb.connect(str(snapshot), read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM step_results").fetchone() == (3,)
+    finally:
+        reader.kill()
+        reader.wait()
