@@ -172,3 +172,12 @@ def test_snapshot_does_not_block_on_open_readers(warehouse):
     finally:
         reader.kill()
         reader.wait()
+
+
+def test_costs_finer_than_the_column_scale_are_rounded_not_rejected(warehouse):
+    fine = step(1, estimatedCost="0.000000123456789")
+    warehouse.land_step_results(step_results_table([fine, step(2)], record_type="x"))
+    assert warehouse.query("SELECT estimated_cost FROM step_results ORDER BY id") == [
+        (Decimal("0.00000012"),),
+        (Decimal("0.00123456"),),
+    ]

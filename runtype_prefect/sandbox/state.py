@@ -34,6 +34,7 @@ class SandboxSettings:
     daily_execution_limit: int | None = None
     failure_scale: float = 1.0
     api_keys: tuple[str, ...] = ()
+    record_type_sizes: dict[str, int] | None = None  # None: the seeded default types
 
 
 @dataclass
@@ -126,7 +127,7 @@ class SandboxState:
         s = self.settings
         self.clock = SimClock(s.start, time_scale=s.time_scale)
         created = self.clock.now() - timedelta(days=30)
-        self.world = seed_world(s.seed, created)
+        self.world = seed_world(s.seed, created, s.record_type_sizes)
         self.batches.clear()
         for index in (self.steps_by_flow, self.steps_by_batch, self.steps_by_record):
             index.clear()

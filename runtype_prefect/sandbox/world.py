@@ -150,11 +150,17 @@ class World:
         return [r for r in self.records if r.type == record_type]
 
 
-def seed_world(seed: int, created: datetime) -> World:
-    """Return the deterministic world for ``seed`` (flows and records created at ``created``)."""
+def seed_world(seed: int, created: datetime, sizes: dict[str, int] | None = None) -> World:
+    """Return the deterministic world for ``seed`` (flows and records created at ``created``).
+
+    ``sizes`` replaces the record types and their sizes; flows are paired with the types in order.
+    """
+    sizes = sizes or RECORD_TYPE_SIZES
+    types = list(sizes)
     rng = random.Random(f"world:{seed}")
     flows: dict[str, Flow] = {}
-    for name, record_type, step_specs in FLOW_SPECS:
+    for index, (name, default_type, step_specs) in enumerate(FLOW_SPECS):
+        record_type = types[index] if index < len(types) else default_type
         flow_id = type_id("flow", rng)
         steps = [
             Step(id=f"step_{i + 1:02d}_{t.split('-')[0]}", type=t, name=n, order=i + 1, model=mdl)
@@ -173,7 +179,7 @@ def seed_world(seed: int, created: datetime) -> World:
             published_version_id=version,
         )
     records: list[Record] = []
-    for record_type, size in RECORD_TYPE_SIZES.items():
+    for record_type, size in sizes.items():
         for i in range(size):
             records.append(
                 Record(

@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .connection import connect
 from .migrate import apply_migrations
@@ -55,6 +56,12 @@ BATCH_FIELDS = (
 def default_db_path(path: str | os.PathLike | None = None) -> Path:
     """Return the working database path: the argument, ``$RUNTYPE_PREFECT_DB`` or the default."""
     return Path(path or os.environ.get(DB_ENV) or DEFAULT_DB).expanduser().resolve()
+
+
+def _has_duplicate_keys(table: pa.Table, key: list[str]) -> bool:
+    if len(key) == 1:
+        return pc.count_distinct(table[key[0]]).as_py() != table.num_rows
+    return table.group_by(key).aggregate([]).num_rows != table.num_rows
 
 
 def snapshot_path_for(db_path: Path) -> Path:
@@ -251,11 +258,17 @@ class Warehouse:
         updates = ", ".join(f"{c} = excluded.{c}" for c in keep)
         order = "created_at DESC" if "created_at" in columns else "1"
         keys = ", ".join(key)
+        # A chunk holding one key twice must be deduplicated first (ON CONFLICT would keep an
+        # arbitrary one); the window costs a sort, so it is added only when needed.
+        dedupe = (
+            f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
+            if _has_duplicate_keys(table, key)
+            else ""
+        )
         with self.transaction(register={staged: table}) as cur:
             cur.execute(
                 f"INSERT INTO {target} ({', '.join(columns)}, landed_at)"
-                f" SELECT *, ?::TIMESTAMPTZ FROM {staged}"
-                f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
+                f" SELECT *, ?::TIMESTAMPTZ FROM {staged}{dedupe}"
                 f" ON CONFLICT ({keys}) DO UPDATE SET {updates}",
                 [datetime.now(UTC)],
             )

@@ -1,0 +1,121 @@
+"""End to end: a nightly run over 4 record types × 1,000 records against the sandbox at time
+scale 0, through Prefect, beside a plain loop that uses the client and the warehouse alone with
+the same concurrency, in the same run. Prints the overhead Prefect adds.
+
+Prefect's temporary server is started (and warmed up with one small run) before timing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+from prefect.testing.utilities import prefect_test_harness
+
+from runtype_prefect.client import ImmediateRun, RuntypeClient
+from runtype_prefect.jobs import Job
+from runtype_prefect.orchestration import nightly
+from runtype_prefect.orchestration.outcomes import outcome_of
+from runtype_prefect.orchestration.tasks import (
+    LANDING_CHUNK_ROWS,
+    chunked,
+    immediate_status,
+)
+from runtype_prefect.orchestration.waiting import follow_batch
+from runtype_prefect.sandbox import SandboxServer, SandboxSettings
+from runtype_prefect.warehouse import Warehouse, record_results_table, step_results_table
+
+SIZES = {"bench_a": 1000, "bench_b": 1000, "bench_c": 1000, "bench_d": 1000}
+CONCURRENCY = 4
+
+
+def plain_job(client: RuntypeClient, warehouse: Warehouse, job: Job) -> int:
+    """The same work as one Prefect job, with the client and the warehouse alone."""
+    run = client.run_on_record_type(job.flow_id, job.record_type)
+    if isinstance(run, ImmediateRun):
+        status = immediate_status(run.batch_id, run)
+    else:
+        status = follow_batch(
+            client, run.batch_id, timeout=600, poll_interval=0.05, max_poll_interval=0.2
+        )
+    for chunk in chunked(client.iter_batch_record_results(run.batch_id), LANDING_CHUNK_ROWS):
+        rows = [
+            {
+                "batch_id": run.batch_id,
+                "record_id": r.record_id,
+                "record_type": job.record_type,
+                "flow_id": job.flow_id,
+                "status": r.status,
+                "success": r.status == "completed",
+            }
+            for r in chunk
+        ]
+        warehouse.land_record_results(record_results_table(rows))
+    steps = 0
+    pages = client.iter_step_results(job.flow_id, batch_execution_id=run.batch_id)
+    for chunk in chunked(pages, LANDING_CHUNK_ROWS):
+        steps += warehouse.land_step_results(step_results_table(chunk, record_type=job.record_type))
+    warehouse.derive_record_metrics(run.batch_id)
+    warehouse.upsert_batch(
+        run.batch_id,
+        flow_id=job.flow_id,
+        record_type=job.record_type,
+        status=status.status.value,
+        outcome=outcome_of(status).value,
+    )
+    return steps
+
+
+def main() -> None:
+    settings = SandboxSettings(time_scale=0.0, record_type_sizes=SIZES)
+    with prefect_test_harness(server_startup_timeout=120), SandboxServer(settings) as sandbox:
+        os.environ["RUNTYPE_API_KEY"] = sandbox.api_key
+        os.environ["RUNTYPE_BASE_URL"] = sandbox.base_url
+        flows = sandbox.app.state.sandbox.world.flows.values()
+        jobs = [Job(flow_id=f.id, record_type=f.intended_record_type) for f in flows]
+        with tempfile.TemporaryDirectory() as tmp:
+            nightly(
+                jobs=jobs[:1],
+                db_path=f"{tmp}/warm.duckdb",
+                run_key="warm-up",
+                poll_interval_seconds=0.05,
+            )
+
+            start = time.perf_counter()
+            with RuntypeClient() as client, Warehouse(Path(tmp) / "plain.duckdb") as warehouse:
+                with ThreadPoolExecutor(CONCURRENCY) as pool:
+                    steps = sum(pool.map(lambda j: plain_job(client, warehouse, j), jobs))
+                warehouse.publish_snapshot()
+            plain = time.perf_counter() - start
+
+            start = time.perf_counter()
+            results = nightly(
+                jobs=jobs,
+                db_path=f"{tmp}/prefect.duckdb",
+                run_key="bench",
+                max_concurrent_jobs=CONCURRENCY,
+                poll_interval_seconds=0.05,
+                max_poll_interval_seconds=0.2,
+            )
+            prefect = time.perf_counter() - start
+    records = sum(r.records for r in results)
+    assert records == sum(SIZES.values())
+    print(
+        f"nightly over {len(jobs)} record types × 1,000 records ({steps:,} step results), "
+        f"{CONCURRENCY} at a time, sandbox at time scale 0"
+    )
+    print(f"  plain loop, client + warehouse only (baseline) {plain:6.1f} s")
+    print(
+        f"  Prefect nightly flow                           {prefect:6.1f} s   "
+        f"overhead ratio {prefect / plain:.2f}×"
+    )
+
+
+if __name__ == "__main__":
+    main()
