@@ -225,9 +225,34 @@ def demo(
     time_scale: Annotated[
         float, typer.Option(help="Sandbox wall seconds per simulated second, last night.")
     ] = 0.002,
+    report_path: Annotated[str, typer.Option("--report", help="HTML report to write.")] = (
+        "reports/report.html"
+    ),
 ) -> None:
     """Start the sandbox, run the nightly flow for several simulated nights on Prefect's local
     server, land everything in DuckDB and print a summary."""
     from .demo import run_demo
 
-    run_demo(console, nights=nights, db_path=db, time_scale=time_scale)
+    run_demo(console, nights=nights, db_path=db, time_scale=time_scale, report_path=report_path)
+
+
+@app.command()
+def report(
+    db: Annotated[
+        str | None, typer.Option(help="Warehouse or its snapshot (default $RUNTYPE_PREFECT_DB).")
+    ] = None,
+    out: Annotated[str, typer.Option(help="HTML file to write.")] = "report.html",
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Only nights on or after this date.", formats=["%Y-%m-%d"]),
+    ] = None,
+) -> None:
+    """Write the self-contained HTML report (opens offline) from the analytics snapshot."""
+    from .analytics import AnalyticsUnavailableError, build_report
+
+    try:
+        path = build_report(db, out, since=since.date() if since else None)
+    except AnalyticsUnavailableError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline)")

@@ -23,7 +23,9 @@ def sandbox_jobs(server: SandboxServer) -> list[Job]:
     return [Job(flow_id=f.id, record_type=f.intended_record_type, name=f.name) for f in flows]
 
 
-def run_demo(console: Console, *, nights: int, db_path: str, time_scale: float) -> None:
+def run_demo(
+    console: Console, *, nights: int, db_path: str, time_scale: float, report_path: str
+) -> None:
     """Run the demo end to end and print where everything landed.
 
     Raises SystemExit(1) when the last night's run failed.

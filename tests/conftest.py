@@ -98,3 +98,24 @@ def runtype_env(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("RUNTYPE_API_KEY", SECRET_KEY)
     monkeypatch.setenv("RUNTYPE_BASE_URL", sandbox.base_url)
     return SECRET_KEY
+
+
+@pytest.fixture(scope="session")
+def sandbox_warehouse(prefect_api, sandbox: SandboxServer, tmp_path_factory) -> str:
+    """A warehouse landed by the nightly flow from the sandbox: two nights of every job."""
+    from runtype_prefect.jobs import Job
+    from runtype_prefect.orchestration import nightly
+
+    db = str(tmp_path_factory.mktemp("landed") / "runtype.duckdb")
+    admin = SandboxAdmin(sandbox)
+    admin.reset()
+    flows = admin.stats()["flows"]
+    jobs = [Job(flow_id=f["id"], record_type=f["recordType"], name=f["name"]) for f in flows]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RUNTYPE_API_KEY", sandbox.api_key)
+        mp.setenv("RUNTYPE_BASE_URL", sandbox.base_url)
+        for night in ("2026-11-27", "2026-11-28"):
+            admin.clock(now=f"{night}T02:00:00Z")
+            nightly(jobs=jobs, db_path=db, run_key=night, poll_interval_seconds=0.02)
+    admin.http.close()
+    return db

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .connection import connect
-from .migrate import apply_migrations
+from .migrate import apply_migrations, apply_views
 
 DB_ENV = "RUNTYPE_PREFECT_DB"
 DEFAULT_DB = "runtype.duckdb"
@@ -102,6 +102,7 @@ class Warehouse:
         self._con = connect(self.path, lock_timeout=lock_timeout, sleep=sleep)
         self._snapshot_lock = threading.Lock()
         apply_migrations(self._con)
+        apply_views(self._con)
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.path)!r})"

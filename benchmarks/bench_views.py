@@ -1,0 +1,115 @@
+"""Analytics views at scale: every view over a warehouse of 5,000,000 step results and 500,000
+record results (synthetic, generated inside DuckDB), each timed and compared with one aggregate
+pass over the same step table in the same run (count, sum and quantile_cont of duration grouped
+by record type): the cost of a single scan is the floor a view can approach. Then the report.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from runtype_prefect.analytics import build_report
+from runtype_prefect.warehouse import Warehouse
+from runtype_prefect.warehouse.migrate import view_files
+
+STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 5_000_000
+RECORDS = STEPS // 10
+NIGHTS = 30
+TYPES = ["vip_account", "customer", "ticket", "lead"]
+
+GENERATE = f"""
+INSERT INTO batches (batch_id, flow_id, record_type, run_key, status, outcome, total_cost_usd,
+                     started_at, completed_at, landed_at)
+SELECT 'batch_' || n || '_' || t, 'flow_' || t, t,
+       CAST(DATE '2026-10-01' + CAST(n AS INTEGER) AS VARCHAR),
+       'completed', 'completed_with_failures', 1.5,
+       TIMESTAMPTZ '2026-10-01 02:00:00+00' + n * INTERVAL 1 DAY,
+       TIMESTAMPTZ '2026-10-01 03:00:00+00' + n * INTERVAL 1 DAY, now()
+FROM range({NIGHTS}) r(n), unnest({TYPES}) u(t);
+
+INSERT INTO record_results
+SELECT 'batch_' || (i % {NIGHTS}) || '_' || {TYPES}[1 + (i // {NIGHTS}) % 4], 'record_' || i,
+       'Record ' || i, {TYPES}[1 + (i // {NIGHTS}) % 4], 'flow_x',
+       CASE WHEN hash(i) % 17 = 0 THEN 'failed' ELSE 'completed' END, hash(i) % 17 <> 0,
+       CASE WHEN hash(i) % 17 = 0 THEN 'HTTP 502 Bad Gateway from https://api.example/' || i END,
+       'exec_' || i, 0.5 + (hash(i) % 10000) / 1000.0, 4, 2,
+       TIMESTAMPTZ '2026-10-01 02:00:00+00', NULL, now()
+FROM range({RECORDS}) r(i);
+
+INSERT INTO step_results (id, batch_execution_id, execution_session_id, flow_id, record_id,
+    record_type, step_id, step_name, step_type, step_order, status, started_at, completed_at,
+    created_at, duration_ms, model_used, prompt_tokens, completion_tokens, total_tokens,
+    estimated_cost, error_message, retry_count, landed_at)
+SELECT 'stepres_' || i,
+       'batch_' || ((i // 10) % {NIGHTS}) || '_' || {TYPES}[1 + ((i // 10) // {NIGHTS}) % 4],
+       'sess_' || (i // 10), 'flow_x', 'record_' || (i // 10),
+       {TYPES}[1 + ((i // 10) // {NIGHTS}) % 4], 'step_' || (i % 5), 'Step ' || (i % 5),
+       CASE WHEN i % 5 IN (1, 3) THEN 'prompt' ELSE 'api-call' END, i % 5 + 1,
+       CASE WHEN hash(i) % 53 = 0 THEN 'failed' ELSE 'completed' END,
+       TIMESTAMPTZ '2026-10-01 02:00:00+00', TIMESTAMPTZ '2026-10-01 02:00:01+00',
+       TIMESTAMPTZ '2026-10-01 02:00:01+00', 50 + hash(i) % 5000,
+       CASE WHEN i % 5 = 1 THEN 'gpt-4o' WHEN i % 5 = 3 THEN 'gpt-4o-mini' END,
+       700, 220, 920, CASE WHEN i % 5 IN (1, 3) THEN 0.0039 END,
+       CASE WHEN hash(i) % 53 = 0
+            THEN 'Connection timed out after ' || (hash(i) % 9000) || ' ms' END,
+       CAST(hash(i) % 20 = 0 AS INTEGER), now()
+FROM range({STEPS}) r(i);
+"""
+
+BASELINE = """
+SELECT record_type, count(*), sum(duration_ms), quantile_cont(duration_ms, 0.5)
+FROM step_results GROUP BY record_type
+"""
+
+
+def timed(w: Warehouse, sql: str) -> float:
+    """Seconds to materialise ``sql`` fully (a temp table, so nothing can be pruned away)."""
+    start = time.perf_counter()
+    w.query(f"CREATE OR REPLACE TEMP TABLE bench_out AS {sql}")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.duckdb"
+        start = time.perf_counter()
+        with Warehouse(path) as w:
+            w.query("SELECT 1")
+            for statement in GENERATE.split(";\n"):
+                if statement.strip():
+                    w.query(statement)
+            generated = time.perf_counter() - start
+            print(
+                f"{STEPS:,} step results, {RECORDS:,} record results, {NIGHTS} nights "
+                f"(generated in {generated:.1f} s)"
+            )
+            floor = min(timed(w, BASELINE) for _ in range(3))
+            print(f"  one aggregate pass over step_results (floor)   {floor:6.2f} s")
+            views = [
+                line.split("VIEW ")[1].split()[0]
+                for f in view_files()
+                for line in f.read_text().splitlines()
+                if line.startswith("CREATE OR REPLACE VIEW")
+            ]
+            for view in views:
+                seconds = timed(w, f"SELECT * FROM {view}")
+                print(f"  view {view:<24} {seconds:6.2f} s   ratio {seconds / floor:5.1f}× floor")
+            start = time.perf_counter()
+            w.publish_snapshot()
+            print(
+                f"  publish the analytics snapshot             {time.perf_counter() - start:6.2f} s"
+            )
+        start = time.perf_counter()
+        report = build_report(path, Path(tmp) / "report.html")
+        seconds = time.perf_counter() - start
+        print(
+            f"  build the HTML report ({report.stat().st_size / 1e6:.1f} MB)          "
+            f"{seconds:6.2f} s   ratio {seconds / floor:5.1f}× floor"
+        )
+
+
+if __name__ == "__main__":
+    main()

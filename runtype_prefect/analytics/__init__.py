@@ -1,0 +1,57 @@
+"""Analytics for analysts: DataFrames from the SQL views, plotly figures, the HTML report.
+
+Everything reads the published snapshot read-only, so an open notebook never blocks a nightly
+run. Typical use::
+
+    from runtype_prefect import analytics as rta
+    con = rta.connect()                       # $RUNTYPE_PREFECT_DB or runtype.duckdb's snapshot
+    rtn = rta.record_type_nights(con, rta.Filters(record_types=("lead",)))
+    rta.figures.success_rate_over_time(rtn).show()
+"""
+
+from . import figures
+from .colors import color_map
+from .connection import AnalyticsUnavailableError, connect, resolve_analytics_path
+from .queries import (
+    Filters,
+    batch_runs,
+    error_pareto,
+    execution_times,
+    failure_heatmap,
+    failures,
+    freshness,
+    kpis,
+    latest_night,
+    model_latency,
+    model_usage,
+    nightly_runs,
+    record_costs,
+    record_type_nights,
+    step_performance,
+)
+from .report import build_figures, build_report
+
+__all__ = [
+    "AnalyticsUnavailableError",
+    "Filters",
+    "batch_runs",
+    "build_figures",
+    "build_report",
+    "color_map",
+    "connect",
+    "error_pareto",
+    "execution_times",
+    "failure_heatmap",
+    "failures",
+    "figures",
+    "freshness",
+    "kpis",
+    "latest_night",
+    "model_latency",
+    "model_usage",
+    "nightly_runs",
+    "record_costs",
+    "record_type_nights",
+    "resolve_analytics_path",
+    "step_performance",
+]

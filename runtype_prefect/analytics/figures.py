@@ -1,0 +1,503 @@
+"""Plotly figure builders over the analytics DataFrames (see `queries`).
+
+Every builder takes the DataFrame its query returns and gives back a figure with a title,
+axis labels with units, hover text with the numbers behind each point, and stable colours per
+record type and model. An empty DataFrame gives a figure that says so instead of failing.
+Time is always shown as percentiles, never means.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .colors import FAILED, SUCCEEDED, color_map
+from .queries import KPI_LABELS
+
+#: Buckets with fewer records than this are marked as thin (hollow markers, a note in hover).
+THIN_BUCKET = 20
+TEMPLATE = "plotly_white"
+
+
+def _empty(title: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(
+        text="No data for this selection",
+        showarrow=False,
+        font={"size": 16},
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+    )
+    fig.update_layout(
+        title=title, template=TEMPLATE, xaxis={"visible": False}, yaxis={"visible": False}
+    )
+    return fig
+
+
+def _night_axis(fig: go.Figure, nights: pd.Series) -> None:
+    """Tick whole nights (never hours), at most about a dozen ticks."""
+    count = max(1, nights.nunique())
+    fig.update_xaxes(type="date", tickformat="%b %d", dtick=86_400_000 * math.ceil(count / 12))
+
+
+def _layout(
+    fig: go.Figure, title: str, x: str, y: str, nights: pd.Series | None = None, **kwargs
+) -> go.Figure:
+    if nights is not None:
+        _night_axis(fig, nights)
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        template=TEMPLATE,
+        legend_title_text=kwargs.pop("legend", None),
+        **kwargs,
+    )
+    return fig
+
+
+def kpi_figure(kpis: pd.DataFrame, *, title: str = "Last night vs the trailing week") -> go.Figure:
+    """Indicators of each KPI with its change against the previous period."""
+    if kpis.empty or kpis["current"].isna().all():
+        return _empty(title)
+    cols = 4
+    rows = math.ceil(len(kpis) / cols)
+    fig = make_subplots(
+        rows=rows, cols=cols, specs=[[{"type": "indicator"}] * cols for _ in range(rows)]
+    )
+    for i, row in enumerate(kpis.itertuples()):
+        label, fmt, lower_is_better = KPI_LABELS.get(row.metric, (row.label, ",.2f", False))
+        value = None if pd.isna(row.current) else row.current
+        reference = None if pd.isna(row.previous) else row.previous
+        percent = fmt.endswith("%")
+        fig.add_trace(
+            go.Indicator(
+                mode="number+delta" if reference is not None else "number",
+                value=value,
+                number={"valueformat": fmt.lstrip("$"), "prefix": "$" if fmt[0] == "$" else ""},
+                delta={
+                    "reference": reference,
+                    "relative": not percent,  # rates change in points, the rest in percent
+                    "valueformat": ".1%",
+                    "increasing": {"color": FAILED if lower_is_better else SUCCEEDED},
+                    "decreasing": {"color": SUCCEEDED if lower_is_better else FAILED},
+                },
+                title={"text": label, "font": {"size": 13}},
+            ),
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
+    fig.update_layout(title=title, template=TEMPLATE, height=220 * rows)
+    return fig
+
+
+def success_rate_over_time(rtn: pd.DataFrame) -> go.Figure:
+    """Record success rate per record type per night; thin buckets get hollow markers."""
+    title = "Record success rate per record type"
+    if rtn.empty:
+        return _empty(title)
+    colors = color_map(rtn["record_type"])
+    fig = go.Figure()
+    for record_type, group in rtn.groupby("record_type", sort=True):
+        thin = group["records"] < THIN_BUCKET
+        fig.add_trace(
+            go.Scatter(
+                x=group["night"],
+                y=group["success_rate"],
+                name=str(record_type),
+                mode="lines+markers",
+                line={"color": colors[str(record_type)]},
+                marker={"size": 9, "symbol": ["circle-open" if t else "circle" for t in thin]},
+                customdata=list(
+                    zip(
+                        group["records"],
+                        group["failed"],
+                        ["thin bucket" if t else "" for t in thin],
+                        strict=True,
+                    )
+                ),
+                hovertemplate="%{x|%Y-%m-%d}<br>success %{y:.1%} of %{customdata[0]} records"
+                "<br>%{customdata[1]} failed %{customdata[2]}<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(
+        fig,
+        title + f" (hollow: fewer than {THIN_BUCKET} records)",
+        "Night",
+        "Records succeeded (%)",
+        nights=rtn["night"],
+        legend="Record type",
+    )
+
+
+def outcomes_over_time(rtn: pd.DataFrame) -> go.Figure:
+    """Succeeded and failed records per night, stacked."""
+    title = "Record outcomes per night"
+    if rtn.empty:
+        return _empty(title)
+    nightly = rtn.groupby("night", as_index=False)[["succeeded", "failed"]].sum()
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=nightly["night"],
+                y=nightly[col],
+                name=col,
+                marker_color=color,
+                hovertemplate="%{x|%Y-%m-%d}: %{y:,} records " + col + "<extra></extra>",
+            )
+            for col, color in (("succeeded", SUCCEEDED), ("failed", FAILED))
+        ]
+    )
+    fig.update_layout(barmode="stack")
+    return _layout(fig, title, "Night", "Records", nights=nightly["night"], legend="Outcome")
+
+
+def latency_percentiles_over_time(rtn: pd.DataFrame) -> go.Figure:
+    """p50 (solid), p95 (dashed) and p99 (dotted) execution time per record type per night."""
+    title = "Execution time percentiles per record type"
+    if rtn.empty:
+        return _empty(title)
+    colors = color_map(rtn["record_type"])
+    fig = go.Figure()
+    for record_type, group in rtn.groupby("record_type", sort=True):
+        for col, dash in (("p50_s", "solid"), ("p95_s", "dash"), ("p99_s", "dot")):
+            fig.add_trace(
+                go.Scatter(
+                    x=group["night"],
+                    y=group[col],
+                    mode="lines+markers",
+                    name=f"{record_type} {col[:3]}",
+                    legendgroup=str(record_type),
+                    line={"color": colors[str(record_type)], "dash": dash},
+                    customdata=group["records"],
+                    hovertemplate="%{x|%Y-%m-%d}<br>" + col[:3] + " %{y:.2f} s over %{customdata:,}"
+                    " records<extra>" + str(record_type) + "</extra>",
+                )
+            )
+    return _layout(
+        fig,
+        title,
+        "Night",
+        "Execution time per record (s)",
+        nights=rtn["night"],
+        legend="Record type",
+    )
+
+
+def latency_distribution(times: pd.DataFrame) -> go.Figure:
+    """Cumulative distribution of execution times per record type, on a log axis."""
+    title = "Execution time distribution (log axis)"
+    if times.empty:
+        return _empty(title)
+    colors = color_map(times["record_type"])
+    fig = px.ecdf(
+        times,
+        x="execution_time_s",
+        color="record_type",
+        log_x=True,
+        color_discrete_map=colors,
+        category_orders={"record_type": sorted(colors)},
+    )
+    fig.update_traces(
+        hovertemplate="%{y:.0%} of records took ≤ %{x:.2f} s<extra>%{fullData.name}</extra>"
+    )
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(
+        fig,
+        title,
+        "Execution time per record (s, log)",
+        "Records at or below (%)",
+        legend="Record type",
+    )
+
+
+def step_durations(steps: pd.DataFrame) -> go.Figure:
+    """Where the time goes: p50 duration per step (bar) with p95 as error bar, per record type."""
+    title = "Duration per step (bar p50, whisker p95)"
+    if steps.empty:
+        return _empty(title)
+    colors = color_map(steps["record_type"])
+    fig = go.Figure()
+    for record_type, group in steps.groupby("record_type", sort=True):
+        labels = [f"{o}. {n}" for o, n in zip(group["step_order"], group["step_name"], strict=True)]
+        fig.add_trace(
+            go.Bar(
+                y=labels,
+                x=group["p50_s"],
+                orientation="h",
+                name=str(record_type),
+                marker_color=colors[str(record_type)],
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (group["p95_s"] - group["p50_s"]).clip(lower=0),
+                },
+                customdata=list(
+                    zip(group["p95_s"], group["executions"], group["failure_rate"], strict=True)
+                ),
+                hovertemplate="%{y}<br>p50 %{x:.2f} s, p95 %{customdata[0]:.2f} s<br>"
+                "%{customdata[1]:,} runs, %{customdata[2]:.1%} failed"
+                "<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(barmode="group", height=max(400, 40 * len(steps)))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, "Step duration (s)", "Step", legend="Record type")
+
+
+def latency_by_model(models: pd.DataFrame) -> go.Figure:
+    """p50 and p95 step duration per model."""
+    title = "Latency by model"
+    if models.empty:
+        return _empty(title)
+    colors = color_map(models["model"])
+    fig = go.Figure()
+    for col, opacity in (("p50_s", 1.0), ("p95_s", 0.55)):
+        fig.add_trace(
+            go.Bar(
+                x=models["model"],
+                y=models[col],
+                name=col[:3],
+                opacity=opacity,
+                marker_color=[colors[m] for m in models["model"]],
+                customdata=models["calls"],
+                hovertemplate="%{x}: " + col[:3] + " %{y:.2f} s over %{customdata:,} calls"
+                "<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="group")
+    return _layout(fig, title, "Model", "Step duration (s)", legend="Percentile")
+
+
+def error_pareto(pareto: pd.DataFrame) -> go.Figure:
+    """Failures per error class (bars) with the cumulative share (line, right axis)."""
+    title = "Error Pareto: failures by error class"
+    if pareto.empty:
+        return _empty(title)
+    labels = [c if len(c) <= 48 else c[:45] + "…" for c in pareto["error_class"].astype(str)]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Bar(
+            x=labels,
+            y=pareto["failures"],
+            name="failures",
+            marker_color=FAILED,
+            customdata=list(zip(pareto["error_class"], pareto["share"], strict=True)),
+            hovertemplate="%{customdata[0]}<br>%{y:,} failures "
+            "(%{customdata[1]:.1%})<extra></extra>",
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=labels,
+            y=pareto["cumulative_share"],
+            name="cumulative share",
+            mode="lines+markers",
+            line={"color": "#444"},
+            hovertemplate="cumulative %{y:.0%}<extra></extra>",
+        ),
+        secondary_y=True,
+    )
+    fig.update_yaxes(title_text="Failed steps", secondary_y=False)
+    fig.update_yaxes(
+        title_text="Cumulative share", tickformat=".0%", range=[0, 1.05], secondary_y=True
+    )
+    fig.update_layout(title=title, template=TEMPLATE, xaxis_title="Error class", height=520)
+    return fig
+
+
+def failure_heatmap(heat: pd.DataFrame) -> go.Figure:
+    """Failure rate per record type × step; hover shows failures and executions."""
+    title = "Failure rate by record type and step"
+    if heat.empty:
+        return _empty(title)
+    heat = heat.assign(
+        step=[f"{o}. {n}" for o, n in zip(heat["step_order"], heat["step_name"], strict=True)]
+    )
+    rate = heat.pivot_table(index="record_type", columns="step", values="failure_rate")
+    fails = heat.pivot_table(index="record_type", columns="step", values="failures")
+    runs = heat.pivot_table(index="record_type", columns="step", values="executions")
+    fig = go.Figure(
+        go.Heatmap(
+            z=rate.values,
+            x=list(rate.columns),
+            y=list(rate.index),
+            colorscale="Reds",
+            zmin=0,
+            colorbar={"title": "failure rate", "tickformat": ".0%"},
+            customdata=[
+                [[f, r] for f, r in zip(frow, rrow, strict=True)]
+                for frow, rrow in zip(fails.values, runs.values, strict=True)
+            ],
+            hovertemplate="%{y} · %{x}<br>%{z:.1%} failed (%{customdata[0]:,.0f} of "
+            "%{customdata[1]:,.0f})<extra></extra>",
+        )
+    )
+    return _layout(fig, title, "Step", "Record type")
+
+
+def cost_over_time_by_model(usage: pd.DataFrame) -> go.Figure:
+    """Cost per night, stacked by model."""
+    title = "Cost per night by model"
+    if usage.empty:
+        return _empty(title)
+    colors = color_map(usage["model"])
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=group["night"],
+                y=group["cost_usd"],
+                name=str(model),
+                marker_color=colors[str(model)],
+                customdata=group["tokens"],
+                hovertemplate="%{x|%Y-%m-%d}: $%{y:.4f}, %{customdata:,} tokens"
+                "<extra>%{fullData.name}</extra>",
+            )
+            for model, group in usage.groupby("model", sort=True)
+        ]
+    )
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(tickprefix="$")
+    return _layout(fig, title, "Night", "Cost (USD)", nights=usage["night"], legend="Model")
+
+
+def tokens_over_time_by_model(usage: pd.DataFrame) -> go.Figure:
+    """Tokens per night per model."""
+    title = "Tokens per night by model"
+    if usage.empty:
+        return _empty(title)
+    colors = color_map(usage["model"])
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=group["night"],
+                y=group["tokens"],
+                name=str(model),
+                mode="lines+markers",
+                line={"color": colors[str(model)]},
+                customdata=group["calls"],
+                hovertemplate="%{x|%Y-%m-%d}: %{y:,} tokens in %{customdata:,} calls"
+                "<extra>%{fullData.name}</extra>",
+            )
+            for model, group in usage.groupby("model", sort=True)
+        ]
+    )
+    return _layout(fig, title, "Night", "Tokens", nights=usage["night"], legend="Model")
+
+
+def top_models_by_cost(models: pd.DataFrame) -> go.Figure:
+    """Models ranked by total cost over the selection."""
+    title = "Top models by cost"
+    if models.empty:
+        return _empty(title)
+    ranked = models.sort_values("cost_usd")
+    colors = color_map(models["model"])
+    fig = go.Figure(
+        go.Bar(
+            x=ranked["cost_usd"],
+            y=ranked["model"],
+            orientation="h",
+            marker_color=[colors[m] for m in ranked["model"]],
+            customdata=list(zip(ranked["tokens"], ranked["calls"], strict=True)),
+            hovertemplate="%{y}: $%{x:.4f}<br>%{customdata[0]:,} tokens, %{customdata[1]:,} calls"
+            "<extra></extra>",
+        )
+    )
+    fig.update_xaxes(tickprefix="$")
+    return _layout(fig, title, "Cost (USD)", "Model")
+
+
+def cost_per_successful_record(rtn: pd.DataFrame) -> go.Figure:
+    """Cost per successful record per record type per night."""
+    title = "Cost per successful record"
+    data = rtn.dropna(subset=["cost_per_success_usd"]) if not rtn.empty else rtn
+    if data.empty:
+        return _empty(title)
+    colors = color_map(data["record_type"])
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=group["night"],
+                y=group["cost_per_success_usd"],
+                name=str(rt),
+                mode="lines+markers",
+                line={"color": colors[str(rt)]},
+                customdata=list(zip(group["cost_usd"], group["succeeded"], strict=True)),
+                hovertemplate="%{x|%Y-%m-%d}: $%{y:.5f} per success<br>$%{customdata[0]:.4f}"
+                " over %{customdata[1]:,} successes<extra>%{fullData.name}</extra>",
+            )
+            for rt, group in data.groupby("record_type", sort=True)
+        ]
+    )
+    fig.update_yaxes(tickprefix="$")
+    return _layout(
+        fig,
+        title,
+        "Night",
+        "Cost per successful record (USD)",
+        nights=data["night"],
+        legend="Record type",
+    )
+
+
+def freshness_figure(fresh: pd.DataFrame) -> go.Figure:
+    """Rows landed per nightly run, with when the night last landed in the hover."""
+    title = "Data freshness: rows landed per night"
+    if fresh.empty:
+        return _empty(title)
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=fresh["night"],
+                y=fresh["step_rows"],
+                name="step results",
+                marker_color="#3182bd",
+                customdata=list(
+                    zip(
+                        fresh["records"],
+                        fresh["batches"],
+                        fresh["last_landed_at"].astype(str),
+                        strict=True,
+                    )
+                ),
+                hovertemplate="%{x|%Y-%m-%d}: %{y:,} step results, %{customdata[0]:,} records in "
+                "%{customdata[1]} batches<br>landed %{customdata[2]}<extra></extra>",
+            ),
+        ]
+    )
+    last = fresh["night"].max()
+    fig.add_annotation(
+        text=f"latest night {pd.Timestamp(last).date()}",
+        x=last,
+        y=fresh["step_rows"].max(),
+        showarrow=True,
+        arrowhead=2,
+    )
+    return _layout(fig, title, "Night", "Step results landed", nights=fresh["night"])
+
+
+#: Every builder, by the name the report and tests use.
+BUILDERS = {
+    "kpis": kpi_figure,
+    "success_rate": success_rate_over_time,
+    "outcomes": outcomes_over_time,
+    "latency_percentiles": latency_percentiles_over_time,
+    "latency_distribution": latency_distribution,
+    "step_durations": step_durations,
+    "latency_by_model": latency_by_model,
+    "error_pareto": error_pareto,
+    "failure_heatmap": failure_heatmap,
+    "cost_by_model": cost_over_time_by_model,
+    "tokens_by_model": tokens_over_time_by_model,
+    "top_models": top_models_by_cost,
+    "cost_per_success": cost_per_successful_record,
+    "freshness": freshness_figure,
+}

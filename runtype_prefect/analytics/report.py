@@ -1,0 +1,186 @@
+"""The static HTML report: KPIs, every chart and the top failures, in one offline file.
+
+plotly.js is inlined once in the page head (a CDN reference renders a blank page offline), and
+everything on the page comes from the analytics views through `queries` and `figures`.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from . import figures, queries
+from .connection import connect, resolve_analytics_path
+from .queries import Filters
+
+#: Records sampled for the execution-time distribution: enough for a smooth curve, small enough
+#: to keep the page light.
+REPORT_SAMPLE = 20_000
+
+#: Sections of the report: (heading, [builder names]).
+SECTIONS: list[tuple[str, list[str]]] = [
+    ("How often runs succeed", ["success_rate", "outcomes"]),
+    ("How long they take", ["latency_percentiles", "latency_distribution"]),
+    ("Where the time goes", ["step_durations", "latency_by_model"]),
+    ("What fails", ["error_pareto", "failure_heatmap"]),
+    ("What it costs", ["cost_by_model", "tokens_by_model", "top_models", "cost_per_success"]),
+    ("Data freshness", ["freshness"]),
+]
+
+
+def build_figures(
+    con: duckdb.DuckDBPyConnection, f: Filters = queries.ALL, *, trailing_nights: int = 7
+) -> dict[str, go.Figure]:
+    """Return every report figure (see `figures.BUILDERS`) for the selection ``f``."""
+    rtn = queries.record_type_nights(con, f)
+    models = queries.model_latency(con, f)
+    usage = queries.model_usage(con, f)
+    return {
+        "kpis": figures.kpi_figure(
+            queries.kpis(
+                con, night=f.end, trailing_nights=trailing_nights, record_types=f.record_types
+            )
+        ),
+        "success_rate": figures.success_rate_over_time(rtn),
+        "outcomes": figures.outcomes_over_time(rtn),
+        "latency_percentiles": figures.latency_percentiles_over_time(rtn),
+        "latency_distribution": figures.latency_distribution(
+            queries.execution_times(con, f, limit=REPORT_SAMPLE)
+        ),
+        "step_durations": figures.step_durations(queries.step_performance(con, f)),
+        "latency_by_model": figures.latency_by_model(models),
+        "error_pareto": figures.error_pareto(queries.error_pareto(con, f)),
+        "failure_heatmap": figures.failure_heatmap(queries.failure_heatmap(con, f)),
+        "cost_by_model": figures.cost_over_time_by_model(usage),
+        "tokens_by_model": figures.tokens_over_time_by_model(usage),
+        "top_models": figures.top_models_by_cost(models),
+        "cost_per_success": figures.cost_per_successful_record(rtn),
+        "freshness": figures.freshness_figure(queries.freshness(con)),
+    }
+
+
+def _failures_table(failures: pd.DataFrame, top: int = 15) -> str:
+    if failures.empty:
+        return "<p>No failures in this selection.</p>"
+    columns = [
+        "error_class",
+        "record_type",
+        "step_name",
+        "failures",
+        "records",
+        "nights",
+        "first_seen",
+        "last_seen",
+        "example",
+    ]
+    head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in columns)
+    rows = []
+    for row in failures.head(top)[columns].itertuples(index=False):
+        cells = []
+        for value in row:
+            if isinstance(value, pd.Timestamp | datetime):
+                value = pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+            cells.append(f"<td>{html.escape(str(value))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+header p { color: #555; margin: .2rem 0; }
+h2 { margin-top: 2.5rem; border-bottom: 1px solid #ddd; padding-bottom: .3rem; }
+table { border-collapse: collapse; font-size: .85rem; width: 100%; }
+th, td { border: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: top; }
+th { background: #f5f5f5; }
+.chart { margin: 1rem 0; }
+"""
+
+
+def render_html(
+    figs: dict[str, go.Figure],
+    failures: pd.DataFrame,
+    *,
+    source: Path,
+    freshness: pd.DataFrame,
+    since: date | None,
+    generated_at: datetime,
+) -> str:
+    """Return the report page: header, KPIs, sections of charts, top failures."""
+    if freshness.empty:
+        fresh = "no nights landed yet"
+    else:
+        last = freshness.iloc[-1]
+        landed = pd.Timestamp(last["last_landed_at"])
+        age = generated_at - landed.to_pydatetime() if not pd.isna(landed) else None
+        age_text = f", {age.total_seconds() / 3600:.1f} h before this report" if age else ""
+        fresh = (
+            f"latest night {pd.Timestamp(last['night']).date()}, landed "
+            f"{landed.strftime('%Y-%m-%d %H:%M UTC') if not pd.isna(landed) else '?'}{age_text}"
+        )
+
+    def chart(name: str) -> str:
+        return (
+            '<div class="chart">'
+            + figs[name].to_html(
+                full_html=False,
+                include_plotlyjs=False,
+                div_id=f"chart-{name}",
+                config={"displaylogo": False},
+            )
+            + "</div>"
+        )
+
+    body = [chart("kpis")]
+    for heading, names in SECTIONS:
+        body.append(f"<h2>{html.escape(heading)}</h2>")
+        body.extend(chart(n) for n in names)
+    body.append("<h2>Top failures</h2>")
+    body.append(_failures_table(failures))
+    scope = f"nights since {since}" if since else "all nights"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Runtype results report</title>
+<style>{STYLE}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body>
+<header><h1>Runtype results report</h1>
+<p>Generated {generated_at.strftime("%Y-%m-%d %H:%M UTC")} from <code>{html.escape(str(source))}</code> ({scope}).</p>
+<p>Freshness: {html.escape(fresh)}.</p></header>
+{"".join(body)}
+</body></html>
+"""  # noqa: E501
+
+
+def build_report(
+    db: str | os.PathLike | None = None,
+    out: str | os.PathLike = "report.html",
+    *,
+    since: date | None = None,
+    trailing_nights: int = 7,
+) -> Path:
+    """Write the self-contained HTML report of ``db``'s analytics snapshot; return its path.
+
+    Raises `AnalyticsUnavailableError` when there is nothing to report on yet.
+    """
+    source = resolve_analytics_path(db)
+    with connect(db) as con:
+        f = Filters(start=since)
+        figs = build_figures(con, f, trailing_nights=trailing_nights)
+        failures = queries.failures(con, f)
+        fresh = queries.freshness(con)
+    page = render_html(
+        figs, failures, source=source, freshness=fresh, since=since, generated_at=datetime.now(UTC)
+    )
+    path = Path(out).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,370 @@
+"""Analytics views, queries, figures and the report on small hand-built warehouses."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from runtype_prefect import analytics as rta
+from runtype_prefect.analytics import figures
+from runtype_prefect.analytics.colors import color_map
+from runtype_prefect.analytics.report import build_figures
+from runtype_prefect.warehouse import Warehouse
+
+BATCHES = [
+    # batch_id, run_key (night), record_type, outcome, total_cost_usd
+    ("b1", "2026-11-01", "alpha", "completed", 1.0),
+    ("b2", "2026-11-02", "alpha", "completed_with_failures", 2.0),
+    ("b3", "2026-11-02", "beta", "completed_with_failures", 0.5),
+    ("b4", "2026-11-02", "empty", "no_records", 0.0),
+]
+RECORDS = [
+    # batch_id, record_id, record_type, success, execution_time_s
+    ("b1", "r1", "alpha", True, 1.0),
+    ("b1", "r2", "alpha", True, 2.0),
+    ("b1", "r3", "alpha", True, 3.0),
+    ("b1", "r4", "alpha", True, 4.0),
+    ("b2", "r1", "alpha", True, 10.0),
+    ("b2", "r2", "alpha", False, 20.0),
+    ("b3", "r5", "beta", False, 5.0),
+    ("b3", "r6", "beta", False, 7.0),
+]
+STEPS = [
+    # id, batch, record, record_type, order, name, type, status, ms, model, tokens, cost,
+    # error, retries
+    (
+        "s1",
+        "b1",
+        "r1",
+        "alpha",
+        1,
+        "Fetch",
+        "api-call",
+        "completed",
+        200,
+        None,
+        None,
+        None,
+        None,
+        0,
+    ),
+    (
+        "s2",
+        "b1",
+        "r1",
+        "alpha",
+        2,
+        "Think",
+        "prompt",
+        "completed",
+        1800,
+        "gpt-4o",
+        900,
+        "0.0100",
+        None,
+        1,
+    ),
+    (
+        "s3",
+        "b2",
+        "r2",
+        "alpha",
+        1,
+        "Fetch",
+        "api-call",
+        "failed",
+        400,
+        None,
+        None,
+        None,
+        "HTTP 502 Bad Gateway from https://api.crm.example/v2/accounts/record_0123456789ab",
+        0,
+    ),
+    (
+        "s4",
+        "b3",
+        "r5",
+        "beta",
+        1,
+        "Fetch",
+        "api-call",
+        "failed",
+        300,
+        None,
+        None,
+        None,
+        "HTTP 502 Bad Gateway from https://api.crm.example/v2/accounts/record_zyxwvutsrqpo",
+        0,
+    ),
+    (
+        "s5",
+        "b3",
+        "r6",
+        "beta",
+        1,
+        "Fetch",
+        "api-call",
+        "failed",
+        30000,
+        None,
+        None,
+        None,
+        "Connection timed out after 30000 ms",
+        2,
+    ),
+    (
+        "s6",
+        "b2",
+        "r1",
+        "alpha",
+        2,
+        "Think",
+        "prompt",
+        "completed",
+        2200,
+        "gpt-4o-mini",
+        500,
+        "0.0005",
+        None,
+        0,
+    ),
+]
+
+
+def build(path) -> str:
+    with Warehouse(path) as w, w.transaction() as cur:
+        for batch_id, night, rtype, outcome, cost in BATCHES:
+            cur.execute(
+                "INSERT INTO batches (batch_id, flow_id, record_type, run_key, status, outcome,"
+                " total_cost_usd, landed_at) VALUES (?, 'flow_1', ?, ?, 'completed', ?, ?, ?)",
+                [batch_id, rtype, night, outcome, cost, f"{night} 03:00:00+00"],
+            )
+        for batch_id, record_id, rtype, success, seconds in RECORDS:
+            cur.execute(
+                "INSERT INTO record_results (batch_id, record_id, record_type, flow_id, status,"
+                " success, execution_time_s, landed_at) VALUES (?, ?, ?, 'flow_1', ?, ?, ?, now())",
+                [
+                    batch_id,
+                    record_id,
+                    rtype,
+                    "completed" if success else "failed",
+                    success,
+                    seconds,
+                ],
+            )
+        for (
+            sid,
+            batch,
+            record,
+            rtype,
+            order,
+            name,
+            stype,
+            status,
+            ms,
+            model,
+            tokens,
+            cost,
+            error,
+            retries,
+        ) in STEPS:
+            cur.execute(
+                "INSERT INTO step_results (id, batch_execution_id, flow_id, record_id, record_type,"
+                " step_order, step_name, step_type, status, duration_ms, model_used, total_tokens,"
+                " estimated_cost, error_message, retry_count, completed_at, landed_at)"
+                " VALUES (?, ?, 'flow_1', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), now())",
+                [
+                    sid,
+                    batch,
+                    record,
+                    rtype,
+                    order,
+                    name,
+                    stype,
+                    status,
+                    ms,
+                    model,
+                    tokens,
+                    cost,
+                    error,
+                    retries,
+                ],
+            )
+    with Warehouse(path) as w:
+        w.publish_snapshot()
+    return str(path)
+
+
+@pytest.fixture
+def con(tmp_path):
+    with rta.connect(build(tmp_path / "known.duckdb")) as connection:
+        yield connection
+
+
+@pytest.fixture
+def empty_con(tmp_path):
+    with Warehouse(tmp_path / "empty.duckdb") as w:
+        w.publish_snapshot()
+    with rta.connect(tmp_path / "empty.duckdb") as connection:
+        yield connection
+
+
+def row(df: pd.DataFrame, **where) -> pd.Series:
+    mask = pd.Series(True, index=df.index)
+    for column, value in where.items():
+        mask &= df[column] == value
+    (index,) = df.index[mask]
+    return df.loc[index]
+
+
+def test_record_type_nights_exact_rates_and_percentiles(con):
+    rtn = rta.record_type_nights(con)
+    first = row(rtn, record_type="alpha", night=pd.Timestamp("2026-11-01"))
+    assert (first.records, first.succeeded, first.success_rate) == (4, 4, 1.0)
+    assert first.p50_s == pytest.approx(2.5)
+    assert first.p95_s == pytest.approx(3.85)  # quantile_cont over 1, 2, 3, 4
+    assert first.p99_s == pytest.approx(3.97)
+    assert first.max_s == 4.0
+    second = row(rtn, record_type="alpha", night=pd.Timestamp("2026-11-02"))
+    assert second.success_rate == 0.5 and second.cost_per_success_usd == pytest.approx(0.0005)
+    only_failures = row(rtn, record_type="beta")
+    assert only_failures.success_rate == 0.0 and pd.isna(only_failures.cost_per_success_usd)
+
+
+def test_batches_nights_and_a_record_type_with_zero_records(con):
+    batches = rta.batch_runs(con)
+    empty = row(batches, batch_id="b4")
+    assert empty.records == 0 and pd.isna(empty.success_rate) and empty.outcome == "no_records"
+    nights = rta.nightly_runs(con).set_index("night")
+    assert nights.loc[pd.Timestamp("2026-11-02"), "records"] == 4
+    assert nights.loc[pd.Timestamp("2026-11-02"), "succeeded"] == 1
+    assert nights.loc[pd.Timestamp("2026-11-02"), "cost_usd"] == pytest.approx(2.5)
+
+
+def test_error_classes_group_messages_of_one_kind(con):
+    pareto = rta.error_pareto(con)
+    assert list(pareto["error_class"]) == [
+        "HTTP 502 Bad Gateway from api.crm.example",
+        "Connection timed out after <n> ms",
+    ]
+    assert list(pareto["failures"]) == [2, 1]
+    assert list(pareto["cumulative_share"]) == pytest.approx([2 / 3, 1.0])
+    failures = rta.failures(con)
+    assert set(failures["record_type"]) == {"alpha", "beta"}
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "HTTP 404 Not Found from https://h.example/x/record_01abcdefghjk",
+            "HTTP 404 Not Found from h.example",
+        ),
+        ("Script exceeded 5000 ms time limit", "Script exceeded <n> ms time limit"),
+        (
+            "TypeError: Cannot read properties of undefined (reading 'score')",
+            "TypeError: Cannot read properties of undefined (reading 'score')",
+        ),
+        ("", None),
+    ],
+)
+def test_error_class_macro(con, message, expected):
+    assert con.execute("SELECT error_class(?)", [message]).fetchone()[0] == expected
+
+
+def test_steps_models_and_filters(con):
+    steps = rta.step_performance(con, rta.Filters(record_types=("alpha",)))
+    fetch = row(steps, step_name="Fetch")
+    assert (fetch.executions, fetch.failures, fetch.failure_rate) == (2, 1, 0.5)
+    assert fetch.p50_s == pytest.approx(0.3)
+    models = rta.model_latency(con).set_index("model")
+    assert models.loc["gpt-4o", "tokens"] == 900 and models.loc["gpt-4o", "cost_usd"] == 0.01
+    later = rta.record_type_nights(con, rta.Filters(start=date(2026, 11, 2)))
+    assert set(later["night"].dt.date) == {date(2026, 11, 2)}
+    heat = rta.failure_heatmap(con)
+    assert row(heat, record_type="beta").failure_rate == 1.0
+
+
+def test_kpis_compare_the_night_with_the_trailing_week(con):
+    k = rta.kpis(con).set_index("metric")
+    assert k.loc["success_rate", "current"] == pytest.approx(0.25)
+    assert k.loc["success_rate", "previous"] == pytest.approx(1.0)
+    assert k.loc["success_rate", "delta"] == pytest.approx(-0.75)
+    assert (
+        k.loc["records_per_night", "current"] == 4 and k.loc["records_per_night", "previous"] == 4
+    )
+    assert rta.latest_night(con) == date(2026, 11, 2)
+
+
+def test_every_query_works_on_an_empty_warehouse(empty_con):
+    for query in (
+        rta.batch_runs,
+        rta.nightly_runs,
+        rta.record_type_nights,
+        rta.execution_times,
+        rta.step_performance,
+        rta.model_usage,
+        rta.model_latency,
+        rta.record_costs,
+        rta.failures,
+        rta.error_pareto,
+        rta.failure_heatmap,
+    ):
+        assert query(empty_con).empty, query.__name__
+    assert rta.kpis(empty_con)["current"].isna().all()
+    assert rta.latest_night(empty_con) is None
+
+
+@pytest.mark.parametrize("which", ["empty", "known"])
+def test_every_figure_builder(which, con, empty_con):
+    figs = build_figures(empty_con if which == "empty" else con)
+    assert set(figs) == set(figures.BUILDERS)
+    for name, fig in figs.items():
+        assert isinstance(fig, go.Figure), name
+        assert fig.layout.title.text, f"{name} has no title"
+        no_data = any("No data" in (a.text or "") for a in fig.layout.annotations)
+        if which == "empty":
+            assert no_data, f"{name} should say it has no data"
+        else:
+            assert fig.data and not no_data, f"{name} should have traces"
+
+
+def test_colours_are_stable_across_charts():
+    both = color_map(["lead", "ticket", "customer"])
+    assert color_map(["customer", "ticket", "lead"]) == both
+    assert len(set(both.values())) == 3
+    rtn = pd.DataFrame(
+        {
+            "record_type": ["ticket", "lead"],
+            "night": pd.to_datetime(["2026-11-01"] * 2),
+            "records": [30, 5],
+            "failed": [1, 0],
+            "success_rate": [0.9, 1.0],
+        }
+    )
+    fig = figures.success_rate_over_time(rtn)
+    colours = {t.name: t.line.color for t in fig.data}
+    assert colours == {k: v for k, v in color_map(["ticket", "lead"]).items()}
+
+
+def test_report_is_one_offline_file_with_every_chart(con, tmp_path):
+    db = build(tmp_path / "report.duckdb")
+    out = rta.build_report(db, tmp_path / "out" / "report.html")
+    page = out.read_text()
+    assert page.count("Plotly.newPlot") >= len(figures.BUILDERS)
+    for name in figures.BUILDERS:
+        assert f'id="chart-{name}"' in page, name
+    assert not re.search(r"<script[^>]+src=", page), "no external scripts: it must open offline"
+    inline = re.search(r"<script type=\"text/javascript\">(.*?)</script>", page, re.S)
+    assert inline and len(inline.group(1)) > 1_000_000, "plotly.js must be inlined"
+    assert "Top failures" in page and "api.crm.example" in page
+    assert str(tmp_path / "report.analytics.duckdb") in page
+
+
+def test_report_without_a_snapshot_names_the_problem(tmp_path):
+    with pytest.raises(rta.AnalyticsUnavailableError, match="run the nightly flow"):
+        rta.build_report(tmp_path / "missing.duckdb", tmp_path / "r.html")
