@@ -19,7 +19,7 @@ from runtype_prefect.orchestration import Outcome, nightly, run_record_type
 from runtype_prefect.orchestration import tasks as job_tasks
 from runtype_prefect.orchestration.record_type import cancel_in_flight_batches
 from runtype_prefect.sandbox.world import RECORD_TYPE_SIZES
-from runtype_prefect.warehouse import Warehouse, snapshot_path_for
+from runtype_prefect.warehouse import Warehouse, record_results_table, snapshot_path_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "runtype_env")
 
@@ -281,3 +281,49 @@ def test_the_key_never_reaches_logs_artifacts_or_the_database(admin, db, runtype
     assert artifacts and runtype_env not in str([a.model_dump() for a in artifacts])
     out, err = capfd.readouterr()
     assert runtype_env not in out + err
+
+
+def test_the_nightly_quality_gate_flags_and_can_fail_a_regression(admin, db, monkeypatch):
+    from runtype_prefect.orchestration import quality
+
+    emitted = []
+    monkeypatch.setattr(quality, "emit_event", lambda **kw: emitted.append(kw))
+    with Warehouse(db) as w:  # a history of fast, flawless nights makes tonight a regression
+        for day in range(1, 8):
+            night = f"2026-10-{day:02d}"
+            w.upsert_batch(
+                f"past-{day}",
+                flow_id="f",
+                record_type="customer",
+                run_key=night,
+                status="completed",
+                outcome="completed",
+            )
+            w.land_record_results(
+                record_results_table(
+                    [
+                        {
+                            "batch_id": f"past-{day}",
+                            "record_id": f"r{i}",
+                            "record_type": "customer",
+                            "flow_id": "f",
+                            "status": "completed",
+                            "success": True,
+                            "execution_time_s": 0.05,
+                        }
+                        for i in range(40)
+                    ]
+                )
+            )
+    state = nightly(
+        jobs=[job(admin, "customer")],
+        db_path=db,
+        run_key="2026-10-08",
+        fail_on_degradation=True,
+        return_state=True,
+        **FAST,
+    )
+    assert state.is_failed() and "quality degraded: customer: p95 execution time" in state.message
+    assert "p95_s" in [e["payload"]["metric"] for e in emitted]
+    (result,) = state.result(raise_on_failure=False)
+    assert result.records == 40, "the night still landed"

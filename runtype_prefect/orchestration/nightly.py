@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 from collections import deque
+from datetime import date
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from ..credentials import resolve_credentials
 from ..jobs import Job, discover_jobs, load_jobs
+from ..warehouse import Warehouse
 from .observability import nightly_markdown, nightly_summary
 from .outcomes import JobResult, Outcome
+from .quality import (
+    QualityFinding,
+    QualityThresholds,
+    emit_degraded,
+    evaluate_quality,
+    quality_markdown,
+)
 from .record_type import (
     DEFAULT_TIMEOUT_SECONDS,
     cancel_in_flight_batches,
@@ -82,9 +91,17 @@ def nightly(
     poll_interval_seconds: float = 5.0,
     max_poll_interval_seconds: float = 60.0,
     force: bool = False,
+    quality_gate: bool = True,
+    quality_thresholds: QualityThresholds | None = None,
+    fail_on_degradation: bool = False,
 ) -> list[JobResult]:
     """Run every job concurrently (at most ``max_concurrent_jobs`` at once), land what
-    succeeds, publish the analytics snapshot, and end Failed naming the jobs that failed."""
+    succeeds, publish the analytics snapshot, and end Failed naming the jobs that failed.
+
+    With ``quality_gate`` (and a date as run key) each record type's night is compared with
+    its trailing baseline; regressions emit ``runtype.quality.degraded``, appear in the summary
+    and, with ``fail_on_degradation``, fail the run.
+    """
     log = get_run_logger()
     job_list = resolve_jobs(jobs, jobs_file, discover_flow_ids, credentials_block)
     run_key = run_key or default_run_key()
@@ -110,15 +127,28 @@ def nightly(
             results.append(done.result())
         order = {job.label: i for i, job in enumerate(job_list)}
         results.sort(key=lambda r: order.get(r.job, 0))
+        findings = _quality(warehouse, run_key, quality_thresholds) if quality_gate else []
         warehouse.publish_snapshot()
-    nightly_summary(run_key, results)
-    log.info("\n%s", nightly_markdown(run_key, results))
+    degraded = [f for f in findings if f.degraded]
+    for finding in degraded:
+        log.warning("quality degraded: %s", finding.describe())
+    emit_degraded(findings)
+    summary = nightly_markdown(run_key, results) + quality_markdown(findings)
+    nightly_summary(run_key, summary)
+    log.info("\n%s", summary)
     failed = [r for r in results if r.outcome.failed]
-    if failed:
-        names = ", ".join(f"{r.job} ({r.outcome.value})" for r in failed)
-        return Failed(  # type: ignore[return-value]
-            data=results, message=f"{len(failed)} of {len(results)} jobs failed: {names}"
-        )
+    problems = (
+        [
+            f"{len(failed)} of {len(results)} jobs failed: "
+            + ", ".join(f"{r.job} ({r.outcome.value})" for r in failed)
+        ]
+        if failed
+        else []
+    )
+    if degraded and fail_on_degradation:
+        problems.append(f"quality degraded: {'; '.join(f.describe() for f in degraded)}")
+    if problems:
+        return Failed(data=results, message=" · ".join(problems))  # type: ignore[return-value]
     partial = [r for r in results if r.outcome is not Outcome.COMPLETED]
     if partial:
         names = ", ".join(f"{r.job} ({r.outcome.value})" for r in partial)
@@ -130,4 +160,12 @@ def nightly(
     return results
 
 
-__all__ = ["State", "nightly", "run_job"]
+def _quality(
+    warehouse: Warehouse, run_key: str, thresholds: QualityThresholds | None
+) -> list[QualityFinding]:
+    try:
+        night = date.fromisoformat(run_key)
+    except ValueError:
+        get_run_logger().info("run key %r is not a night: no quality gate", run_key)
+        return []
+    return evaluate_quality(warehouse, night, thresholds)

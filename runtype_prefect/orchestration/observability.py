@@ -132,11 +132,11 @@ def nightly_markdown(run_key: str, results: list[JobResult]) -> str:
     return "\n".join(lines)
 
 
-def nightly_summary(run_key: str, results: list[JobResult]) -> None:
+def nightly_summary(run_key: str, markdown: str) -> None:
     """Create the markdown summary artifact of a nightly run."""
     _quietly(
         lambda: create_markdown_artifact(
-            markdown=nightly_markdown(run_key, results),
+            markdown=markdown,
             key="runtype-nightly-summary",
             description=f"Runtype nightly run {run_key}",
         )
