@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench lint notebooks report clean
+.PHONY: install demo test test-fast bench lint notebooks report server clean
 
 install: $(STAMP)
 
@@ -26,6 +26,15 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
+
+# The suite without the end-to-end test that starts a real Prefect server and worker.
+test-fast: install
+	$(VENV)/bin/pytest -m "not e2e"
+
+# A real Prefect server (SQLite, UI on http://127.0.0.1:4200), the sandbox, the deployments of
+# deployments/prefect.yaml and a process worker, until Ctrl-C. Schedules run here.
+server: install
+	$(VENV)/bin/runtype-prefect server
 
 # JupyterLab on the analysts' notebooks, reading the demo's warehouse (run `make demo` first).
 notebooks: install

@@ -9,6 +9,9 @@ from typing import Annotated
 
 import typer
 import uvicorn
+
+# These machines are offline: Prefect's anonymous telemetry can only fail (noisily).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from rich.console import Console
 from rich.table import Table
 
@@ -193,29 +196,75 @@ def run(
 def setup(
     api_requests_per_second: Annotated[float, typer.Option(help="Runtype API rate limit.")] = 20.0,
     max_running_batches: Annotated[int, typer.Option(help="Batches running at once.")] = 4,
+    work_pool: Annotated[
+        str, typer.Option(help="Process work pool to create.")
+    ] = "runtype-process",
     save_block: Annotated[
         str | None,
         typer.Option(help="Also save a RuntypeCredentials block of this name from the env."),
     ] = None,
 ) -> None:
-    """Create the Prefect concurrency and rate limits and register the credentials block type.
+    """Create the Prefect limits and work pool and register the credentials block type.
 
-    Safe to run twice: existing limits are updated, not duplicated.
+    Safe to run twice: existing limits are updated, nothing is duplicated.
     """
-    from .credentials import RuntypeCredentials
-    from .limits import ensure_limits
+    from .setup import run_setup
 
-    for name, what in ensure_limits(
-        api_requests_per_second=api_requests_per_second, max_running_batches=max_running_batches
-    ).items():
-        console.print(f"global concurrency limit [bold]{name}[/]: {what}")
-    RuntypeCredentials.register_type_and_schema()
-    console.print("block type [bold]runtype-credentials[/]: registered")
-    if save_block:
-        RuntypeCredentials.from_env().save(save_block, overwrite=True)
+    for line in run_setup(
+        api_requests_per_second=api_requests_per_second,
+        max_running_batches=max_running_batches,
+        work_pool=work_pool,
+        save_block=save_block,
+    ):
+        console.print(line)
+
+
+@app.command()
+def backfill(
+    nights: Annotated[int, typer.Option(help="Nights to land, ending today (UTC).")] = 7,
+    jobs_file: Annotated[str, typer.Option(help="Jobs YAML.")] = "deployments/jobs.yaml",
+    db: Annotated[
+        str | None, typer.Option(help="DuckDB file (default $RUNTYPE_PREFECT_DB).")
+    ] = None,
+) -> None:
+    """Land several simulated nights from the sandbox at $RUNTYPE_BASE_URL (sandbox only)."""
+    from .orchestration.backfill import backfill as backfill_flow
+    from .sandbox.control import NotASandboxError
+
+    try:
+        results = backfill_flow(nights=nights, jobs_file=jobs_file, db_path=db)
+    except NotASandboxError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    for night, night_results in results.items():
+        console.print(results_table(f"Night {night}", night_results))
+
+
+@app.command()
+def server(
+    port: Annotated[int, typer.Option(help="Prefect server (UI) port.")] = 4200,
+    sandbox_port: Annotated[int, typer.Option(help="Sandbox port.")] = 8765,
+    time_scale: Annotated[float, typer.Option(help="Sandbox time scale.")] = 0.01,
+) -> None:
+    """Run a Prefect server with the UI, the sandbox, the deployments and a process worker,
+    until Ctrl-C. Schedules run here (the temporary server Prefect starts alone has none)."""
+    from .stack import LocalStack
+
+    with LocalStack(
+        prefect_port=port, sandbox_port=sandbox_port, time_scale=time_scale, log=console.print
+    ) as stack:
+        stack.deploy()
+        stack.start_worker()
         console.print(
-            f"block [bold]runtype-credentials/{save_block}[/]: saved from the environment"
+            f"[bold green]ready[/]: Prefect UI {stack.ui_url} · sandbox "
+            f"{stack.sandbox_url} · warehouse {stack.db_path}"
         )
+        console.print(
+            "trigger a night now: PREFECT_API_URL="
+            + stack.api_url
+            + " .venv/bin/prefect deployment run runtype-nightly/nightly · Ctrl-C stops"
+        )
+        stack.wait()
 
 
 @app.command()

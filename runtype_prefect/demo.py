@@ -1,20 +1,18 @@
-"""``make demo``: the sandbox, several simulated nights through Prefect, DuckDB, a summary."""
+"""``make demo``: the sandbox, several simulated nights through Prefect, DuckDB, a report."""
 
 from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 
+from .analytics import build_report
 from .jobs import Job
 from .sandbox import SandboxServer, SandboxSettings
-from .warehouse import Warehouse
-
-NIGHT_START_HOUR = 2  # the nightly schedule's hour (UTC) in the simulated history
+from .warehouse import Warehouse, snapshot_path_for
 
 
 def sandbox_jobs(server: SandboxServer) -> list[Job]:
@@ -28,52 +26,32 @@ def run_demo(
 ) -> None:
     """Run the demo end to end and print where everything landed.
 
-    Raises SystemExit(1) when the last night's run failed.
+    Raises SystemExit(1) when a job of the last night failed.
     """
     from .cli import results_table
-    from .orchestration import nightly
+    from .orchestration.backfill import backfill
 
     db = Path(db_path).resolve()
-    today = datetime.now(UTC).replace(hour=NIGHT_START_HOUR, minute=0, second=0, microsecond=0)
-    first = today - timedelta(days=nights - 1)
-    settings = SandboxSettings(time_scale=0.0, start=first)
     started = time.monotonic()
-    with SandboxServer(settings) as server:
+    with SandboxServer(SandboxSettings(time_scale=0.0)) as server:
         os.environ["RUNTYPE_API_KEY"] = server.api_key
         os.environ["RUNTYPE_BASE_URL"] = server.base_url
         console.print(f"[bold]sandbox[/] {server.base_url} · warehouse {db}")
         if not os.environ.get("PREFECT_API_URL"):
             console.print(
-                "Prefect: no PREFECT_API_URL, so Prefect starts a temporary local "
-                "server (~20 s); `make server` runs one with the UI."
+                "Prefect: PREFECT_API_URL is unset, so Prefect starts a temporary local "
+                "server (~20 s, no UI); `make server` runs one with the UI."
             )
-        jobs = sandbox_jobs(server)
-        admin = httpx.Client(base_url=server.root_url)
-        state = None
-        for n in range(nights):
-            night = first + timedelta(days=n)
-            last = n == nights - 1
-            admin.put(
-                "/_sandbox/clock",
-                json={"now": night.isoformat(), "time_scale": time_scale if last else 0.0},
-            )
-            console.print(f"[bold]night {night.date()}[/] ({n + 1}/{nights}): {len(jobs)} jobs")
-            state = nightly(
-                jobs=jobs,
-                run_key=night.date().isoformat(),
-                db_path=str(db),
-                poll_interval_seconds=0.2 if last else 0.05,
-                max_poll_interval_seconds=2.0,
-                return_state=True,
-            )
-        admin.close()
-    results = state.result(raise_on_failure=False) if state else []
-    console.print(
-        results_table(
-            f"Last night ({first.date() + timedelta(days=nights - 1)})",
-            results if isinstance(results, list) else [],
+        nightly_results = backfill(
+            nights=nights,
+            jobs=sandbox_jobs(server),
+            db_path=str(db),
+            last_night_time_scale=time_scale,
+            poll_interval_seconds=0.2,
         )
-    )
+    last_night = max(nightly_results) if nightly_results else datetime.now(UTC).date().isoformat()
+    results = nightly_results.get(last_night, [])
+    console.print(results_table(f"Last night ({last_night})", results))
     with Warehouse(db) as warehouse:
         counts = {
             t: warehouse.query(f"SELECT count(*) FROM {t}")[0][0]
@@ -81,12 +59,14 @@ def run_demo(
         }
     console.print(
         f"landed {counts['batches']} batches, {counts['record_results']:,} record results and "
-        f"{counts['step_results']:,} step results in {db} "
-        f"(analytics snapshot: {db.with_name(db.stem + '.analytics.duckdb').name}) "
-        f"in {time.monotonic() - started:.0f}s"
+        f"{counts['step_results']:,} step results over {len(nightly_results)} nights into {db} "
+        f"(analytics snapshot: {snapshot_path_for(db).name}) in {time.monotonic() - started:.0f}s"
     )
+    report = build_report(db, report_path)
+    console.print(f"[bold]report[/]: {report} (self-contained, opens offline)")
     console.print(
-        "Prefect UI: `make server`, then http://127.0.0.1:4200 · notebooks: `make notebooks`"
+        "next: `make notebooks` (JupyterLab on this warehouse) · `make server` "
+        "(Prefect UI with scheduled deployments)"
     )
-    if state is not None and state.is_failed():
+    if not results or any(r.outcome.failed for r in results):
         raise SystemExit(1)

@@ -1,0 +1,75 @@
+"""A small client for the sandbox-only controls under ``/_sandbox`` (faults, clock, stats)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import httpx
+
+from .faults import FaultAction
+
+
+class NotASandboxError(RuntimeError):
+    """The base URL does not answer the sandbox-only controls: it is not the sandbox."""
+
+
+class SandboxControl:
+    """Drives a running sandbox: reset, faults, simulated clock, statistics.
+
+    Raises `NotASandboxError` from `check` when the URL is not a sandbox (e.g. the real API).
+    """
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        self.root_url = base_url.rstrip("/").removesuffix("/v1")
+        self.http = httpx.Client(base_url=self.root_url, timeout=timeout)
+
+    def __enter__(self) -> SandboxControl:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self.http.close()
+
+    def check(self) -> dict:
+        """Return the sandbox's clock; raise `NotASandboxError` when there is no sandbox."""
+        try:
+            response = self.http.get("/_sandbox/clock")
+        except httpx.HTTPError as exc:
+            raise NotASandboxError(f"no sandbox at {self.root_url}: {exc}") from exc
+        if response.status_code != 200:
+            raise NotASandboxError(
+                f"{self.root_url} has no sandbox controls (HTTP {response.status_code}):"
+                " simulated nights need the runtype-prefect sandbox"
+            )
+        return response.json()
+
+    def reset(self) -> None:
+        """Forget every batch and result and switch faults off."""
+        self.http.post("/_sandbox/reset").raise_for_status()
+
+    def faults(self, **config: object) -> None:
+        """Replace the fault switches (no arguments: all off)."""
+        self.http.put("/_sandbox/faults", json=config).raise_for_status()
+
+    def script(self, *actions: dict | FaultAction) -> None:
+        """Fire exactly these faults on the next matching requests."""
+        scripted = [a.model_dump() if isinstance(a, FaultAction) else a for a in actions]
+        self.faults(script=scripted)
+
+    def clock(self, *, now: datetime | str | None = None, time_scale: float | None = None) -> dict:
+        """Set the simulated time and/or the time scale; return the clock."""
+        body: dict = {}
+        if now is not None:
+            body["now"] = now.isoformat() if isinstance(now, datetime) else now
+        if time_scale is not None:
+            body["time_scale"] = time_scale
+        response = self.http.put("/_sandbox/clock", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def stats(self) -> dict:
+        """Return runs started, requests served, batches, record types and flows."""
+        return self.http.get("/_sandbox/stats").json()

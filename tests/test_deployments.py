@@ -1,0 +1,203 @@
+"""Deployments: prefect.yaml validated against the flows, serve.py, setup, backfill, and one
+end-to-end run on a real Prefect server with a process worker (marked ``e2e``)."""
+
+from __future__ import annotations
+
+import inspect
+import socket
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+from prefect.utilities.importtools import import_object
+
+from runtype_prefect.jobs import load_jobs
+from runtype_prefect.sandbox.control import NotASandboxError
+from runtype_prefect.setup import WORK_POOL
+from runtype_prefect.warehouse import Warehouse
+
+ROOT = Path(__file__).parents[1]
+PREFECT_YAML = ROOT / "deployments" / "prefect.yaml"
+SPECS = yaml.safe_load(PREFECT_YAML.read_text())["deployments"]
+
+
+def by_name(name: str) -> dict:
+    return next(s for s in SPECS if s["name"] == name)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s["name"])
+def test_each_deployment_matches_its_flow(spec):
+    flow = import_object(spec["entrypoint"])
+    signature = inspect.signature(flow.fn)
+    given = spec.get("parameters") or {}
+    assert set(given) <= set(signature.parameters), (
+        f"unknown parameters {set(given) - set(signature.parameters)}"
+    )
+    assert spec["work_pool"]["name"] == WORK_POOL
+    for schedule in spec.get("schedules") or []:
+        CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])  # raises if invalid
+        missing = [
+            n
+            for n, p in signature.parameters.items()
+            if p.default is inspect.Parameter.empty and n not in given
+        ]
+        assert not missing, f"a scheduled run would lack {missing}"
+    for trigger in spec.get("triggers") or []:
+        parsed = DeploymentEventTrigger(**trigger)
+        assert set(parsed.parameters or {}) <= set(signature.parameters)
+    if "jobs_file" in given:
+        assert load_jobs(ROOT / given["jobs_file"])
+
+
+def test_nightly_is_scheduled_and_never_overlaps_itself():
+    nightly = by_name("nightly")
+    assert nightly["concurrency_limit"] == 1
+    assert [s["cron"] for s in nightly["schedules"]] == ["0 2 * * *"]
+    quality = by_name("quality-followup")
+    assert quality["triggers"][0]["expect"] == ["runtype.quality.degraded"]
+
+
+def test_jobs_file_names_the_sandbox_flows(sandbox):
+    world = sandbox.app.state.sandbox.world
+    expected = {(f.id, f.intended_record_type) for f in world.flows.values()}
+    assert {
+        (j.flow_id, j.record_type) for j in load_jobs(ROOT / "deployments/jobs.yaml")
+    } == expected
+
+
+def test_serve_builds_the_same_deployments():
+    sys.path.insert(0, str(ROOT / "deployments"))
+    try:
+        from serve import build_deployments
+    finally:
+        sys.path.pop(0)
+    built = {d.name: d for d in build_deployments(PREFECT_YAML)}
+    assert set(built) == {f"{s['name']}-served" for s in SPECS}
+    nightly = built["nightly-served"]
+    assert nightly.parameters == by_name("nightly")["parameters"]
+    assert nightly.concurrency_limit == 1
+    assert nightly.schedules[0].schedule.cron == "0 2 * * *"
+    assert len(built["quality-followup-served"].triggers) == 1
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_setup_is_idempotent():
+    from prefect.client.orchestration import get_client
+
+    from runtype_prefect.setup import run_setup
+
+    first = run_setup()
+    second = run_setup()
+    assert "work pool runtype-process (process): created" in first
+    assert "work pool runtype-process (process): exists" in second
+    assert "global concurrency limit runtype-api: updated" in second
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name("runtype-batches").limit == 4
+        assert client.read_work_pool(WORK_POOL).type == "process"
+
+
+@pytest.mark.usefixtures("prefect_api", "runtype_env")
+def test_backfill_lands_each_night_with_its_own_date(admin, tmp_path):
+    from runtype_prefect.jobs import Job
+    from runtype_prefect.orchestration.backfill import backfill
+
+    db = str(tmp_path / "backfill.duckdb")
+    jobs = [Job(flow_id=admin.flow_for("customer"), record_type="customer")]
+    results = backfill(
+        nights=3, jobs=jobs, db_path=db, last_night=date(2026, 11, 10), poll_interval_seconds=0.02
+    )
+    assert list(results) == ["2026-11-08", "2026-11-09", "2026-11-10"]
+    with Warehouse(db) as w:
+        nights = w.query("SELECT run_key, CAST(started_at AS DATE) FROM batches ORDER BY 1")
+    assert [(k, d.isoformat()) for k, d in nights] == [(n, n) for n in results]
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_backfill_refuses_anything_but_the_sandbox(monkeypatch):
+    from runtype_prefect.orchestration.backfill import backfill
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RUNTYPE_API_KEY", "rt_test_x")
+    monkeypatch.setenv("RUNTYPE_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    state = backfill(nights=1, jobs_file="deployments/jobs.yaml", return_state=True)
+    with pytest.raises(NotASandboxError, match="no sandbox"):
+        state.result()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.e2e
+def test_a_scheduled_deployment_runs_end_to_end_on_a_real_server(admin, sandbox, tmp_path):
+    from runtype_prefect.stack import BIN, LocalStack
+
+    db = tmp_path / "e2e.duckdb"
+    with LocalStack(
+        prefect_port=free_port(),
+        sandbox_url=sandbox.base_url,
+        api_key=sandbox.api_key,
+        home=tmp_path / "prefect",
+        db_path=db,
+        project_root=ROOT,
+        worker_poll_seconds=1,
+        log=lambda m: None,
+    ) as stack:
+        stack.deploy()
+        stack.start_worker()
+        out = stack.run(
+            [
+                str(BIN / "prefect"),
+                "deployment",
+                "run",
+                "runtype-nightly/nightly",
+                "--param",
+                "run_key=2026-11-15",
+                "--param",
+                "poll_interval_seconds=0.05",
+                "--watch",
+                "--watch-timeout",
+                "300",
+            ],
+            "trigger",
+            timeout=360,
+        )
+        assert "CompletedWithFailures" in out or "Completed" in out
+        artifacts = httpx.post(f"{stack.api_url}/artifacts/filter", json={"limit": 50}).json()
+        deployments = httpx.post(f"{stack.api_url}/deployments/filter", json={}).json()
+    keys = {a["key"] for a in artifacts}
+    assert "runtype-nightly-summary" in keys
+    assert {k for k in keys if k.startswith("runtype-job-")} == {
+        "runtype-job-churn-risk-score",
+        "runtype-job-customer-health-summary",
+        "runtype-job-ticket-triage",
+        "runtype-job-lead-enrichment",
+    }
+    nightly = next(d for d in deployments if d["name"] == "nightly")
+    assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
+    with Warehouse(db) as w:
+        rows = w.query("SELECT record_type, count(*) FROM record_results GROUP BY 1 ORDER BY 1")
+        assert w.query("SELECT DISTINCT run_key FROM batches") == [("2026-11-15",)]
+    assert rows == [("customer", 40), ("lead", 1200), ("ticket", 250), ("vip_account", 6)]
+    assert admin.stats()["runsStarted"] == 4
+
+
+def test_the_cli_answers_without_a_server():
+    done = subprocess.run(
+        [sys.executable, "-m", "runtype_prefect", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for command in ("sandbox", "demo", "run", "setup", "backfill", "server", "report"):
+        assert command in done.stdout
