@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel
 
 from ..client import BatchState, BatchStatus
+from ..jobs import Job
 
 
 class Outcome(StrEnum):
@@ -60,6 +62,17 @@ class JobResult(BaseModel):
     tokens: int = 0
     cost_usd: float = 0.0
     message: str = ""
+
+    @classmethod
+    def of(cls, job: Job, run_key: str, **fields: Any) -> JobResult:
+        """Return the result of ``job`` for ``run_key`` with the given numbers."""
+        return cls(
+            job=job.label,
+            flow_id=job.flow_id,
+            record_type=job.record_type,
+            run_key=run_key,
+            **fields,
+        )
 
     @property
     def success_rate(self) -> float | None:

@@ -186,11 +186,9 @@ def job_error_result(job: Job, run_key: str, exc: BaseException) -> JobResult:
     outcome = Outcome.TIMED_OUT if isinstance(exc, BatchWaitTimeout) else Outcome.ERROR
     batch_id = getattr(exc, "batch_id", None)
     kind = type(exc).__name__ if isinstance(exc, RuntypeError | BatchWaitTimeout) else "error"
-    return JobResult(
-        job=job.label,
-        flow_id=job.flow_id,
-        record_type=job.record_type,
-        run_key=run_key,
+    return JobResult.of(
+        job,
+        run_key,
         batch_id=batch_id,
         outcome=outcome,
         message=f"{kind}: {exc}",

@@ -397,11 +397,9 @@ def summarise_job(
         " FROM step_results WHERE batch_execution_id = ?",
         [batch_id],
     )[0]
-    return JobResult(
-        job=job.label,
-        flow_id=job.flow_id,
-        record_type=job.record_type,
-        run_key=run_key,
+    return JobResult.of(
+        job,
+        run_key,
         batch_id=batch_id,
         records=rec[0],
         succeeded=rec[1],
