@@ -15,7 +15,6 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from rich.console import Console
 from rich.table import Table
 
-from .orchestration.observability import summary_row
 from .sandbox import DEFAULT_API_KEY, FaultConfig, SandboxSettings, create_app
 from .sandbox.server import bind
 
@@ -117,6 +116,8 @@ def sandbox(
 
 def results_table(title: str, results: list) -> Table:
     """Return a rich table of job results (records, success rate, p50/p95, cost)."""
+    from .orchestration.observability import summary_row  # Prefect: slow to import
+
     table = Table(title=title)
     for column, justify in [
         ("job", "left"),

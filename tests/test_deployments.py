@@ -18,6 +18,7 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.utilities.importtools import import_object
 
 from runtype_prefect.jobs import load_jobs
+from runtype_prefect.limits import API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT
 from runtype_prefect.sandbox.control import NotASandboxError
 from runtype_prefect.setup import WORK_POOL
 from runtype_prefect.warehouse import Warehouse
@@ -92,14 +93,21 @@ def test_setup_is_idempotent():
 
     from runtype_prefect.setup import run_setup
 
-    first = run_setup()
-    second = run_setup()
-    assert "work pool runtype-process (process): created" in first
-    assert "work pool runtype-process (process): exists" in second
-    assert "global concurrency limit runtype-api: updated" in second
-    with get_client(sync_client=True) as client:
-        assert client.read_global_concurrency_limit_by_name("runtype-batches").limit == 4
-        assert client.read_work_pool(WORK_POOL).type == "process"
+    try:
+        first = run_setup()
+        second = run_setup()
+        assert "work pool runtype-process (process): created" in first
+        assert "work pool runtype-process (process): exists" in second
+        assert "global concurrency limit runtype-api: updated" in second
+        with get_client(sync_client=True) as client:
+            assert client.read_global_concurrency_limit_by_name("runtype-batches").limit == 4
+            assert client.read_work_pool(WORK_POOL).type == "process"
+    finally:
+        # The session's Prefect server is shared: limits left behind would throttle other tests.
+        with get_client(sync_client=True) as client:
+            for name in (API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT):
+                client.delete_global_concurrency_limit_by_name(name)
+            client.delete_work_pool(WORK_POOL)
 
 
 @pytest.mark.usefixtures("prefect_api", "runtype_env")
