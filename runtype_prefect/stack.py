@@ -61,6 +61,9 @@ class LocalStack:
             "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_WORKER_QUERY_SECONDS": str(worker_poll_seconds),
+            # Off by default in Prefect 3.9: without it a cancelled run is only stopped by the
+            # server's cleanup loop, tens of seconds later.
+            "PREFECT_WORKER_ENABLE_CANCELLATION": "true",
             "RUNTYPE_API_KEY": api_key,
             "RUNTYPE_BASE_URL": self.sandbox_url,
             "RUNTYPE_PREFECT_DB": str(self.db_path),

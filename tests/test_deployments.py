@@ -4,9 +4,11 @@ end-to-end run on a real Prefect server with a process worker (marked ``e2e``)."
 from __future__ import annotations
 
 import inspect
+import re
 import socket
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -146,11 +148,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(condition, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 @pytest.mark.e2e
-def test_a_scheduled_deployment_runs_end_to_end_on_a_real_server(admin, sandbox, tmp_path):
+def test_deployments_run_and_cancel_end_to_end_on_a_real_server(admin, sandbox, tmp_path):
+    """One real Prefect server, process worker and deployment: a scheduled deployment's run
+    lands every job; cancelling a second run in the UI's way cancels its Runtype batches."""
     from runtype_prefect.stack import BIN, LocalStack
 
     db = tmp_path / "e2e.duckdb"
+    prefect = str(BIN / "prefect")
     with LocalStack(
         prefect_port=free_port(),
         sandbox_url=sandbox.base_url,
@@ -165,7 +179,7 @@ def test_a_scheduled_deployment_runs_end_to_end_on_a_real_server(admin, sandbox,
         stack.start_worker()
         out = stack.run(
             [
-                str(BIN / "prefect"),
+                prefect,
                 "deployment",
                 "run",
                 "runtype-nightly/nightly",
@@ -183,6 +197,34 @@ def test_a_scheduled_deployment_runs_end_to_end_on_a_real_server(admin, sandbox,
         assert "CompletedWithFailures" in out or "Completed" in out
         artifacts = httpx.post(f"{stack.api_url}/artifacts/filter", json={"limit": 50}).json()
         deployments = httpx.post(f"{stack.api_url}/deployments/filter", json={}).json()
+
+        admin.clock(time_scale=1000.0)  # the next night runs slowly enough to be cancelled
+        out = stack.run(
+            [
+                prefect,
+                "deployment",
+                "run",
+                "runtype-nightly/nightly",
+                "--param",
+                "run_key=2026-11-16",
+                "--param",
+                "poll_interval_seconds=0.1",
+            ],
+            "trigger",
+        )
+        run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
+        wait_for(
+            lambda: sum(b["status"] == "queued" for b in admin.stats()["batches"]) >= 3,
+            "the deferred batches to start",
+        )
+        stack.run([prefect, "flow-run", "cancel", run_id], "cancel")
+        wait_for(
+            lambda: all(
+                b["status"] in ("completed", "cancelled") for b in admin.stats()["batches"]
+            ),
+            "the batches to be cancelled",
+        )
+
     keys = {a["key"] for a in artifacts}
     assert "runtype-nightly-summary" in keys
     assert {k for k in keys if k.startswith("runtype-job-")} == {
@@ -194,10 +236,18 @@ def test_a_scheduled_deployment_runs_end_to_end_on_a_real_server(admin, sandbox,
     nightly = next(d for d in deployments if d["name"] == "nightly")
     assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
     with Warehouse(db) as w:
-        rows = w.query("SELECT record_type, count(*) FROM record_results GROUP BY 1 ORDER BY 1")
-        assert w.query("SELECT DISTINCT run_key FROM batches") == [("2026-11-15",)]
-    assert rows == [("customer", 40), ("lead", 1200), ("ticket", 250), ("vip_account", 6)]
-    assert admin.stats()["runsStarted"] == 4
+        first = w.query(
+            "SELECT r.record_type, count(*) FROM record_results r JOIN batches b"
+            " USING (batch_id) WHERE run_key = '2026-11-15' GROUP BY 1 ORDER BY 1"
+        )
+        second = w.query(
+            "SELECT record_type, outcome FROM batches WHERE run_key = '2026-11-16'"
+            " AND executed_immediately IS NOT TRUE ORDER BY 1"
+        )
+    assert first == [("customer", 40), ("lead", 1200), ("ticket", 250), ("vip_account", 6)]
+    assert second == [("customer", "cancelled"), ("lead", "cancelled"), ("ticket", "cancelled")]
+    assert sum(b["status"] == "cancelled" for b in admin.stats()["batches"]) == 3
+    assert admin.stats()["runsStarted"] == 8, "no batch was started twice"
 
 
 def test_the_cli_answers_without_a_server():

@@ -177,20 +177,23 @@ def test_cancellation_cancels_the_remote_batch(admin, sandbox, db):
     the_job = job(admin, "lead")
     with RuntypeClient(sandbox.api_key, sandbox.base_url) as c:
         remote = c.run_on_record_type(the_job.flow_id, "lead")
+        finished = c.run_on_record_type(admin.flow_for("vip_account"), "vip_account")
     with Warehouse(db) as w:
-        w.upsert_batch(
-            remote.batch_id,
-            flow_id=the_job.flow_id,
-            record_type="lead",
-            status="running",
-            prefect_flow_run_id="run-1",
-        )
+        for batch_id, rtype in ((remote.batch_id, "lead"), (finished.batch_id, "vip_account")):
+            w.upsert_batch(
+                batch_id,
+                flow_id=the_job.flow_id,
+                record_type=rtype,
+                status="running",
+                prefect_flow_run_id="run-1",
+            )
     cancel_in_flight_batches(None, SimpleNamespace(id="run-1", parameters={"db_path": db}), None)
     with RuntypeClient(sandbox.api_key, sandbox.base_url) as c:
         assert c.get_batch_status(remote.batch_id).status.value == "cancelled"
     with Warehouse(db) as w:
         assert w.get_batch(remote.batch_id)["outcome"] == "cancelled"
-        assert w.unfinished_batches("run-1") == []
+        # The batch that had already ended is left for a re-run to land, not called cancelled.
+        assert w.unfinished_batches("run-1") == [finished.batch_id]
 
 
 def test_one_failing_job_does_not_stop_the_others(admin, db):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,9 +52,11 @@ def cancel_in_flight_batches(flow: Any, flow_run: Any, state: Any) -> None:
     credentials = resolve_credentials(params.get("credentials_block"))
     with shared_warehouse(params.get("db_path")) as warehouse, credentials.get_client() as client:
         for batch_id in warehouse.unfinished_batches(str(flow_run.id)):
-            # An ended or unknown batch answers 400/404: nothing left to cancel.
-            with contextlib.suppress(BadRequestError, NotFoundError):
+            try:
                 client.cancel_batch(batch_id)
+            except (BadRequestError, NotFoundError):
+                # It already ended: not ours to call cancelled; a re-run reconnects and lands it.
+                continue
             warehouse.upsert_batch(
                 batch_id,
                 status="cancelled",
