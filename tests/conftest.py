@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from runtype_prefect.client import RetryPolicy, RuntypeClient
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
+from runtype_prefect.sandbox.control import SandboxControl
 
 #: A key distinctive enough to search for in logs, artifacts and the database.
 SECRET_KEY = "rt_test_SECRET_7f3a9c1e5b"
@@ -23,41 +23,22 @@ def sandbox() -> Iterator[SandboxServer]:
         yield server
 
 
-class SandboxAdmin:
-    """Test helper for the sandbox-only ``/_sandbox`` controls."""
-
-    def __init__(self, server: SandboxServer) -> None:
-        self.server = server
-        self.http = httpx.Client(base_url=server.root_url, timeout=10)
-
-    def reset(self) -> None:
-        self.http.post("/_sandbox/reset").raise_for_status()
-
-    def faults(self, **config) -> None:
-        self.http.put("/_sandbox/faults", json=config).raise_for_status()
-
-    def script(self, *actions: dict) -> None:
-        self.faults(script=list(actions))
-
-    def stats(self) -> dict:
-        return self.http.get("/_sandbox/stats").json()
+class SandboxAdmin(SandboxControl):
+    """The sandbox-only controls, plus lookups the tests need."""
 
     def flow_for(self, record_type: str) -> str:
+        """Return the id of the seeded flow written for ``record_type``."""
         return next(f["id"] for f in self.stats()["flows"] if f["recordType"] == record_type)
-
-    def clock(self, **body) -> None:
-        self.http.put("/_sandbox/clock", json=body).raise_for_status()
 
 
 @pytest.fixture
 def admin(sandbox: SandboxServer) -> Iterator[SandboxAdmin]:
     """Sandbox controls, with the sandbox reset (no batches, no faults) before the test."""
-    helper = SandboxAdmin(sandbox)
-    helper.reset()
-    yield helper
-    helper.faults()
-    helper.clock(time_scale=0.0)
-    helper.http.close()
+    with SandboxAdmin(sandbox.base_url) as helper:
+        helper.reset()
+        yield helper
+        helper.faults()
+        helper.clock(time_scale=0.0)
 
 
 class RecordedSleep:
@@ -107,7 +88,7 @@ def sandbox_warehouse(prefect_api, sandbox: SandboxServer, tmp_path_factory) -> 
     from runtype_prefect.orchestration import nightly
 
     db = str(tmp_path_factory.mktemp("landed") / "runtype.duckdb")
-    admin = SandboxAdmin(sandbox)
+    admin = SandboxAdmin(sandbox.base_url)
     admin.reset()
     flows = admin.stats()["flows"]
     jobs = [Job(flow_id=f["id"], record_type=f["recordType"], name=f["name"]) for f in flows]
@@ -117,5 +98,5 @@ def sandbox_warehouse(prefect_api, sandbox: SandboxServer, tmp_path_factory) -> 
         for night in ("2026-11-27", "2026-11-28"):
             admin.clock(now=f"{night}T02:00:00Z")
             nightly(jobs=jobs, db_path=db, run_key=night, poll_interval_seconds=0.02)
-    admin.http.close()
+    admin.close()
     return db

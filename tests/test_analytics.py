@@ -156,43 +156,13 @@ def build(path) -> str:
                     seconds,
                 ],
             )
-        for (
-            sid,
-            batch,
-            record,
-            rtype,
-            order,
-            name,
-            stype,
-            status,
-            ms,
-            model,
-            tokens,
-            cost,
-            error,
-            retries,
-        ) in STEPS:
+        for step in STEPS:  # tuple order = the column order below
             cur.execute(
                 "INSERT INTO step_results (id, batch_execution_id, flow_id, record_id, record_type,"
                 " step_order, step_name, step_type, status, duration_ms, model_used, total_tokens,"
                 " estimated_cost, error_message, retry_count, completed_at, landed_at)"
                 " VALUES (?, ?, 'flow_1', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), now())",
-                [
-                    sid,
-                    batch,
-                    record,
-                    rtype,
-                    order,
-                    name,
-                    stype,
-                    status,
-                    ms,
-                    model,
-                    tokens,
-                    cost,
-                    error,
-                    retries,
-                ],
+                list(step),
             )
     with Warehouse(path) as w:
         w.publish_snapshot()
