@@ -330,3 +330,31 @@ def test_the_nightly_quality_gate_flags_and_can_fail_a_regression(admin, db, mon
     assert "p95_s" in [e["payload"]["metric"] for e in emitted]
     (result,) = state.result(raise_on_failure=False)
     assert result.records == 40, "the night still landed"
+
+
+def test_the_run_command_lands_and_prints_a_summary(admin, db):
+    from typer.testing import CliRunner
+
+    from runtype_prefect.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--flow-id",
+            admin.flow_for("customer"),
+            "--record-type",
+            "customer",
+            "--record-type",
+            "nope",
+            "--db",
+            db,
+            "--run-key",
+            "cli",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "customer" in result.stdout and "no_records" in result.stdout
+    assert "'nope' has no records" in result.stdout
+    with Warehouse(db) as w:
+        assert w.query("SELECT count(*) FROM record_results") == [(40,)]
