@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from runtype_prefect.client import Page, StepResult
-from runtype_prefect.orchestration.tasks import LANDING_CHUNK_ROWS, chunked
+from runtype_prefect.orchestration.landing import LANDING_CHUNK_ROWS, chunked
 from runtype_prefect.warehouse import Warehouse, step_results_table
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000

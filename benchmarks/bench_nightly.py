@@ -21,15 +21,15 @@ from prefect.testing.utilities import prefect_test_harness
 from runtype_prefect.client import ImmediateRun, RuntypeClient
 from runtype_prefect.jobs import Job
 from runtype_prefect.orchestration import nightly
-from runtype_prefect.orchestration.outcomes import outcome_of
-from runtype_prefect.orchestration.tasks import (
-    LANDING_CHUNK_ROWS,
-    chunked,
+from runtype_prefect.orchestration.landing import (
     immediate_status,
+    land_batch_results,
+    land_immediate_records,
 )
+from runtype_prefect.orchestration.outcomes import outcome_of
 from runtype_prefect.orchestration.waiting import follow_batch
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
-from runtype_prefect.warehouse import Warehouse, record_results_table, step_results_table
+from runtype_prefect.warehouse import Warehouse
 
 SIZES = {"bench_a": 1000, "bench_b": 1000, "bench_c": 1000, "bench_d": 1000}
 CONCURRENCY = 4
@@ -40,35 +40,18 @@ def plain_job(client: RuntypeClient, warehouse: Warehouse, job: Job) -> int:
     run = client.run_on_record_type(job.flow_id, job.record_type)
     if isinstance(run, ImmediateRun):
         status = immediate_status(run.batch_id, run)
+        land_immediate_records(warehouse, job, run.batch_id, run)
     else:
         status = follow_batch(
             client, run.batch_id, timeout=600, poll_interval=0.05, max_poll_interval=0.2
         )
-    for chunk in chunked(client.iter_batch_record_results(run.batch_id), LANDING_CHUNK_ROWS):
-        rows = [
-            {
-                "batch_id": run.batch_id,
-                "record_id": r.record_id,
-                "record_type": job.record_type,
-                "flow_id": job.flow_id,
-                "status": r.status,
-                "success": r.status == "completed",
-            }
-            for r in chunk
-        ]
-        warehouse.land_record_results(record_results_table(rows))
-    steps = 0
-    pages = client.iter_step_results(job.flow_id, batch_execution_id=run.batch_id)
-    for chunk in chunked(pages, LANDING_CHUNK_ROWS):
-        steps += warehouse.land_step_results(step_results_table(chunk, record_type=job.record_type))
-    warehouse.derive_record_metrics(run.batch_id)
     warehouse.upsert_batch(
-        run.batch_id,
-        flow_id=job.flow_id,
-        record_type=job.record_type,
-        status=status.status.value,
-        outcome=outcome_of(status).value,
+        run.batch_id, flow_id=job.flow_id, record_type=job.record_type, status=status.status.value
     )
+    _, steps = land_batch_results(
+        client, warehouse, job, run.batch_id, status, immediate=isinstance(run, ImmediateRun)
+    )
+    warehouse.upsert_batch(run.batch_id, outcome=outcome_of(status).value)
     return steps
 
 

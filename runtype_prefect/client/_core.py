@@ -51,10 +51,13 @@ class Call(Generic[R]):
     parse: Callable[[httpx.Response], R]
     params: dict[str, str] | None = None
     json: Any = None
-    #: False for calls that start work (a run): see `RetryPolicy.delay_before_retry`.
-    idempotent: bool = True
     #: Set on the run-starting call so an ambiguous failure can name what may have started.
     run_target: tuple[str, str] | None = field(default=None)
+
+    @property
+    def idempotent(self) -> bool:
+        """False for the call that starts a run (see `RetryPolicy.delay_before_retry`)."""
+        return self.run_target is None
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -253,7 +256,6 @@ def run_on_record_type(flow_id: str, record_type: str) -> Call[m.RunStart]:
         f"flows/{_seg(flow_id)}/run-on-record-type",
         parse,
         json={"recordType": record_type},
-        idempotent=False,
         run_target=(flow_id, record_type),
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -85,7 +85,6 @@ class RecordRunResult(RuntypeModel):
 class ImmediateRun(RuntypeModel):
     """HTTP 200 from run-on-record-type: ≤ threshold records, already executed."""
 
-    kind: Literal["immediate"] = Field(default="immediate", exclude=True)
     batch_id: str | None = None
     flow_id: str
     record_type: str
@@ -100,7 +99,6 @@ class ImmediateRun(RuntypeModel):
 class ScheduledBatch(RuntypeModel):
     """HTTP 202 from run-on-record-type: a deferred batch to follow by ``batch_id``."""
 
-    kind: Literal["scheduled"] = Field(default="scheduled", exclude=True)
     batch_id: str
     flow_id: str
     record_type: str

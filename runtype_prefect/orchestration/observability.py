@@ -17,7 +17,6 @@ from prefect.artifacts import (
 )
 from prefect.events import emit_event
 
-from ..client import BatchStatus
 from .outcomes import JobResult
 
 log = logging.getLogger(__name__)
@@ -63,11 +62,9 @@ def link_batch(batch_url: str, batch_id: str, job_label: str) -> None:
 
 
 class ProgressReporter:
-    """A progress artifact updated as batch statuses arrive (only when progress changes)."""
+    """A progress artifact of a batch; call it with each new progress (0-100)."""
 
     def __init__(self, batch_id: str, job_label: str) -> None:
-        self.batch_id = batch_id
-        self._last = -1.0
         self._id: UUID | None = _quietly(
             lambda: create_progress_artifact(
                 progress=0.0,
@@ -76,13 +73,10 @@ class ProgressReporter:
             )
         )
 
-    def __call__(self, status: BatchStatus) -> None:
-        progress = float(status.progress)
-        if self._id is None or progress == self._last:
-            return
-        self._last = progress
+    def __call__(self, progress: float) -> None:
         artifact_id = self._id
-        _quietly(lambda: update_progress_artifact(artifact_id, progress))
+        if artifact_id is not None:
+            _quietly(lambda: update_progress_artifact(artifact_id, float(progress)))
 
 
 def job_table(result: JobResult) -> None:

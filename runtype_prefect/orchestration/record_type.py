@@ -13,11 +13,11 @@ from ..client import BadRequestError, NotFoundError, RuntypeError
 from ..credentials import resolve_credentials
 from ..jobs import Job
 from ..limits import BATCH_CONCURRENCY_LIMIT, api_rate_limit_hook
+from .landing import immediate_status
 from .observability import emit_batch_event, job_table
 from .outcomes import BatchWaitTimeout, JobResult, Outcome, outcome_of
 from .resources import shared_warehouse
 from .tasks import (
-    immediate_status,
     land_results,
     start_or_reconnect,
     summarise_job,
@@ -112,14 +112,14 @@ def run_record_type(
                 root_flow_run_id=root_id,
                 force=force,
             )
-            if started.already_landed:
+            if started.landed_outcome is not None:
                 result = summarise_job(
                     warehouse,
                     job,
                     run_key,
                     started.batch_id,
                     reconnected=True,
-                    outcome=Outcome((warehouse.get_batch(started.batch_id) or {})["outcome"]),
+                    outcome=started.landed_outcome,
                     message="already landed for this run key; nothing to do",
                 )
                 return state_for(result)  # type: ignore[return-value]

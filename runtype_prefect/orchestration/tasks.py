@@ -7,39 +7,31 @@ is safe to retry because it consults the warehouse's ledger before starting anyt
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from ..client import (
-    BatchState,
     BatchStatus,
     ImmediateRun,
-    Page,
     RunStartUncertainError,
     RuntypeClient,
     is_retryable,
 )
 from ..jobs import Job
-from ..warehouse import Warehouse, WarehouseLockedError, record_results_table, step_results_table
+from ..warehouse import Warehouse, WarehouseLockedError
+from .landing import land_batch_results, land_immediate_records
 from .observability import ProgressReporter, emit_batch_event, link_batch
-from .outcomes import AmbiguousBatchError, JobResult
+from .outcomes import AmbiguousBatchError, JobResult, Outcome
 from .waiting import follow_batch
-
-#: Rows landed per transaction: API pages (≤ 100 rows) are buffered up to this many, which
-#: keeps memory bounded while amortising DuckDB's per-statement cost (see benchmarks/).
-LANDING_CHUNK_ROWS = 20_000
 
 #: How far before the recorded request time a batch found in the summary may have started
 #: (clock skew between this machine and the API).
 RECONCILE_SKEW = timedelta(minutes=5)
-
-T = TypeVar("T")
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -63,7 +55,8 @@ class Started:
     batch_id: str
     immediate: ImmediateRun | None = None
     reconnected: bool = False
-    already_landed: bool = False
+    #: Set when this run key's batch already landed: its outcome, and nothing left to do.
+    landed_outcome: Outcome | None = None
 
 
 def find_started_batch(client: RuntypeClient, job: Job, since: datetime) -> str | None:
@@ -118,7 +111,8 @@ def start_or_reconnect(
         intent = None
     if intent is not None and intent.batch_id:
         row = warehouse.get_batch(intent.batch_id) or {}
-        landed = row.get("landed_at") is not None and row.get("outcome") not in (None, "timed_out")
+        outcome = row.get("outcome")
+        landed = row.get("landed_at") is not None and outcome not in (None, "timed_out")
         log.info(
             "%s already has batch %s for %s: %s",
             job.label,
@@ -126,7 +120,9 @@ def start_or_reconnect(
             run_key,
             "landed, nothing to do" if landed else "reconnecting",
         )
-        return Started(intent.batch_id, reconnected=True, already_landed=landed)
+        return Started(
+            intent.batch_id, reconnected=True, landed_outcome=Outcome(outcome) if landed else None
+        )
     if intent is not None:
         found = find_started_batch(client, job, intent.requested_at)
         if found:
@@ -220,47 +216,6 @@ def _adopt(
     )
 
 
-def land_immediate_records(warehouse: Warehouse, job: Job, batch_id: str, run: ImmediateRun) -> int:
-    """Land the per-record results carried by an immediate run's response; return the count."""
-    rows = [
-        {
-            "batch_id": batch_id,
-            "record_id": r.record_id,
-            "record_name": r.record_name,
-            "record_type": job.record_type,
-            "flow_id": job.flow_id,
-            "status": "completed" if r.success else "failed",
-            "success": r.success,
-            "error": r.error,
-            "execution_id": r.execution_id,
-            "execution_time_s": r.execution_time,
-            "context_steps": r.context_steps,
-            "prompts_executed": r.prompts_executed,
-            "executed_at": run.completed_at,
-            "failed_at": None if r.success else run.completed_at,
-        }
-        for r in run.results
-    ]
-    return warehouse.land_record_results(record_results_table(rows))
-
-
-def immediate_status(batch_id: str, run: ImmediateRun) -> BatchStatus:
-    """Return the terminal status an immediate run's response implies."""
-    failed = run.failure_count
-    return BatchStatus(
-        batch_execution_id=batch_id,
-        flow_id=run.flow_id,
-        status=BatchState.COMPLETED,
-        total_records=run.record_count,
-        processed_records=run.record_count,
-        failed_records=failed,
-        success_count=run.record_count - failed,
-        progress=100,
-        started_at=run.completed_at,
-        completed_at=run.completed_at,
-    )
-
-
 @task(name="wait-for-batch", cache_policy=NO_CACHE)
 def wait_for_batch(
     client: RuntypeClient,
@@ -281,21 +236,22 @@ def wait_for_batch(
     last = [-1]
 
     def on_status(status: BatchStatus) -> None:
-        progress(status)
-        if status.progress != last[0]:
-            last[0] = status.progress
-            log.info(
-                "%s: batch %s %s, %d/%d records (%d failed)",
-                job.label,
-                batch_id,
-                status.status.value,
-                status.processed_records,
-                status.total_records,
-                status.failed_records,
-            )
-            warehouse.upsert_batch(
-                batch_id, status=status.status.value, processed_records=status.processed_records
-            )
+        if status.progress == last[0]:
+            return  # nothing moved: no log line, no artifact or warehouse write
+        last[0] = status.progress
+        progress(status.progress)
+        log.info(
+            "%s: batch %s %s, %d/%d records (%d failed)",
+            job.label,
+            batch_id,
+            status.status.value,
+            status.processed_records,
+            status.total_records,
+            status.failed_records,
+        )
+        warehouse.upsert_batch(
+            batch_id, status=status.status.value, processed_records=status.processed_records
+        )
 
     return follow_batch(
         client,
@@ -308,19 +264,6 @@ def wait_for_batch(
     )
 
 
-def chunked(pages: Iterable[Page[T]], rows: int) -> Iterator[list[T]]:
-    """Yield the items of consecutive pages in lists of at least ``rows`` (the last may be
-    shorter), holding at most one list plus one page in memory."""
-    buffer: list[T] = []
-    for page in pages:
-        buffer.extend(page.items)
-        if len(buffer) >= rows:
-            yield buffer
-            buffer = []
-    if buffer:
-        yield buffer
-
-
 @task(name="land-results", cache_policy=NO_CACHE, **RETRYING)
 def land_results(
     client: RuntypeClient,
@@ -331,52 +274,10 @@ def land_results(
     *,
     immediate: bool,
 ) -> tuple[int, int]:
-    """Page the batch's per-record and per-step results into the warehouse; return (records,
-    steps) landed.
-
-    Pages stream through in chunks of at most `LANDING_CHUNK_ROWS` rows, one transaction each, so
-    memory stays bounded and a crash leaves no partial chunk. Idempotent: re-landing leaves
-    the tables identical.
-    """
-    records = 0
-    if not immediate:
-        for chunk in chunked(client.iter_batch_record_results(batch_id), LANDING_CHUNK_ROWS):
-            rows = [
-                {
-                    "batch_id": batch_id,
-                    "record_id": r.record_id,
-                    "record_name": r.record.name if r.record else None,
-                    "record_type": job.record_type,
-                    "flow_id": job.flow_id,
-                    "status": r.status,
-                    "success": r.status == "completed",
-                    "error": r.error,
-                    "execution_id": (r.model_extra or {}).get("executionId"),
-                    "executed_at": r.executed_at,
-                    "failed_at": r.failed_at,
-                }
-                for r in chunk
-            ]
-            records += warehouse.land_record_results(record_results_table(rows))
-    steps = 0
-    pages = client.iter_step_results(job.flow_id, batch_execution_id=batch_id)
-    for chunk in chunked(pages, LANDING_CHUNK_ROWS):
-        steps += warehouse.land_step_results(step_results_table(chunk, record_type=job.record_type))
-    if not immediate:
-        warehouse.derive_record_metrics(batch_id)
-    cost = client.get_batch_cost(batch_id).total_cost_usd if status.total_records else 0.0
-    first_landing = (warehouse.get_batch(batch_id) or {}).get("landed_at") is None
-    warehouse.upsert_batch(
-        batch_id,
-        status=status.status.value,
-        total_records=status.total_records,
-        processed_records=status.processed_records,
-        failed_records=status.failed_records,
-        success_count=status.success_count,
-        started_at=status.started_at,
-        completed_at=status.completed_at,
-        total_cost_usd=cost,
-        **({"landed_at": datetime.now(UTC)} if first_landing else {}),
+    """Prefect task around `land_batch_results` (retried for transient errors); returns
+    (records, steps) landed."""
+    records, steps = land_batch_results(
+        client, warehouse, job, batch_id, status, immediate=immediate
     )
     get_run_logger().info("%s: landed %d record and %d step results", job.label, records, steps)
     return records, steps

@@ -218,6 +218,15 @@ class Warehouse:
                     [batch_id, *fields.values()],
                 )
 
+    def mark_landed(self, batch_id: str) -> None:
+        """Stamp the batch's ``landed_at`` on its first landing; later landings keep it, so
+        re-landing leaves the row identical."""
+        with self.transaction() as cur:
+            cur.execute(
+                "UPDATE batches SET landed_at = coalesce(landed_at, ?) WHERE batch_id = ?",
+                [datetime.now(UTC), batch_id],
+            )
+
     def get_batch(self, batch_id: str) -> dict[str, Any] | None:
         """Return the batch row as a dict, or None."""
         cur = self._con.cursor()
