@@ -27,7 +27,6 @@ from runtype_prefect.orchestration.landing import (
     land_immediate_records,
 )
 from runtype_prefect.orchestration.outcomes import outcome_of
-from runtype_prefect.orchestration.waiting import follow_batch
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
 from runtype_prefect.warehouse import Warehouse
 
@@ -42,17 +41,19 @@ def plain_job(client: RuntypeClient, warehouse: Warehouse, job: Job) -> int:
         status = immediate_status(run.batch_id, run)
         land_immediate_records(warehouse, job, run.batch_id, run)
     else:
-        status = follow_batch(
-            client, run.batch_id, timeout=600, poll_interval=0.05, max_poll_interval=0.2
+        status = client.wait_for_batch(
+            run.batch_id, timeout=600, poll_interval=0.05, max_poll_interval=0.2
         )
     warehouse.upsert_batch(
         run.batch_id, flow_id=job.flow_id, record_type=job.record_type, status=status.status.value
     )
-    _, steps = land_batch_results(
+    landing = land_batch_results(
         client, warehouse, job, run.batch_id, status, immediate=isinstance(run, ImmediateRun)
     )
-    warehouse.upsert_batch(run.batch_id, outcome=outcome_of(status).value)
-    return steps
+    warehouse.upsert_batch(
+        run.batch_id, outcome=outcome_of(status, complete=landing.complete).value
+    )
+    return landing.steps
 
 
 def main() -> None:

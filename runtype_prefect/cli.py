@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-import uvicorn
 
 # These machines are offline: Prefect's anonymous telemetry can only fail (noisily).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -16,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .sandbox import DEFAULT_API_KEY, FaultConfig, SandboxSettings, create_app
-from .sandbox.server import bind
+from .sandbox.server import bind, uvicorn_server
 
 app = typer.Typer(
     help="Run Runtype AI flows on a schedule with Prefect and turn their results into analytics.",
@@ -108,10 +107,7 @@ def sandbox(
         + (f": {DEFAULT_API_KEY}" if key_source == "the default test key" else "")
     )
     console.print(f"  OpenAPI: http://{host}:{bound_port}/docs · faults: /_sandbox/faults")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, faults), log_level="warning", access_log=False)
-    )
-    server.run(sockets=[sock])
+    uvicorn_server(create_app(settings, faults)).run(sockets=[sock])
 
 
 def results_table(title: str, results: list) -> Table:

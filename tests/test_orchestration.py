@@ -84,7 +84,7 @@ def test_rerunning_a_night_changes_nothing_and_starts_nothing(admin, db):
 
 def test_a_retry_after_a_crash_reconnects_to_the_batch(admin, sandbox, db, monkeypatch):
     the_job = job(admin, "customer")
-    real_wait = job_tasks.follow_batch
+    real_wait = RuntypeClient.wait_for_batch
     calls = []
 
     def crash_once(*args, **kwargs):
@@ -93,7 +93,7 @@ def test_a_retry_after_a_crash_reconnects_to_the_batch(admin, sandbox, db, monke
             raise RuntimeError("worker died")
         return real_wait(*args, **kwargs)
 
-    monkeypatch.setattr(job_tasks, "follow_batch", crash_once)
+    monkeypatch.setattr(RuntypeClient, "wait_for_batch", crash_once)
     args = dict(flow_id=the_job.flow_id, record_type="customer", db_path=db, run_key="k", **FAST)
     state = run_record_type(**args, return_state=True)
     assert state.is_failed()

@@ -1,13 +1,19 @@
-"""`follow_batch`: deadlines, backoff, blips and unknown statuses, with a fake clock."""
+"""`RuntypeClient.wait_for_batch`: deadlines, backoff, blips, unknown statuses, batches that say
+`completed` early, and stopping, with a fake clock."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from runtype_prefect.client import RetryPolicy, RuntypeClient, UnknownBatchStatusError
-from runtype_prefect.orchestration.outcomes import BatchWaitTimeout
-from runtype_prefect.orchestration.waiting import follow_batch
+from runtype_prefect.client import (
+    BatchWaitStopped,
+    BatchWaitTimeout,
+    NotFoundError,
+    RetryPolicy,
+    RuntypeClient,
+    UnknownBatchStatusError,
+)
 
 
 class FakeTime:
@@ -47,8 +53,7 @@ def test_interval_backs_off_to_a_cap_and_returns_terminal_status():
     t = FakeTime()
     client = client_answering(*[status("running")] * 5, status("completed", 10))
     seen = []
-    final = follow_batch(
-        client,
+    final = client.wait_for_batch(
         "b",
         timeout=600,
         poll_interval=2,
@@ -65,7 +70,7 @@ def test_interval_backs_off_to_a_cap_and_returns_terminal_status():
 def test_one_transient_error_does_not_fail_the_wait():
     t = FakeTime()
     client = client_answering(status("running"), httpx.Response(503), status("completed", 10))
-    final = follow_batch(client, "b", timeout=60, poll_interval=1, clock=t.clock, sleep=t.sleep)
+    final = client.wait_for_batch("b", timeout=60, poll_interval=1, clock=t.clock, sleep=t.sleep)
     assert final.processed_records == 10
 
 
@@ -73,8 +78,7 @@ def test_deadline_polls_once_more_at_the_deadline_then_raises():
     t = FakeTime()
     client = client_answering(*[status("running", 4)] * 4)
     with pytest.raises(BatchWaitTimeout) as info:
-        follow_batch(
-            client,
+        client.wait_for_batch(
             "b",
             timeout=10,
             poll_interval=4,
@@ -90,7 +94,7 @@ def test_deadline_polls_once_more_at_the_deadline_then_raises():
 def test_a_batch_finishing_at_the_deadline_is_a_success():
     t = FakeTime()
     client = client_answering(status("running"), status("completed", 10))
-    final = follow_batch(client, "b", timeout=3, poll_interval=5, clock=t.clock, sleep=t.sleep)
+    final = client.wait_for_batch("b", timeout=3, poll_interval=5, clock=t.clock, sleep=t.sleep)
     assert final.status.value == "completed" and t.sleeps == [3]
 
 
@@ -98,7 +102,7 @@ def test_unknown_status_is_an_error_not_an_endless_wait():
     t = FakeTime()
     client = client_answering(status("running"), status("rescheduled"))
     with pytest.raises(UnknownBatchStatusError, match="rescheduled"):
-        follow_batch(client, "b", timeout=60, poll_interval=1, clock=t.clock, sleep=t.sleep)
+        client.wait_for_batch("b", timeout=60, poll_interval=1, clock=t.clock, sleep=t.sleep)
 
 
 def test_not_found_stops_at_once():
@@ -106,6 +110,58 @@ def test_not_found_stops_at_once():
     client = client_answering(
         httpx.Response(404, json={"error": {"code": "BATCH_NOT_FOUND", "message": "gone"}})
     )
-    with pytest.raises(Exception, match="BATCH_NOT_FOUND"):
-        follow_batch(client, "b", timeout=60, poll_interval=1, clock=t.clock, sleep=t.sleep)
+    with pytest.raises(NotFoundError, match="BATCH_NOT_FOUND"):
+        client.wait_for_batch("b", timeout=60, poll_interval=1, clock=t.clock, sleep=t.sleep)
     assert t.sleeps == []
+
+
+def test_completed_before_every_record_is_processed_is_polled_on_until_it_is():
+    t = FakeTime()
+    client = client_answering(
+        status("completed", 3), status("completed", 7), status("completed", 10)
+    )
+    final = client.wait_for_batch("b", timeout=60, poll_interval=1, clock=t.clock, sleep=t.sleep)
+    assert final.processed_records == 10 and final.has_ended
+    assert len(t.sleeps) == 2
+
+
+def test_a_batch_that_stays_short_is_returned_as_it_stands_after_the_grace():
+    t = FakeTime()
+    client = client_answering(*[status("completed", 9)] * 4)
+    final = client.wait_for_batch(
+        "b",
+        timeout=600,
+        poll_interval=2,
+        max_poll_interval=2,
+        incomplete_grace=5,
+        clock=t.clock,
+        sleep=t.sleep,
+    )
+    assert final.is_short and final.processed_records == 9
+    assert t.sleeps == [2, 2, 2]  # seen short at 0, still short at 6 > 5 s of grace
+
+
+def test_a_short_batch_at_the_deadline_is_returned_not_a_timeout():
+    t = FakeTime()
+    client = client_answering(*[status("completed", 9)] * 3)
+    final = client.wait_for_batch(
+        "b", timeout=4, poll_interval=2, max_poll_interval=2, clock=t.clock, sleep=t.sleep
+    )
+    assert final.is_short and t.sleeps == [2, 2]
+
+
+def test_should_stop_ends_the_wait_before_the_next_poll():
+    t = FakeTime()
+    client = client_answering(status("running", 1), status("running", 2))
+    polls = []
+    with pytest.raises(BatchWaitStopped) as info:
+        client.wait_for_batch(
+            "b",
+            timeout=60,
+            poll_interval=1,
+            on_status=polls.append,
+            should_stop=lambda: len(polls) >= 1,
+            clock=t.clock,
+            sleep=t.sleep,
+        )
+    assert len(polls) == 1 and info.value.last.processed_records == 1

@@ -12,7 +12,8 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -22,6 +23,7 @@ from pydantic import SecretStr, ValidationError
 from .. import __version__
 from . import models as m
 from .errors import (
+    BatchWaitTimeout,
     MalformedResponseError,
     RateLimitError,
     RunStartUncertainError,
@@ -38,6 +40,8 @@ API_KEY_ENV = "RUNTYPE_API_KEY"
 BASE_URL_ENV = "RUNTYPE_BASE_URL"
 USER_AGENT = f"runtype-prefect/{__version__}"
 MAX_PAGE_SIZE = 100
+#: Reads may take a while on a loaded API; a connection that does not open in 5 s will not.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 R = TypeVar("R")
 
@@ -366,6 +370,35 @@ def list_records_page(
     return Call("GET", "records", parse, params=params)
 
 
+def count_records(record_type: str) -> Call[tuple[int | None, datetime | None]]:
+    """Return the call counting the records of ``record_type`` with one small ``GET /records``
+    page: (``totalCount``, the API's clock). The count is None when the API leaves it out
+    and there are more pages (the caller then pages through)."""
+    params = {"type": record_type, "limit": "1", "includeCount": "true"}
+
+    def parse(response: httpx.Response) -> tuple[int | None, datetime | None]:
+        rows, pagination = _data_list(read_json(response), response)
+        total = pagination.get("totalCount")
+        if not isinstance(total, int):
+            more = pagination.get("nextCursor") or pagination.get("hasMore")
+            total = None if more else len(rows)
+        return total, server_time(response)
+
+    return Call("GET", "records", parse, params=params)
+
+
+def server_time(response: httpx.Response) -> datetime | None:
+    """Return the response's ``Date`` header as a UTC datetime (the API's clock), or None."""
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def get_record_schema(record_type: str, sample: int | None = None) -> Call[m.RecordSchema]:
     """Return the call for ``GET /records/schema?type=``."""
     params = _filters(type=record_type, sample=str(sample) if sample else None)
@@ -417,6 +450,58 @@ def delay_or_raise(
             flow_id=flow_id, record_type=record_type, started_at=started_at, cause=error
         ) from error
     raise error
+
+
+# --- waiting for a batch, shared by both clients' wait loops ----------------------------------
+
+
+@dataclass
+class BatchWait:
+    """When to poll a batch next and when to stop: the one place the waiting rules live.
+
+    The interval grows by half per poll up to ``max_poll_interval``; the last poll happens at
+    the deadline. A batch that says ``completed`` with records unprocessed is not done: it is
+    polled on for ``incomplete_grace`` seconds (None: until the deadline), then returned as it
+    stands, so the caller can land what exists and call it incomplete.
+    """
+
+    batch_id: str
+    timeout: float
+    started: float
+    poll_interval: float = 5.0
+    max_poll_interval: float = 60.0
+    incomplete_grace: float | None = None
+    last: m.BatchStatus | None = None
+    _short_since: float | None = None
+
+    def __post_init__(self) -> None:
+        self._interval = self.poll_interval
+
+    def next(self, status: m.BatchStatus | None, now: float) -> float | m.BatchStatus:
+        """Return the final status, or seconds to sleep before the next poll.
+
+        ``status`` is None when the poll failed transiently. Raises `BatchWaitTimeout` at the
+        deadline.
+        """
+        if status is not None:
+            self.last = status
+            if status.has_ended:
+                return status
+            if status.is_short:
+                self._short_since = now if self._short_since is None else self._short_since
+                if (
+                    self.incomplete_grace is not None
+                    and now - self._short_since >= self.incomplete_grace
+                ):
+                    return status
+        elapsed = now - self.started
+        if elapsed >= self.timeout:
+            if self.last is not None and self.last.is_short:
+                return self.last
+            raise BatchWaitTimeout(self.batch_id, elapsed, self.timeout, self.last)
+        delay = min(self._interval, self.timeout - elapsed)
+        self._interval = min(self._interval * 1.5, self.max_poll_interval)
+        return delay
 
 
 def count_types(records: list[m.Record]) -> dict[str, int]:

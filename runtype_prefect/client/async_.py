@@ -7,6 +7,7 @@ results and errors are exactly those of the sync client.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from pydantic import SecretStr
 
 from . import _core as core
 from . import models as m
-from .errors import RuntypeError
+from .errors import BatchWaitStopped, RuntypeError
 from .retry import RetryPolicy
 
 R = TypeVar("R")
@@ -33,7 +34,7 @@ class AsyncRuntypeClient:
         api_key: str | SecretStr | None = None,
         base_url: str | None = None,
         *,
-        timeout: float | httpx.Timeout = 30.0,
+        timeout: float | httpx.Timeout = core.DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         request_hooks: list[Callable[[httpx.Request], Awaitable[None]]] | None = None,
@@ -142,6 +143,46 @@ class AsyncRuntypeClient:
         """Cancel a batch (see `RuntypeClient.cancel_batch`)."""
         return await self.request(core.cancel_batch(batch_id))
 
+    async def wait_for_batch(
+        self,
+        batch_id: str,
+        *,
+        timeout: float,
+        poll_interval: float = 5.0,
+        max_poll_interval: float = 60.0,
+        incomplete_grace: float | None = None,
+        on_status: Callable[[m.BatchStatus], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> m.BatchStatus:
+        """Poll the batch until it has ended (see `RuntypeClient.wait_for_batch`); cancelling
+        the awaiting task stops the wait too."""
+        plan = core.BatchWait(
+            batch_id,
+            timeout,
+            clock(),
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            incomplete_grace=incomplete_grace,
+        )
+        while True:
+            if should_stop is not None and should_stop():
+                raise BatchWaitStopped(batch_id, plan.last)
+            status: m.BatchStatus | None = None
+            try:
+                status = await self.get_batch_status(batch_id)
+            except RuntypeError as exc:
+                if not exc.retryable:
+                    raise
+                core.log.warning("polling batch %s: transient error, polling on: %s", batch_id, exc)
+            else:
+                if on_status is not None:
+                    on_status(status)
+            step = plan.next(status, clock())
+            if isinstance(step, m.BatchStatus):
+                return step
+            await self._sleep(step)
+
     async def get_batch_cost(self, batch_id: str) -> m.BatchCost:
         """Return a batch's total cost (see `RuntypeClient.get_batch_cost`)."""
         return await self.request(core.get_batch_cost(batch_id))
@@ -157,6 +198,13 @@ class AsyncRuntypeClient:
     ) -> list[m.Record]:
         """Return every record, optionally of one type (see `RuntypeClient.list_records`)."""
         return await self._all(core.list_records_page(type, search))
+
+    async def count_records(self, record_type: str) -> m.RecordCount:
+        """Return how many records of a type exist (see `RuntypeClient.count_records`)."""
+        count, as_of = await self.request(core.count_records(record_type))
+        if count is None:
+            count = len(await self.list_records(type=record_type))
+        return m.RecordCount(record_type=record_type, count=count, as_of=as_of)
 
     async def list_record_types(self) -> dict[str, int]:
         """Return record counts per type (see `RuntypeClient.list_record_types`)."""

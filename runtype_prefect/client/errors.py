@@ -9,6 +9,10 @@ neither: the run may have started, so the caller must reconcile before starting 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models import BatchStatus
 
 
 class RuntypeError(Exception):
@@ -145,6 +149,36 @@ class UnknownBatchStatusError(RuntypeError):
             f"batch {batch_id!r} reported unknown status {status!r}; expected one of"
             " queued, running, completed, failed, cancelled"
         )
+
+
+class BatchWaitTimeout(RuntypeError):
+    """A batch did not end (or, having said ``completed``, did not finish its records) before
+    the wall-clock deadline. The batch is left running: waiting again reconnects to it."""
+
+    def __init__(self, batch_id: str, elapsed: float, limit: float, last: BatchStatus | None):
+        self.batch_id = batch_id
+        self.elapsed = elapsed
+        self.limit = limit
+        self.last = last
+        progress = (
+            f"; last seen {last.status.value}, {last.processed_records}/{last.total_records}"
+            " records processed"
+            if last
+            else "; its status could not be read"
+        )
+        super().__init__(
+            f"batch {batch_id!r} did not finish within {limit:.0f}s (waited {elapsed:.1f}s)"
+            f"{progress}. It was left running: a re-run reconnects to it."
+        )
+
+
+class BatchWaitStopped(RuntypeError):
+    """Waiting for a batch was stopped by the caller (``should_stop``); the batch is untouched."""
+
+    def __init__(self, batch_id: str, last: BatchStatus | None):
+        self.batch_id = batch_id
+        self.last = last
+        super().__init__(f"stopped waiting for batch {batch_id!r}")
 
 
 _BY_STATUS: dict[int, type[RuntypeAPIError]] = {

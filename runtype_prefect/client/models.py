@@ -122,6 +122,18 @@ class BatchStatus(RuntypeModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
 
+    @property
+    def is_short(self) -> bool:
+        """True when the batch says ``completed`` while records are still unprocessed (the
+        spec's own example: completed with 98 of 100 processed)."""
+        return self.status is BatchState.COMPLETED and self.processed_records < self.total_records
+
+    @property
+    def has_ended(self) -> bool:
+        """True when nothing more will happen: a terminal status, and for ``completed`` every
+        record processed."""
+        return self.status.is_terminal and not self.is_short
+
 
 class BatchSummaryItem(RuntypeModel):
     id: str
@@ -141,6 +153,15 @@ class BatchSummary(RuntypeModel):
     recently_completed: int = 0
     batches: list[BatchSummaryItem] = Field(default_factory=list)
     recent: list[BatchSummaryItem] = Field(default_factory=list)
+
+
+class RecordCount(BaseModel):
+    """How many records of a type exist, and when the API counted them (its own clock)."""
+
+    record_type: str
+    count: int
+    #: The API's ``Date`` header on the answer (None when it sent none): the API's clock.
+    as_of: datetime | None = None
 
 
 class BatchCost(RuntypeModel):

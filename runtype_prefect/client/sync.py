@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from . import _core as core
 from . import models as m
-from .errors import RuntypeError
+from .errors import BatchWaitStopped, RuntypeError
 from .retry import RetryPolicy
 
 R = TypeVar("R")
@@ -33,7 +33,7 @@ class RuntypeClient:
         api_key: str | SecretStr | None = None,
         base_url: str | None = None,
         *,
-        timeout: float | httpx.Timeout = 30.0,
+        timeout: float | httpx.Timeout = core.DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         request_hooks: list[Callable[[httpx.Request], None]] | None = None,
@@ -150,6 +150,54 @@ class RuntypeClient:
         """Cancel a queued or running batch; raises `BadRequestError` if it already ended."""
         return self.request(core.cancel_batch(batch_id))
 
+    def wait_for_batch(
+        self,
+        batch_id: str,
+        *,
+        timeout: float,
+        poll_interval: float = 5.0,
+        max_poll_interval: float = 60.0,
+        incomplete_grace: float | None = None,
+        on_status: Callable[[m.BatchStatus], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> m.BatchStatus:
+        """Poll the batch until it has ended and return its last status (see `BatchWait`).
+
+        A batch that says ``completed`` before all its records are processed is polled on
+        (for ``incomplete_grace`` seconds, or until the deadline) and then returned as it is:
+        check ``status.is_short``. A transient error while polling is logged and polling goes
+        on. Raises `BatchWaitTimeout` at the deadline, `BatchWaitStopped` as soon as
+        ``should_stop()`` says so, `UnknownBatchStatusError` for a status the client does not
+        know, and any non-retryable `RuntypeError` (e.g. 404) at once.
+        """
+        plan = core.BatchWait(
+            batch_id,
+            timeout,
+            clock(),
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            incomplete_grace=incomplete_grace,
+        )
+        while True:
+            if should_stop is not None and should_stop():
+                raise BatchWaitStopped(batch_id, plan.last)
+            status: m.BatchStatus | None = None
+            try:
+                status = self.get_batch_status(batch_id)
+            except RuntypeError as exc:
+                if not exc.retryable:
+                    raise
+                core.log.warning("polling batch %s: transient error, polling on: %s", batch_id, exc)
+            else:
+                if on_status is not None:
+                    on_status(status)
+            step = plan.next(status, clock())
+            if isinstance(step, m.BatchStatus):
+                return step
+            (sleep or self._sleep)(step)
+
     def get_batch_cost(self, batch_id: str) -> m.BatchCost:
         """Return the batch's total cost in USD."""
         return self.request(core.get_batch_cost(batch_id))
@@ -167,6 +215,16 @@ class RuntypeClient:
     def list_records(self, type: str | None = None, search: str | None = None) -> list[m.Record]:
         """Return every record, optionally of one ``type``, paging through the listing."""
         return [r for page in self.pages(core.list_records_page(type, search)) for r in page.items]
+
+    def count_records(self, record_type: str) -> m.RecordCount:
+        """Return how many records of ``record_type`` exist, with the API's clock at the time.
+
+        One small request when the listing carries ``totalCount``; otherwise pages through.
+        """
+        count, as_of = self.request(core.count_records(record_type))
+        if count is None:
+            count = len(self.list_records(type=record_type))
+        return m.RecordCount(record_type=record_type, count=count, as_of=as_of)
 
     def list_record_types(self) -> dict[str, int]:
         """Return each record type with its record count, found by paging all records."""

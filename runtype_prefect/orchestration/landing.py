@@ -7,6 +7,7 @@ and run exactly the same work.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ..client import BatchState, BatchStatus, ImmediateRun, Page, RuntypeClient
@@ -18,6 +19,39 @@ T = TypeVar("T")
 #: Rows landed per transaction: API pages (≤ 100 rows) are buffered up to this many, which
 #: keeps memory bounded while amortising DuckDB's per-statement cost (see benchmarks/).
 LANDING_CHUNK_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class Landing:
+    """What one landing of a batch wrote, and whether the warehouse now holds all of it."""
+
+    records: int
+    steps: int
+    #: Record results the batch should have in the warehouse, and how many it has.
+    expected_records: int
+    landed_records: int
+
+    @property
+    def complete(self) -> bool:
+        """True when every record the batch processed (all of them, for a completed batch)
+        is in the warehouse."""
+        return self.landed_records >= self.expected_records
+
+    @property
+    def missing(self) -> str:
+        """Return what is missing, in words ("" when complete)."""
+        if self.complete:
+            return ""
+        return f"{self.landed_records} of {self.expected_records} record results landed"
+
+
+def expected_records(status: BatchStatus) -> int:
+    """Return how many record results a batch in ``status`` must have landed to be complete:
+    every record for a completed batch (even one that says so early), what was processed for
+    a failed or cancelled one."""
+    if status.status is BatchState.COMPLETED:
+        return status.total_records
+    return status.processed_records
 
 
 def chunked(pages: Iterable[Page[T]], rows: int) -> Iterator[list[T]]:
@@ -82,14 +116,16 @@ def land_batch_results(
     status: BatchStatus,
     *,
     immediate: bool,
-) -> tuple[int, int]:
-    """Page the batch's per-record and per-step results into the warehouse and record its final
-    numbers; return (records, steps) landed.
+) -> Landing:
+    """Page the batch's per-record and per-step results into the warehouse, record its numbers
+    and, only when the warehouse now holds every record result the batch should have, stamp
+    it landed; return what was landed.
 
     Pages stream through in chunks of at most `LANDING_CHUNK_ROWS` rows, one transaction each, so
     memory stays bounded and a crash leaves no partial chunk. Idempotent: re-landing leaves
-    the tables identical. An immediate run's records came with its response (see
-    `land_immediate_records`), so only its steps are paged here.
+    the tables identical, and an incomplete batch landed again later gains only what is new.
+    An immediate run's records came with its response (see `land_immediate_records`), so only
+    its steps are paged here.
     """
     records = 0
     if not immediate:
@@ -129,5 +165,8 @@ def land_batch_results(
         completed_at=status.completed_at,
         total_cost_usd=cost,
     )
-    warehouse.mark_landed(batch_id)
-    return records, steps
+    landed_records, _ = warehouse.landed_counts(batch_id)
+    landing = Landing(records, steps, expected_records(status), landed_records)
+    if landing.complete:
+        warehouse.mark_landed(batch_id)
+    return landing

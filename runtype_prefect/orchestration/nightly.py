@@ -6,15 +6,16 @@ from collections import deque
 from datetime import date
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
-from prefect.states import Completed, Failed
+from prefect.states import Cancelled, Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from ..credentials import resolve_credentials
 from ..jobs import Job, discover_jobs, load_jobs
 from ..warehouse import Warehouse
+from .cancellation import CancellationWatch
 from .observability import nightly_markdown, nightly_summary
 from .outcomes import JobResult, Outcome
 from .quality import (
@@ -127,8 +128,19 @@ def nightly(
             results.append(done.result())
         order = {job.label: i for i, job in enumerate(job_list)}
         results.sort(key=lambda r: order.get(r.job, 0))
-        findings = _quality(warehouse, run_key, quality_thresholds) if quality_gate else []
+        findings = (
+            _quality(warehouse, run_key, quality_thresholds)
+            if quality_gate and not _cancelled()
+            else []
+        )
         warehouse.publish_snapshot()
+    if _cancelled():
+        cancelled = [r.job for r in results if r.outcome is Outcome.CANCELLED]
+        log.warning("nightly %s cancelled: %d jobs cancelled", run_key, len(cancelled))
+        return Cancelled(  # type: ignore[return-value]
+            data=results,
+            message=f"cancelled; jobs cancelled: {', '.join(cancelled) or 'none'}",
+        )
     degraded = [f for f in findings if f.degraded]
     for finding in degraded:
         log.warning("quality degraded: %s", finding.describe())
@@ -158,6 +170,13 @@ def nightly(
             message=f"all jobs landed; needs a look: {names}",
         )
     return results
+
+
+def _cancelled() -> bool:
+    """Return True when this flow run (or its root) is being cancelled."""
+    flow_run = runtime.flow_run
+    with CancellationWatch([flow_run.id, flow_run.root_flow_run_id]) as watch:
+        return watch.should_stop()
 
 
 def _quality(

@@ -20,6 +20,9 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
     NO_RECORDS = "no_records"
+    #: The batch said it ended but not every record result could be landed (yet): a re-run
+    #: reconnects and lands the rest.
+    INCOMPLETE = "incomplete"
     ERROR = "error"  # the job itself failed (bad key, unknown flow, ...) before an outcome
 
     @property
@@ -30,11 +33,20 @@ class Outcome(StrEnum):
     @property
     def failed(self) -> bool:
         """True when the job did not produce a complete result."""
-        return self in (Outcome.FAILED, Outcome.CANCELLED, Outcome.TIMED_OUT, Outcome.ERROR)
+        return self in (
+            Outcome.FAILED,
+            Outcome.CANCELLED,
+            Outcome.TIMED_OUT,
+            Outcome.INCOMPLETE,
+            Outcome.ERROR,
+        )
 
 
-def outcome_of(status: BatchStatus) -> Outcome:
-    """Return the outcome of a batch in a terminal remote status."""
+def outcome_of(status: BatchStatus, *, complete: bool = True) -> Outcome:
+    """Return the outcome of a batch in a terminal remote status whose landing was (or was
+    not) ``complete``."""
+    if status.status is BatchState.COMPLETED and not complete:
+        return Outcome.INCOMPLETE
     if status.status is BatchState.CANCELLED:
         return Outcome.CANCELLED
     if status.status is BatchState.FAILED:
@@ -78,26 +90,6 @@ class JobResult(BaseModel):
     def success_rate(self) -> float | None:
         """Succeeded records over all records, or None without records."""
         return self.succeeded / self.records if self.records else None
-
-
-class BatchWaitTimeout(Exception):
-    """A batch did not finish before the wall-clock deadline."""
-
-    def __init__(self, batch_id: str, elapsed: float, limit: float, last: BatchStatus | None):
-        self.batch_id = batch_id
-        self.elapsed = elapsed
-        self.limit = limit
-        self.last = last
-        progress = (
-            f"; last seen {last.status.value}, {last.processed_records}/{last.total_records}"
-            " records processed"
-            if last
-            else "; its status could not be read"
-        )
-        super().__init__(
-            f"batch {batch_id!r} did not finish within {limit:.0f}s (waited {elapsed:.1f}s)"
-            f"{progress}. It was left running: a re-run reconnects to it."
-        )
 
 
 class AmbiguousBatchError(Exception):

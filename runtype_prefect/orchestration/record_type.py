@@ -7,17 +7,19 @@ from typing import Any
 
 from prefect import flow, get_run_logger, runtime
 from prefect.concurrency.sync import concurrency
-from prefect.states import Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed, State
 
-from ..client import BadRequestError, NotFoundError, RuntypeError
+from ..client import BatchWaitStopped, BatchWaitTimeout, RuntypeError
 from ..credentials import resolve_credentials
 from ..jobs import Job
 from ..limits import BATCH_CONCURRENCY_LIMIT, api_rate_limit_hook
+from .cancellation import CANCELLED_MESSAGE, request_stop
 from .landing import immediate_status
 from .observability import emit_batch_event, job_table
-from .outcomes import BatchWaitTimeout, JobResult, Outcome, outcome_of
+from .outcomes import JobResult, Outcome, outcome_of
 from .resources import shared_warehouse
 from .tasks import (
+    cancel_remote_batch,
     land_results,
     start_or_reconnect,
     summarise_job,
@@ -25,6 +27,8 @@ from .tasks import (
 )
 
 DEFAULT_TIMEOUT_SECONDS = 6 * 3600.0
+#: How long a batch that says ``completed`` with records missing is polled on for them.
+DEFAULT_INCOMPLETE_GRACE_SECONDS = 600.0
 
 
 def default_run_key() -> str:
@@ -37,6 +41,10 @@ def default_run_key() -> str:
 def state_for(result: JobResult) -> State:
     """Return the Prefect state that shows a job's outcome in the UI (not a plain Completed)."""
     message = result.message or f"{result.outcome.value}: {result.succeeded}/{result.records} ok"
+    if result.outcome is Outcome.CANCELLED:
+        return Cancelled(data=result, message=message)
+    if result.outcome is Outcome.INCOMPLETE:
+        return Failed(data=result, message=message, name="Incomplete")
     if result.outcome.failed:
         return Failed(data=result, message=message)
     names = {
@@ -47,23 +55,15 @@ def state_for(result: JobResult) -> State:
 
 
 def cancel_in_flight_batches(flow: Any, flow_run: Any, state: Any) -> None:
-    """``on_cancellation`` hook: cancel the Runtype batches this flow run left running."""
+    """``on_cancellation`` hook: stop this process's waiting tasks of the run at once, then
+    cancel the Runtype batches the run left running (those that already ended are left for a
+    re-run to land)."""
+    request_stop(str(flow_run.id))
     params = flow_run.parameters or {}
     credentials = resolve_credentials(params.get("credentials_block"))
     with shared_warehouse(params.get("db_path")) as warehouse, credentials.get_client() as client:
         for batch_id in warehouse.unfinished_batches(str(flow_run.id)):
-            try:
-                client.cancel_batch(batch_id)
-            except (BadRequestError, NotFoundError):
-                # It already ended: not ours to call cancelled; a re-run reconnects and lands it.
-                continue
-            warehouse.upsert_batch(
-                batch_id,
-                status="cancelled",
-                outcome=Outcome.CANCELLED.value,
-                error="cancelled with the Prefect flow run",
-            )
-            emit_batch_event("failed", batch_id, batch_id, outcome=Outcome.CANCELLED.value)
+            cancel_remote_batch(client, warehouse, batch_id)
 
 
 @flow(
@@ -83,13 +83,17 @@ def run_record_type(
     max_poll_interval_seconds: float = 60.0,
     force: bool = False,
     publish_snapshot: bool = True,
+    incomplete_grace_seconds: float = DEFAULT_INCOMPLETE_GRACE_SECONDS,
 ) -> JobResult:
     """Run a Runtype flow over every record of a type and land every result in DuckDB.
 
     ``run_key`` (default: the scheduled night) makes re-runs idempotent: a re-run reconnects to
     the night's batch, or does nothing if it was landed; ``force=True`` starts a new batch.
-    The flow run ends Failed for failed, cancelled or timed-out batches, CompletedWithFailures
-    when some records failed, NoRecords for a record type without records.
+    The flow run ends Failed for failed or timed-out batches, Incomplete (a Failed state) for a
+    batch that said ``completed`` but whose records did not all arrive within
+    ``incomplete_grace_seconds``, Cancelled when it was cancelled (its batch is cancelled within
+    seconds), CompletedWithFailures when some records failed, NoRecords for a record type
+    without records.
     """
     log = get_run_logger()
     job = Job(flow_id=flow_id, record_type=record_type, name=job_name)
@@ -135,6 +139,8 @@ def run_record_type(
                         timeout=timeout_seconds,
                         poll_interval=poll_interval_seconds,
                         max_poll_interval=max_poll_interval_seconds,
+                        incomplete_grace=incomplete_grace_seconds,
+                        flow_run_ids=[flow_run_id, root_id],
                     )
                 except BatchWaitTimeout as exc:
                     warehouse.upsert_batch(
@@ -144,7 +150,19 @@ def run_record_type(
                         "failed", started.batch_id, job.label, outcome=Outcome.TIMED_OUT.value
                     )
                     raise
-        land_results(
+                except BatchWaitStopped:
+                    log.warning("%s: %s", job.label, CANCELLED_MESSAGE)
+                    cancel_remote_batch(client, warehouse, started.batch_id)
+                    result = JobResult.of(
+                        job,
+                        run_key,
+                        batch_id=started.batch_id,
+                        outcome=Outcome.CANCELLED,
+                        reconnected=started.reconnected,
+                        message=CANCELLED_MESSAGE,
+                    )
+                    return state_for(result)  # type: ignore[return-value]
+        landing = land_results(
             client,
             warehouse,
             job,
@@ -152,11 +170,18 @@ def run_record_type(
             status,
             immediate=started.immediate is not None,
         )
-        outcome = outcome_of(status)
+        outcome = outcome_of(status, complete=landing.complete)
         warehouse.upsert_batch(started.batch_id, outcome=outcome.value)
         message = ""
         if outcome is Outcome.NO_RECORDS:
             message = f"record type {record_type!r} has no records: nothing ran (is it misspelt?)"
+            log.warning(message)
+        elif outcome is Outcome.INCOMPLETE:
+            message = (
+                f"batch {started.batch_id} says {status.status.value} with"
+                f" {status.processed_records}/{status.total_records} records processed;"
+                f" {landing.missing}. Not marked landed: a re-run reconnects and lands the rest."
+            )
             log.warning(message)
         result = summarise_job(
             warehouse,

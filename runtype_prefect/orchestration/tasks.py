@@ -8,7 +8,7 @@ is safe to retry because it consults the warehouse's ledger before starting anyt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -16,22 +16,22 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from ..client import (
+    BadRequestError,
     BatchStatus,
     ImmediateRun,
+    NotFoundError,
     RunStartUncertainError,
     RuntypeClient,
     is_retryable,
 )
 from ..jobs import Job
-from ..warehouse import Warehouse, WarehouseLockedError
-from .landing import land_batch_results, land_immediate_records
+from ..limits import start_slot
+from ..warehouse import Intent, Warehouse, WarehouseLockedError
+from .cancellation import CANCELLED_MESSAGE, CancellationWatch
+from .landing import Landing, land_batch_results, land_immediate_records
 from .observability import ProgressReporter, emit_batch_event, link_batch
-from .outcomes import AmbiguousBatchError, JobResult, Outcome
-from .waiting import follow_batch
-
-#: How far before the recorded request time a batch found in the summary may have started
-#: (clock skew between this machine and the API).
-RECONCILE_SKEW = timedelta(minutes=5)
+from .outcomes import JobResult, Outcome
+from .reconcile import find_started_batch
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -55,35 +55,8 @@ class Started:
     batch_id: str
     immediate: ImmediateRun | None = None
     reconnected: bool = False
-    #: Set when this run key's batch already landed: its outcome, and nothing left to do.
+    #: Set when this run key's batch already landed completely: its outcome, nothing to do.
     landed_outcome: Outcome | None = None
-
-
-def find_started_batch(client: RuntypeClient, job: Job, since: datetime) -> str | None:
-    """Return the id of the batch this job started at or after ``since``, if the API shows one.
-
-    Matches the batch summary on flow and record type (or the flow's name where the API gives
-    no ids). Raises `AmbiguousBatchError` when more than one batch fits.
-    """
-    summary = client.get_batch_summary()
-    flow_name = None
-    candidates = []
-    for item in [*summary.batches, *summary.recent]:
-        extra = item.model_extra or {}
-        if item.flow_id is not None:
-            same_flow = item.flow_id == job.flow_id
-        else:
-            flow_name = flow_name or client.get_flow(job.flow_id).name
-            same_flow = item.flow_name == flow_name
-        same_type = extra.get("recordType", item.record_type) in (None, job.record_type)
-        recent = item.started_at is None or item.started_at >= since - RECONCILE_SKEW
-        if same_flow and same_type and recent:
-            candidates.append(item.id)
-    if len(candidates) > 1:
-        raise AmbiguousBatchError(
-            f"{len(candidates)} batches could be the one {job.label} started: {candidates}"
-        )
-    return candidates[0] if candidates else None
 
 
 @task(name="start-or-reconnect", cache_policy=NO_CACHE, **RETRYING)
@@ -99,9 +72,11 @@ def start_or_reconnect(
 ) -> Started:
     """Start the job's batch for ``run_key`` unless the ledger shows one; return where it stands.
 
-    Never starts a second batch: a known batch id is reconnected to, a start interrupted before
-    the id was known is reconciled through the batch summary, and an ambiguous start error is
-    reconciled the same way before this task fails (and Prefect retries it).
+    Never starts a second batch: a known batch id is reconnected to; a start interrupted before
+    the id was known, or answered ambiguously, is reconciled through the batch summary
+    (`find_started_batch`) while holding the flow's start slot, so at most one start per flow
+    is in doubt at a time. Raises `AmbiguousBatchError` when reconciliation cannot tell, and
+    `BatchIdentityError` when the API names a batch the warehouse holds for another job.
     """
     log = get_run_logger()
     intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
@@ -111,61 +86,65 @@ def start_or_reconnect(
         intent = None
     if intent is not None and intent.batch_id:
         row = warehouse.get_batch(intent.batch_id) or {}
-        outcome = row.get("outcome")
-        landed = row.get("landed_at") is not None and outcome not in (None, "timed_out")
+        landed = row.get("landed_at") is not None and row.get("outcome") is not None
         log.info(
             "%s already has batch %s for %s: %s",
             job.label,
             intent.batch_id,
             run_key,
-            "landed, nothing to do" if landed else "reconnecting",
+            "landed completely, nothing to do" if landed else "reconnecting",
         )
         return Started(
-            intent.batch_id, reconnected=True, landed_outcome=Outcome(outcome) if landed else None
+            intent.batch_id,
+            reconnected=True,
+            landed_outcome=Outcome(row["outcome"]) if landed else None,
         )
-    if intent is not None:
-        found = find_started_batch(client, job, intent.requested_at)
-        if found:
+    ids = {"prefect_flow_run_id": flow_run_id, "root_flow_run_id": root_flow_run_id}
+    with start_slot(job.flow_id):
+        if intent is not None:
+            found = find_started_batch(client, job, intent, warehouse.claimed_batch_ids())
+            if found:
+                log.warning(
+                    "reconciled an interrupted start of %s: adopting batch %s", job.label, found
+                )
+                claim(warehouse, job, intent, found, **ids)
+                return Started(found, reconnected=True)
+        count = client.count_records(job.record_type)
+        warehouse.record_intent(
+            job.flow_id,
+            job.record_type,
+            run_key,
+            requested_at=datetime.now(UTC),
+            prefect_flow_run_id=flow_run_id,
+            job_name=job.label,
+            api_requested_at=count.as_of,
+            expected_records=count.count,
+        )
+        intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
+        assert intent is not None
+        try:
+            run = client.run_on_record_type(job.flow_id, job.record_type)
+        except RunStartUncertainError:
+            found = find_started_batch(client, job, intent, warehouse.claimed_batch_ids())
+            if found is None:
+                raise
             log.warning(
-                "reconciled an interrupted start of %s: adopting batch %s", job.label, found
+                "start of %s was ambiguous; the API shows batch %s: adopting it", job.label, found
             )
-            _adopt(
-                warehouse, job, run_key, found, intent.requested_at, flow_run_id, root_flow_run_id
-            )
+            claim(warehouse, job, intent, found, **ids)
             return Started(found, reconnected=True)
-    requested_at = datetime.now(UTC)
-    warehouse.record_intent(
-        job.flow_id,
-        job.record_type,
-        run_key,
-        requested_at=requested_at,
-        prefect_flow_run_id=flow_run_id,
-        job_name=job.label,
-    )
-    try:
-        run = client.run_on_record_type(job.flow_id, job.record_type)
-    except RunStartUncertainError:
-        found = find_started_batch(client, job, requested_at)
-        if found is None:
-            raise
-        log.warning(
-            "start of %s was ambiguous; the API shows batch %s: adopting it", job.label, found
+        batch_id = run.batch_id or f"immediate-{job.flow_id}-{job.record_type}-{run_key}"
+        immediate = run if isinstance(run, ImmediateRun) else None
+        claim(
+            warehouse,
+            job,
+            intent,
+            batch_id,
+            executed_immediately=immediate is not None,
+            status="completed" if immediate else "queued",
+            total_records=run.record_count,
+            **ids,
         )
-        _adopt(warehouse, job, run_key, found, requested_at, flow_run_id, root_flow_run_id)
-        return Started(found, reconnected=True)
-    batch_id = run.batch_id or f"immediate-{job.flow_id}-{job.record_type}-{run_key}"
-    immediate = run if isinstance(run, ImmediateRun) else None
-    _adopt(
-        warehouse,
-        job,
-        run_key,
-        batch_id,
-        requested_at,
-        flow_run_id,
-        root_flow_run_id,
-        immediate=immediate is not None,
-        total=run.record_count,
-    )
     log.info(
         "started %s: batch %s, %d records (%s)",
         job.label,
@@ -188,32 +167,33 @@ def start_or_reconnect(
     return Started(batch_id, immediate=immediate)
 
 
-def _adopt(
-    warehouse: Warehouse,
-    job: Job,
-    run_key: str,
-    batch_id: str,
-    requested_at: datetime,
-    flow_run_id: str | None,
-    root_flow_run_id: str | None,
-    *,
-    immediate: bool | None = None,
-    total: int | None = None,
-) -> None:
-    warehouse.attach_batch(job.flow_id, job.record_type, run_key, batch_id)
-    warehouse.upsert_batch(
+def claim(warehouse: Warehouse, job: Job, intent: Intent, batch_id: str, **fields: Any) -> None:
+    """Attach ``batch_id`` to the job's ledger row and write its batch row (see
+    `Warehouse.claim_batch`); raises `BatchIdentityError` for a batch stored as another's."""
+    fields.setdefault("status", "queued")
+    warehouse.claim_batch(
+        job.flow_id,
+        job.record_type,
+        intent.run_key,
         batch_id,
-        flow_id=job.flow_id,
-        record_type=job.record_type,
+        requested_at=intent.requested_at,
         job_name=job.label,
-        run_key=run_key,
-        prefect_flow_run_id=flow_run_id,
-        root_flow_run_id=root_flow_run_id,
-        executed_immediately=immediate,
-        status="queued" if not immediate else "completed",
-        total_records=total,
-        requested_at=requested_at,
+        **fields,
     )
+
+
+def cancel_remote_batch(client: RuntypeClient, warehouse: Warehouse, batch_id: str) -> bool:
+    """Cancel a batch for a cancelled flow run and record it; return False when it had already
+    ended (it is then left for a re-run to land, not called cancelled)."""
+    try:
+        client.cancel_batch(batch_id)
+    except (BadRequestError, NotFoundError):
+        return False
+    warehouse.upsert_batch(
+        batch_id, status="cancelled", outcome=Outcome.CANCELLED.value, error=CANCELLED_MESSAGE
+    )
+    emit_batch_event("failed", batch_id, batch_id, outcome=Outcome.CANCELLED.value)
+    return True
 
 
 @task(name="wait-for-batch", cache_policy=NO_CACHE)
@@ -226,19 +206,23 @@ def wait_for_batch(
     timeout: float,
     poll_interval: float,
     max_poll_interval: float,
+    incomplete_grace: float | None,
+    flow_run_ids: list[str | None],
 ) -> BatchStatus:
-    """Follow the batch to a terminal status (see `follow_batch`), updating progress in the UI.
+    """Follow the batch until it has ended (`RuntypeClient.wait_for_batch`), updating progress
+    in the UI, and stop within seconds when ``flow_run_ids`` are being cancelled.
 
-    Raises `BatchWaitTimeout` at the deadline, leaving the batch running.
+    Raises `BatchWaitTimeout` at the deadline (the batch is left running) and
+    `BatchWaitStopped` on cancellation.
     """
     log = get_run_logger()
     progress = ProgressReporter(batch_id, job.label)
     last = [-1]
 
     def on_status(status: BatchStatus) -> None:
-        if status.progress == last[0]:
+        if status.processed_records == last[0]:
             return  # nothing moved: no log line, no artifact or warehouse write
-        last[0] = status.progress
+        last[0] = status.processed_records
         progress(status.progress)
         log.info(
             "%s: batch %s %s, %d/%d records (%d failed)",
@@ -253,15 +237,17 @@ def wait_for_batch(
             batch_id, status=status.status.value, processed_records=status.processed_records
         )
 
-    return follow_batch(
-        client,
-        batch_id,
-        timeout=timeout,
-        poll_interval=poll_interval,
-        max_poll_interval=max_poll_interval,
-        on_status=on_status,
-        log=log,
-    )
+    with CancellationWatch(flow_run_ids) as watch:
+        return client.wait_for_batch(
+            batch_id,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            incomplete_grace=incomplete_grace,
+            on_status=on_status,
+            should_stop=watch.should_stop,
+            sleep=watch.sleep,
+        )
 
 
 @task(name="land-results", cache_policy=NO_CACHE, **RETRYING)
@@ -273,14 +259,18 @@ def land_results(
     status: BatchStatus,
     *,
     immediate: bool,
-) -> tuple[int, int]:
-    """Prefect task around `land_batch_results` (retried for transient errors); returns
-    (records, steps) landed."""
-    records, steps = land_batch_results(
-        client, warehouse, job, batch_id, status, immediate=immediate
+) -> Landing:
+    """Prefect task around `land_batch_results` (retried for transient errors); returns what
+    was landed and whether the batch is now complete in the warehouse."""
+    landing = land_batch_results(client, warehouse, job, batch_id, status, immediate=immediate)
+    get_run_logger().info(
+        "%s: landed %d record and %d step results%s",
+        job.label,
+        landing.records,
+        landing.steps,
+        "" if landing.complete else f" — incomplete: {landing.missing}",
     )
-    get_run_logger().info("%s: landed %d record and %d step results", job.label, records, steps)
-    return records, steps
+    return landing
 
 
 def summarise_job(

@@ -15,6 +15,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -248,9 +249,9 @@ async def create_flow(request: Request, body: FlowBody) -> dict:
         raise ApiError(400, "VALIDATION_ERROR", "name is required", details=[{"field": "name"}])
     state = _state(request)
     now = state.clock.now()
-    version = type_id("flowver", state._ids)
+    version = type_id("flowver", state._ids, state.id_salt)
     flow = Flow(
-        id=type_id("flow", state._ids),
+        id=type_id("flow", state._ids, state.id_salt),
         name=body.name,
         steps=_steps_from(body.flowSteps or body.steps or []),
         created_at=now,
@@ -277,7 +278,7 @@ async def update_flow(request: Request, flow_id: str, body: FlowBody) -> dict:
     if new_steps is not None:
         flow.steps = _steps_from(new_steps)
     flow.updated_at = state.clock.now()
-    draft = type_id("flowver", state._ids)
+    draft = type_id("flowver", state._ids, state.id_salt)
     flow.draft_versions.append(draft)
     return {**_flow_body(flow), "draftVersionId": draft}
 
@@ -498,7 +499,7 @@ async def create_record(request: Request, body: RecordBody) -> dict:
             409, "RECORD_EXISTS", f"a record of type {body.type!r} named {body.name!r} exists"
         )
     record = Record(
-        id=type_id("record", state._ids),
+        id=type_id("record", state._ids, state.id_salt),
         type=body.type,
         name=body.name,
         metadata=body.metadata,
@@ -679,7 +680,7 @@ async def stats(request: Request) -> dict:
     return {
         "runsStarted": state.runs_started,
         "requestsServed": state.requests_served,
-        "batches": [b.summary_item() for b in state.batches.values()],
+        "batches": [b.ground_truth() for b in state.batches.values()],
         "recordTypes": {t: len(state.world.records_of(t)) for t in _record_types(state)},
         "flows": [
             {"id": f.id, "name": f.name, "recordType": f.intended_record_type}
@@ -767,7 +768,12 @@ def create_app(
 
 
 class RequestIdMiddleware:
-    """Counts requests and stamps every response with an ``X-Request-Id``."""
+    """Counts requests and stamps every response with an ``X-Request-Id`` and a ``Date``.
+
+    The ``Date`` header is the API's clock, which in the sandbox is the simulated one: clients
+    compare it with the batches' timestamps, which are simulated too (uvicorn's own wall-clock
+    ``Date`` header is switched off where the server is configured).
+    """
 
     def __init__(self, app: ASGIApp, state: SandboxState) -> None:
         self.app = app
@@ -779,12 +785,17 @@ class RequestIdMiddleware:
             return
         self.state.requests_served += 1
         request_id = ("req_" + secrets.token_hex(8)).encode()
+        date = format_datetime(self.state.clock.now(), usegmt=True).encode()
 
         async def stamped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = {
                     **message,
-                    "headers": [*message["headers"], (b"x-request-id", request_id)],
+                    "headers": [
+                        *message["headers"],
+                        (b"x-request-id", request_id),
+                        (b"date", date),
+                    ],
                 }
             await send(message)
 

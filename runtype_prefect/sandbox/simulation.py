@@ -118,15 +118,18 @@ def simulate_record(
     batch_id: str,
     started_at: datetime,
     profile: NightProfile,
+    sim_key: str | None = None,
+    id_salt: str = "",
     failure_scale: float = 1.0,
 ) -> RecordOutcome:
     """Return the outcome of running ``flow`` over ``record`` from ``started_at``.
 
-    Steps run in order; the first failing step ends the record's execution.
+    Steps run in order; the first failing step ends the record's execution. ``sim_key``
+    (default: the batch id) seeds what happens; ``id_salt`` goes into every id generated.
     """
-    rng = random.Random(f"exec:{seed}:{batch_id}:{record.id}")
-    execution_id = type_id("exec", rng)
-    session_id = type_id("sess", rng)
+    rng = random.Random(f"exec:{seed}:{sim_key or batch_id}:{record.id}")
+    execution_id = type_id("exec", rng, id_salt)
+    session_id = type_id("sess", rng, id_salt)
     clock = started_at + timedelta(milliseconds=rng.uniform(5, 40))
     rows: list[dict] = []
     error: str | None = None
@@ -158,6 +161,7 @@ def simulate_record(
                 clock,
                 retries,
                 error,
+                id_salt,
             )
         )
         clock += timedelta(milliseconds=rng.uniform(1, 8))
@@ -199,6 +203,7 @@ def _step_row(
     completed: datetime,
     retries: int,
     error: str | None,
+    id_salt: str = "",
 ) -> dict:
     model = prompt_tokens = completion_tokens = total_tokens = cost = None
     if step.type == "prompt" and step.model:
@@ -211,7 +216,7 @@ def _step_row(
         cost = str(exact.quantize(Decimal("0.000001")))
     duration_ms = int((completed - started).total_seconds() * 1000)
     return {
-        "id": type_id("stepres", rng),
+        "id": type_id("stepres", rng, id_salt),
         "userId": SANDBOX_USER,
         "organizationId": SANDBOX_ORG,
         "batchExecutionId": batch_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,10 +17,12 @@ from decimal import Decimal
 
 from .clock import SimClock
 from .simulation import RecordOutcome, night_profile, simulate_record
-from .world import Flow, Record, World, iso, seed_world
+from .world import CROCKFORD, Flow, Record, World, iso, seed_world
 
 #: Simulated seconds a deferred batch stays queued before it starts running.
 QUEUE_DELAY_SECONDS = 2.0
+#: Characters of the per-instance salt in generated ids.
+ID_SALT_CHARS = 6
 
 
 @dataclass
@@ -71,11 +74,11 @@ class Batch:
         return self.status in ("completed", "failed", "cancelled")
 
     def status_body(self) -> dict:
+        """Return ``GET /batch/status/:id``'s body, exactly the spec's fields (§4.2)."""
         processed = self.revealed
         return {
             "batchExecutionId": self.id,
             "flowId": self.flow.id,
-            "recordType": self.record_type,
             "status": self.forced_status or self.status,
             "totalRecords": self.total,
             "processedRecords": processed,
@@ -88,19 +91,28 @@ class Batch:
         }
 
     def summary_item(self) -> dict:
+        """Return the batch as ``GET /batch/summary`` lists it: exactly the spec's fields
+        (§4.3), so no flow id, record type or creation time to match on."""
         body = self.status_body()
         return {
             "id": self.id,
-            "flowId": self.flow.id,
             "flowName": self.flow.name,
-            "recordType": self.record_type,
             "status": body["status"],
             "progress": body["progress"],
             "totalRecords": body["totalRecords"],
             "processedRecords": body["processedRecords"],
             "failedRecords": body["failedRecords"],
             "startedAt": body["startedAt"],
+        }
+
+    def ground_truth(self) -> dict:
+        """Return everything the sandbox knows of the batch (for ``/_sandbox/stats``)."""
+        return {
+            **self.summary_item(),
+            "flowId": self.flow.id,
+            "recordType": self.record_type,
             "createdAt": iso(self.created_at),
+            "stepResults": sum(len(o.steps) for o in self.done),
         }
 
 
@@ -118,6 +130,9 @@ class SandboxState:
     requests_served: int = 0
     _unsorted: set[str] = field(default_factory=set)
     _ids: random.Random = field(init=False)
+    #: Mixed into every generated id: ids stay unique across restarts and resets, while the
+    #: seeded world and the simulated outcomes stay the same for the same seed.
+    id_salt: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         self.reset()
@@ -135,6 +150,7 @@ class SandboxState:
         self._unsorted.clear()
         self.runs_started = 0
         self._ids = random.Random(f"ids:{s.seed}")
+        self.id_salt = "".join(secrets.choice(CROCKFORD) for _ in range(ID_SALT_CHARS))
 
     # --- running ---------------------------------------------------------------------------
 
@@ -148,12 +164,14 @@ class SandboxState:
     def start_batch(self, flow: Flow, record_type: str) -> Batch:
         """Create a batch of ``flow`` over ``record_type``; immediate ones finish at once."""
         records = self.world.records_of(record_type)
-        batch_id = "batch_" + "".join(self._ids.choice("0123456789abcdef") for _ in range(20))
+        # The seeded part keeps simulated outcomes reproducible; the salt makes the id unique.
+        sim_key = "".join(self._ids.choice("0123456789abcdef") for _ in range(20))
+        batch_id = f"batch_{self.id_salt}{sim_key}"
         now = self.clock.now()
         immediate = len(records) <= self.settings.immediate_threshold
         lanes = len(records) if immediate else self.settings.record_concurrency
         start = now if immediate else now + timedelta(seconds=QUEUE_DELAY_SECONDS)
-        outcomes = self._schedule(flow, records, batch_id, start, max(1, lanes))
+        outcomes = self._schedule(flow, records, batch_id, sim_key, start, max(1, lanes))
         batch = Batch(
             id=batch_id,
             flow=flow,
@@ -173,7 +191,13 @@ class SandboxState:
         return batch
 
     def _schedule(
-        self, flow: Flow, records: list[Record], batch_id: str, start: datetime, lanes: int
+        self,
+        flow: Flow,
+        records: list[Record],
+        batch_id: str,
+        sim_key: str,
+        start: datetime,
+        lanes: int,
     ) -> list[RecordOutcome]:
         profile = night_profile(self.settings.seed, records[0].type, start) if records else None
         free_at = [(start, lane) for lane in range(min(lanes, len(records)))]
@@ -186,6 +210,8 @@ class SandboxState:
                 flow=flow,
                 record=record,
                 batch_id=batch_id,
+                sim_key=sim_key,
+                id_salt=self.id_salt,
                 started_at=lane_free,
                 profile=profile,  # type: ignore[arg-type]
                 failure_scale=self.settings.failure_scale,

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 #: Record types and how many records each has: one that runs immediately (≤ 10) and three
 #: deferred ones of very different sizes.
@@ -59,9 +59,14 @@ _REGIONS = ["emea", "amer", "apac"]
 _PLANS = ["starter", "growth", "enterprise"]
 
 
-def type_id(prefix: str, rng: random.Random) -> str:
-    """Return a TypeID-shaped identifier (``prefix_`` + 26 Crockford base32 chars)."""
-    return prefix + "_01" + "".join(rng.choice(_CROCKFORD) for _ in range(24))
+def type_id(prefix: str, rng: random.Random, salt: str = "") -> str:
+    """Return a TypeID-shaped identifier (``prefix_`` + 26 Crockford base32 chars).
+
+    ``salt`` replaces the first characters after ``01``; the same number of draws is taken
+    from ``rng`` either way, so salting an id never changes what is simulated after it.
+    """
+    drawn = "".join(rng.choice(CROCKFORD) for _ in range(24))
+    return prefix + "_01" + salt + drawn[len(salt) :]
 
 
 @dataclass

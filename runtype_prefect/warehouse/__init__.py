@@ -5,11 +5,20 @@ It knows nothing of HTTP or Prefect: callers hand it Arrow tables and plain valu
 
 from .arrow import record_results_table, step_results_table
 from .connection import WarehouseError, WarehouseLockedError, connect
-from .store import DB_ENV, DEFAULT_DB, Intent, Warehouse, default_db_path, snapshot_path_for
+from .store import (
+    DB_ENV,
+    DEFAULT_DB,
+    BatchIdentityError,
+    Intent,
+    Warehouse,
+    default_db_path,
+    snapshot_path_for,
+)
 
 __all__ = [
     "DB_ENV",
     "DEFAULT_DB",
+    "BatchIdentityError",
     "Intent",
     "Warehouse",
     "WarehouseError",

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .connection import connect
+from .connection import WarehouseError, connect
 from .migrate import apply_migrations, apply_views
 
 DB_ENV = "RUNTYPE_PREFECT_DB"
@@ -79,6 +79,21 @@ class Intent:
     requested_at: datetime
     batch_id: str | None
     prefect_flow_run_id: str | None
+    #: The API's clock just before the start (its ``Date`` header), when it sent one.
+    api_requested_at: datetime | None = None
+    #: How many records the type had just before the start.
+    expected_records: int | None = None
+
+
+class BatchIdentityError(WarehouseError):
+    """A batch id arrived for a job, night or request time other than the one it is stored
+    under: nothing was overwritten."""
+
+
+_INTENT_COLUMNS = (
+    "flow_id, record_type, run_key, requested_at, batch_id, prefect_flow_run_id,"
+    " api_requested_at, expected_records"
+)
 
 
 class Warehouse:
@@ -151,7 +166,7 @@ class Warehouse:
     def get_intent(self, flow_id: str, record_type: str, run_key: str) -> Intent | None:
         """Return the ledger row of this job and run key, or None if it never started."""
         rows = self.query(
-            "SELECT flow_id, record_type, run_key, requested_at, batch_id, prefect_flow_run_id"
+            f"SELECT {_INTENT_COLUMNS}"
             " FROM run_intents WHERE flow_id = ? AND record_type = ? AND run_key = ?",
             [flow_id, record_type, run_key],
         )
@@ -166,22 +181,103 @@ class Warehouse:
         requested_at: datetime,
         prefect_flow_run_id: str | None,
         job_name: str | None,
+        api_requested_at: datetime | None = None,
+        expected_records: int | None = None,
     ) -> None:
         """Write the ledger row before a run is started (replacing an earlier unstarted one)."""
         with self.transaction() as cur:
             cur.execute(
-                "INSERT OR REPLACE INTO run_intents VALUES (?, ?, ?, ?, NULL, ?, ?)",
-                [flow_id, record_type, run_key, requested_at, prefect_flow_run_id, job_name],
+                "INSERT OR REPLACE INTO run_intents (flow_id, record_type, run_key,"
+                " requested_at, batch_id, prefect_flow_run_id, job_name, api_requested_at,"
+                " expected_records) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+                [
+                    flow_id,
+                    record_type,
+                    run_key,
+                    requested_at,
+                    prefect_flow_run_id,
+                    job_name,
+                    api_requested_at,
+                    expected_records,
+                ],
             )
 
-    def attach_batch(self, flow_id: str, record_type: str, run_key: str, batch_id: str) -> None:
-        """Record which batch the ledger row became, the moment the API names it."""
+    def claimed_batch_ids(self) -> set[str]:
+        """Return every batch id the ledger or the batches table already attributes to a job."""
+        rows = self.query(
+            "SELECT batch_id FROM run_intents WHERE batch_id IS NOT NULL"
+            " UNION SELECT batch_id FROM batches"
+        )
+        return {r[0] for r in rows}
+
+    def claim_batch(
+        self,
+        flow_id: str,
+        record_type: str,
+        run_key: str,
+        batch_id: str,
+        *,
+        requested_at: datetime,
+        **fields: Any,
+    ) -> None:
+        """Attach ``batch_id`` to the job's ledger row and write its batch row, in one
+        transaction, the moment the API names the batch.
+
+        ``fields`` are further batch columns for a new row. Raises `BatchIdentityError`, and
+        changes nothing, when the id is already stored under another flow, record type, run
+        key or request time.
+        """
+        unknown = set(fields) - set(BATCH_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown batch fields: {sorted(unknown)}")
+        identity = {
+            "flow_id": flow_id,
+            "record_type": record_type,
+            "run_key": run_key,
+            "requested_at": requested_at,
+        }
         with self.transaction() as cur:
+            owner = cur.execute(
+                "SELECT flow_id, record_type, run_key FROM run_intents WHERE batch_id = ?"
+                " AND NOT (flow_id = ? AND record_type = ? AND run_key = ?)",
+                [batch_id, flow_id, record_type, run_key],
+            ).fetchone()
+            if owner:
+                raise BatchIdentityError(
+                    f"batch {batch_id!r} already belongs to {owner[0]} × {owner[1]} for"
+                    f" {owner[2]!r}; refusing to attribute it to {flow_id} × {record_type} for"
+                    f" {run_key!r} as well"
+                )
+            stored = cur.execute(
+                "SELECT flow_id, record_type, run_key, requested_at FROM batches"
+                " WHERE batch_id = ?",
+                [batch_id],
+            ).fetchone()
+            if stored:
+                differs = [
+                    f"{name} {old!r} ≠ {identity[name]!r}"
+                    for name, old in zip(identity, stored, strict=True)
+                    if old is not None and old != identity[name]
+                ]
+                if differs:
+                    raise BatchIdentityError(
+                        f"batch id {batch_id!r} is already stored with another identity ("
+                        + "; ".join(differs)
+                        + "): the API reused an id, or two ledgers point at one warehouse."
+                        " Nothing was overwritten."
+                    )
             cur.execute(
                 "UPDATE run_intents SET batch_id = ?"
                 " WHERE flow_id = ? AND record_type = ? AND run_key = ?",
                 [batch_id, flow_id, record_type, run_key],
             )
+            if not stored:
+                values = {**identity, **fields}
+                cur.execute(
+                    f"INSERT INTO batches (batch_id, {', '.join(values)})"
+                    f" VALUES (?{', ?' * len(values)})",
+                    [batch_id, *values.values()],
+                )
 
     def forget_intent(self, flow_id: str, record_type: str, run_key: str) -> None:
         """Drop a ledger row so the job can be started again for the same run key."""
@@ -218,9 +314,18 @@ class Warehouse:
                     [batch_id, *fields.values()],
                 )
 
+    def landed_counts(self, batch_id: str) -> tuple[int, int]:
+        """Return (record results, step results) the warehouse holds for the batch."""
+        row = self.query(
+            "SELECT (SELECT count(*) FROM record_results WHERE batch_id = ?),"
+            " (SELECT count(*) FROM step_results WHERE batch_execution_id = ?)",
+            [batch_id, batch_id],
+        )[0]
+        return int(row[0]), int(row[1])
+
     def mark_landed(self, batch_id: str) -> None:
-        """Stamp the batch's ``landed_at`` on its first landing; later landings keep it, so
-        re-landing leaves the row identical."""
+        """Stamp the batch's ``landed_at`` when its landing is complete; later landings keep
+        the first stamp, so re-landing leaves the row identical."""
         with self.transaction() as cur:
             cur.execute(
                 "UPDATE batches SET landed_at = coalesce(landed_at, ?) WHERE batch_id = ?",
