@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 # These machines are offline: Prefect's anonymous telemetry can only fail (noisily).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect's temporary server (no PREFECT_API_URL) needs more than its default 20 s to start on
+# a fresh PREFECT_HOME on 2 cores: a newcomer's first command must not time out.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 from rich.console import Console
 from rich.table import Table
 
 from .sandbox import DEFAULT_API_KEY, FaultConfig, SandboxSettings, create_app
 from .sandbox.server import bind, uvicorn_server
+
+#: Where `runtype-prefect server` (``make server``) serves its sandbox.
+SERVER_SANDBOX_URL = "http://127.0.0.1:8765/v1"
 
 app = typer.Typer(
     help="Run Runtype AI flows on a schedule with Prefect and turn their results into analytics.",
@@ -26,9 +35,73 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 130)
 
 
+_options = {"verbose": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
 @app.callback()
-def _group() -> None:
+def _group(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the traceback of a failure.")
+    ] = False,
+) -> None:
     """Run Runtype AI flows on a schedule with Prefect and turn their results into analytics."""
+    _options["verbose"] = verbose
+    if not verbose:
+        # A failure ends in one line of ours; the client's retry notices would precede it.
+        logging.getLogger("runtype_prefect.client").addHandler(logging.NullHandler())
+
+
+def _is_expected(exc: BaseException) -> bool:
+    """Return True for failures an operator fixes (bad input, environment, service answers):
+    these print one line; anything else is a bug and keeps its traceback."""
+    from .client import RuntypeError
+    from .preflight import PreflightError
+    from .sandbox.control import NotASandboxError
+    from .stack import StackError
+    from .warehouse import WarehouseError
+
+    kinds: list[type[BaseException]] = [
+        RuntypeError,
+        PreflightError,
+        NotASandboxError,
+        StackError,
+        WarehouseError,
+        ValueError,
+        OSError,
+        TimeoutError,
+    ]
+    outcomes = sys.modules.get("runtype_prefect.orchestration.outcomes")
+    if outcomes is not None:
+        kinds.append(outcomes.AmbiguousBatchError)
+    return isinstance(exc, tuple(kinds))
+
+
+def friendly(command: F) -> F:
+    """Wrap a command so an expected failure prints ``error: <what and how to fix it>`` and
+    exits 1 (``--verbose`` shows the traceback instead)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except Exception as exc:
+            if _options["verbose"] or not _is_expected(exc):
+                raise
+            console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def announce_prefect() -> None:
+    """Say what the command waits for when Prefect must start its temporary server."""
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print(
+            "Prefect: PREFECT_API_URL is unset, so Prefect starts a temporary local server"
+            " (no UI; up to a minute on a first run) · `make server` runs one with the UI",
+            highlight=False,
+        )
 
 
 def _env(name: str) -> str:
@@ -36,6 +109,7 @@ def _env(name: str) -> str:
 
 
 @app.command()
+@friendly
 def sandbox(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[
@@ -153,6 +227,7 @@ def _print_failures(results: list) -> None:
 
 
 @app.command()
+@friendly
 def run(
     flow_id: Annotated[str, typer.Option(help="Runtype flow id.")],
     record_type: Annotated[list[str], typer.Option(help="Record type (repeatable).")],
@@ -166,11 +241,21 @@ def run(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each batch.")] = 6 * 3600.0,
     force: Annotated[bool, typer.Option(help="Start new batches even if the key ran.")] = False,
 ) -> None:
-    """Run one Runtype flow over record types through Prefect and land results in DuckDB."""
+    """Run one Runtype flow over record types through Prefect and land results in DuckDB.
+
+    The key, the base URL and the flow are checked first, within seconds, before Prefect starts.
+    """
+    from .client import RuntypeClient
     from .jobs import Job
-    from .orchestration import nightly
+    from .preflight import PREFLIGHT_RETRY, check_access
 
     jobs = [Job(flow_id=flow_id, record_type=t) for t in record_type]
+    if credentials_block is None:  # a block lives on the Prefect server: checked in the run
+        with RuntypeClient(retry=PREFLIGHT_RETRY) as client:
+            check_access(client, jobs)
+    announce_prefect()
+    from .orchestration import nightly
+
     state = nightly(
         jobs=jobs,
         db_path=db,
@@ -190,6 +275,7 @@ def run(
 
 
 @app.command()
+@friendly
 def setup(
     api_requests_per_second: Annotated[float, typer.Option(help="Runtype API rate limit.")] = 20.0,
     max_running_batches: Annotated[int, typer.Option(help="Batches running at once.")] = 4,
@@ -207,6 +293,7 @@ def setup(
     """
     from .setup import run_setup
 
+    announce_prefect()
     for line in run_setup(
         api_requests_per_second=api_requests_per_second,
         max_running_batches=max_running_batches,
@@ -217,54 +304,90 @@ def setup(
 
 
 @app.command()
+@friendly
 def backfill(
     nights: Annotated[int, typer.Option(help="Nights to land, ending today (UTC).")] = 7,
     jobs_file: Annotated[str, typer.Option(help="Jobs YAML.")] = "deployments/jobs.yaml",
     db: Annotated[
         str | None, typer.Option(help="DuckDB file (default $RUNTYPE_PREFECT_DB).")
     ] = None,
+    sandbox_url: Annotated[
+        str,
+        typer.Option(
+            help="The sandbox's API URL (default: $RUNTYPE_BASE_URL, else `make server`'s).",
+            envvar="RUNTYPE_BASE_URL",
+        ),
+    ] = SERVER_SANDBOX_URL,
 ) -> None:
-    """Land several simulated nights from the sandbox at $RUNTYPE_BASE_URL (sandbox only)."""
-    from .orchestration.backfill import backfill as backfill_flow
-    from .sandbox.control import NotASandboxError
+    """Land several simulated nights from a running sandbox (sandbox only)."""
+    from .sandbox.control import SandboxControl
 
-    try:
-        results = backfill_flow(nights=nights, jobs_file=jobs_file, db_path=db)
-    except NotASandboxError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
+    with SandboxControl(sandbox_url) as control:
+        control.check()  # NotASandboxError, before Prefect starts
+    os.environ["RUNTYPE_BASE_URL"] = sandbox_url
+    os.environ.setdefault("RUNTYPE_API_KEY", DEFAULT_API_KEY)
+    announce_prefect()
+    from .orchestration.backfill import backfill as backfill_flow
+
+    results = backfill_flow(nights=nights, jobs_file=jobs_file, db_path=db)
     for night, night_results in results.items():
         console.print(results_table(f"Night {night}", night_results))
 
 
 @app.command()
+@friendly
 def server(
     port: Annotated[int, typer.Option(help="Prefect server (UI) port.")] = 4200,
     sandbox_port: Annotated[int, typer.Option(help="Sandbox port.")] = 8765,
     time_scale: Annotated[float, typer.Option(help="Sandbox time scale.")] = 0.01,
+    api_url: Annotated[
+        str | None,
+        typer.Option(help="Use this running Prefect server instead of starting one."),
+    ] = None,
+    sandbox_url: Annotated[
+        str | None, typer.Option(help="Use this running sandbox instead of starting one.")
+    ] = None,
+    db: Annotated[str, typer.Option(help="DuckDB file the deployments land into.")] = (
+        "runtype.duckdb"
+    ),
 ) -> None:
     """Run a Prefect server with the UI, the sandbox, the deployments and a process worker,
-    until Ctrl-C. Schedules run here (the temporary server Prefect starts alone has none)."""
-    from .stack import LocalStack
+    until Ctrl-C or SIGTERM (which stop every child). Schedules run here (the temporary server
+    Prefect starts alone has none). Honours $PREFECT_HOME (default ./.prefect)."""
+    from .stack import LocalStack, api_url_of, stop_on_sigterm
 
+    stop_on_sigterm()
     with LocalStack(
-        prefect_port=port, sandbox_port=sandbox_port, time_scale=time_scale, log=console.print
+        prefect_port=port,
+        sandbox_port=sandbox_port,
+        sandbox_url=sandbox_url,
+        api_url=api_url_of(api_url) if api_url else None,
+        api_key=os.environ.get("RUNTYPE_API_KEY") or DEFAULT_API_KEY,
+        time_scale=time_scale,
+        db_path=db,
+        log=lambda line: console.print(line, highlight=False),
     ) as stack:
         stack.deploy()
         stack.start_worker()
         console.print(
-            f"[bold green]ready[/]: Prefect UI {stack.ui_url} · sandbox "
-            f"{stack.sandbox_url} · warehouse {stack.db_path}"
+            f"[bold green]ready[/]: Prefect UI {stack.ui_url} · sandbox {stack.sandbox_url} ·"
+            f" warehouse {stack.db_path} · process group {stack.process_group}",
+            highlight=False,
         )
         console.print(
-            "trigger a night now: PREFECT_API_URL="
-            + stack.api_url
-            + " .venv/bin/prefect deployment run runtype-nightly/nightly · Ctrl-C stops"
+            "in another terminal:\n"
+            f"  export PREFECT_API_URL={stack.api_url}\n"
+            "  .venv/bin/prefect deployment run runtype-nightly/nightly   # a night, now\n"
+            f"  .venv/bin/runtype-prefect backfill --sandbox-url {stack.sandbox_url}"
+            "   # 7 nights of history\n"
+            "Ctrl-C stops everything",
+            highlight=False,
         )
         stack.wait()
 
 
 @app.command()
+@friendly
 def demo(
     nights: Annotated[int, typer.Option(help="Simulated nights of history to land.")] = 7,
     db: Annotated[str, typer.Option(help="DuckDB file to land into.")] = "runtype.duckdb",
@@ -279,10 +402,12 @@ def demo(
     server, land everything in DuckDB and print a summary."""
     from .demo import run_demo
 
+    announce_prefect()
     run_demo(console, nights=nights, db_path=db, time_scale=time_scale, report_path=report_path)
 
 
 @app.command()
+@friendly
 def report(
     db: Annotated[
         str | None, typer.Option(help="Warehouse or its snapshot (default $RUNTYPE_PREFECT_DB).")
@@ -302,3 +427,40 @@ def report(
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
     console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline)")
+
+
+@app.command()
+@friendly
+def adopt(
+    flow_id: Annotated[str, typer.Option(help="The job's Runtype flow id.")],
+    record_type: Annotated[str, typer.Option(help="The job's record type.")],
+    run_key: Annotated[str, typer.Option(help="The night (run key) to settle.")],
+    batch_id: Annotated[
+        str | None, typer.Option(help="The batch that night's start became.")
+    ] = None,
+    start_new: Annotated[
+        bool, typer.Option(help="None of the candidates is it: let the next run start afresh.")
+    ] = False,
+    db: Annotated[
+        str | None, typer.Option(help="DuckDB file (default $RUNTYPE_PREFECT_DB).")
+    ] = None,
+) -> None:
+    """Settle a start that reconciliation could not (AmbiguousBatchError): attribute a batch to
+    the job's night, checked against the API, or clear the night so the next run starts one."""
+    from .client import RuntypeClient
+    from .jobs import Job
+    from .orchestration.reconcile import adopt_batch, forget_start
+    from .warehouse import Warehouse
+
+    if (batch_id is None) == (not start_new):
+        raise typer.BadParameter("give exactly one of --batch-id and --start-new")
+    job = Job(flow_id=flow_id, record_type=record_type)
+    with Warehouse(db) as warehouse:
+        if start_new:
+            forget_start(warehouse, job, run_key)
+            console.print(f"{job.label} {run_key}: cleared; the next run starts a new batch")
+            return
+        assert batch_id is not None
+        with RuntypeClient() as client:
+            adopt_batch(client, warehouse, job, run_key, batch_id)
+    console.print(f"{job.label} {run_key}: adopted batch {batch_id}; a re-run lands it")

@@ -25,7 +25,10 @@ class RuntypeCredentials(CredentialsBlock):
 
     api_key: SecretStr = Field(description="Runtype API key (rt_live_… or rt_test_…).")
     base_url: str = Field(default=DEFAULT_BASE_URL, description="API base URL, ending in /v1.")
-    timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request read timeout.")
+    connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest wait for a connection to open."
+    )
     max_attempts: int = Field(default=5, ge=1, description="Tries per call, first included.")
     max_retry_seconds: float = Field(
         default=120.0, ge=0, description="Longest total wait between tries of one call."
@@ -49,22 +52,29 @@ class RuntypeCredentials(CredentialsBlock):
             base_delay=self.retry_base_delay,
         )
 
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout_seconds, connect=self.connect_timeout_seconds)
+
     def get_client(
-        self, request_hooks: list[Callable[[httpx.Request], None]] | None = None
+        self,
+        request_hooks: list[Callable[[httpx.Request], None]] | None = None,
+        *,
+        retry: RetryPolicy | None = None,
     ) -> RuntypeClient:
-        """Return a new `RuntypeClient` built from these settings (close it when done)."""
+        """Return a new `RuntypeClient` built from these settings (close it when done);
+        ``retry`` replaces the block's retry settings (e.g. a preflight's short budget)."""
         return RuntypeClient(
             self.api_key,
             self.base_url,
-            timeout=self.timeout_seconds,
-            retry=self._retry(),
+            timeout=self._timeout(),
+            retry=retry or self._retry(),
             request_hooks=request_hooks,
         )
 
     def get_async_client(self) -> AsyncRuntypeClient:
         """Return a new `AsyncRuntypeClient` built from these settings (close it when done)."""
         return AsyncRuntypeClient(
-            self.api_key, self.base_url, timeout=self.timeout_seconds, retry=self._retry()
+            self.api_key, self.base_url, timeout=self._timeout(), retry=self._retry()
         )
 
 

@@ -37,11 +37,6 @@ def run_demo(
         os.environ["RUNTYPE_API_KEY"] = server.api_key
         os.environ["RUNTYPE_BASE_URL"] = server.base_url
         console.print(f"[bold]sandbox[/] {server.base_url} · warehouse {db}")
-        if not os.environ.get("PREFECT_API_URL"):
-            console.print(
-                "Prefect: PREFECT_API_URL is unset, so Prefect starts a temporary local "
-                "server (~20 s, no UI); `make server` runs one with the UI."
-            )
         nightly_results = backfill(
             nights=nights,
             jobs=sandbox_jobs(server),

@@ -1,25 +1,35 @@
 """A local production-like stack: a real Prefect server (SQLite, UI on loopback), the sandbox,
 `runtype-prefect setup`, the deployments of ``deployments/prefect.yaml`` and a process worker.
 
-``make server`` runs it until Ctrl-C; the end-to-end test runs it on free ports. Each piece is
-a child process; their output goes to log files under the Prefect home, except the worker's.
+``make server`` runs it until Ctrl-C or SIGTERM; the end-to-end test runs it on free ports.
+Each piece is a child process in one process group of their own, so stopping signals them
+all, and their own children, at once; their output goes to log files under the Prefect home,
+except the worker's. The stack refuses ports that are taken rather than adopt whatever answers
+there, and sets up and deploys only onto the server it started (or the one ``api_url`` names).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 from .sandbox import DEFAULT_API_KEY
 
 BIN = Path(sys.executable).parent
+#: Seconds children get to exit after SIGTERM before the whole group is killed.
+STOP_GRACE_SECONDS = 8.0
 
 
 class StackError(RuntimeError):
@@ -35,6 +45,7 @@ class LocalStack:
         prefect_port: int = 4200,
         sandbox_port: int = 8765,
         sandbox_url: str | None = None,
+        api_url: str | None = None,
         api_key: str = DEFAULT_API_KEY,
         time_scale: float = 0.01,
         home: str | os.PathLike | None = None,
@@ -44,11 +55,13 @@ class LocalStack:
         log: Callable[[str], object] = print,
     ) -> None:
         self.root = Path(project_root or Path.cwd()).resolve()
-        self.home = Path(home or self.root / ".prefect").resolve()
+        self.home = Path(home or os.environ.get("PREFECT_HOME") or self.root / ".prefect")
+        self.home = self.home.expanduser().resolve()
         self.logs = self.home / "logs"
         self.db_path = Path(db_path).resolve()
-        self.api_url = f"http://127.0.0.1:{prefect_port}/api"
-        self.ui_url = f"http://127.0.0.1:{prefect_port}"
+        self._own_server = api_url is None
+        self.api_url = (api_url or f"http://127.0.0.1:{prefect_port}/api").rstrip("/")
+        self.ui_url = self.api_url.removesuffix("/api")
         self.prefect_port = prefect_port
         self.sandbox_port = sandbox_port
         self.sandbox_url = sandbox_url or f"http://127.0.0.1:{sandbox_port}/v1"
@@ -69,6 +82,8 @@ class LocalStack:
             "RUNTYPE_PREFECT_DB": str(self.db_path),
         }
         self._procs: list[tuple[str, subprocess.Popen]] = []
+        #: The process group every child joins (the first child's pid), once one started.
+        self.process_group: int | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -84,21 +99,29 @@ class LocalStack:
         self.stop()
 
     def start(self) -> None:
-        """Start the Prefect server and the sandbox, wait for both, run setup."""
+        """Start the Prefect server (unless ``api_url`` names one) and the sandbox, wait for
+        both, run setup. Raises `StackError` naming a taken port before starting anything."""
+        if self._own_server:
+            ensure_port_free(self.prefect_port, "the Prefect server", "--port")
+        if self._own_sandbox:
+            ensure_port_free(self.sandbox_port, "the sandbox", "--sandbox-port")
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.log(f"Prefect server on {self.ui_url} (home {self.home})")
-        self._spawn(
-            "prefect-server",
-            [
-                str(BIN / "prefect"),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.prefect_port),
-            ],
-        )
+        if self._own_server:
+            self.log(f"Prefect server on {self.ui_url} (home {self.home})")
+            self._spawn(
+                "prefect-server",
+                [
+                    str(BIN / "prefect"),
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.prefect_port),
+                ],
+            )
+        else:
+            self.log(f"Prefect server at {self.api_url} (not started here)")
         if self._own_sandbox:
             self.log(f"sandbox on {self.sandbox_url}")
             self._spawn(
@@ -142,7 +165,8 @@ class LocalStack:
         )
 
     def wait(self) -> None:
-        """Block until Ctrl-C or until a piece of the stack exits."""
+        """Block until Ctrl-C (or SIGTERM, see `stop_on_sigterm`) or until a piece of the stack
+        exits (raising `StackError`)."""
         try:
             while True:
                 for name, proc in self._procs:
@@ -153,17 +177,21 @@ class LocalStack:
             self.log("stopping")
 
     def stop(self) -> None:
-        """Stop every child process (SIGTERM, then SIGKILL after 15 s)."""
-        for _, proc in reversed(self._procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _, proc in reversed(self._procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        """Stop every child and their children: SIGTERM to the process group, SIGKILL to what
+        is left after `STOP_GRACE_SECONDS`."""
+        if self.process_group is not None:
+            _signal_group(self.process_group, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            for _, proc in self._procs:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            while time.monotonic() < deadline and _group_alive(self.process_group):
+                time.sleep(0.1)
+            _signal_group(self.process_group, signal.SIGKILL)
+            for _, proc in self._procs:
                 proc.wait()
         self._procs.clear()
+        self.process_group = None
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -189,8 +217,18 @@ class LocalStack:
     def _spawn(self, name: str, argv: list[str], *, to_terminal: bool = False) -> None:
         out = None if to_terminal else open(self.logs / f"{name}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            argv, cwd=self.root, env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None
+            argv,
+            cwd=self.root,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            # The first child leads a new group (in our session, so the terminal still reaches
+            # us); the others join it. Stopping signals the group: grandchildren too.
+            process_group=0 if self.process_group is None else self.process_group,
+            preexec_fn=_die_with_parent,
         )
+        if self.process_group is None:
+            self.process_group = proc.pid
         self._procs.append((name, proc))
 
     def _wait_http(self, url: str, what: str, timeout: float = 60) -> None:
@@ -209,3 +247,52 @@ class LocalStack:
                 pass
             time.sleep(0.5)
         raise StackError(f"{what} did not answer {url} within {timeout:.0f}s; see {self.logs}")
+
+
+def ensure_port_free(port: int, what: str, option: str) -> None:
+    """Raise `StackError` in one line when ``port`` on loopback is taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise StackError(
+                f"port {port} for {what} is already in use (another `runtype-prefect server`?):"
+                f" stop what holds it, or pass another {option}"
+            ) from None
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM stop the stack like Ctrl-C does (call from the main thread)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def api_url_of(url: str) -> str:
+    """Return a Prefect API URL ending in ``/api`` (accepts the UI's address too)."""
+    parts = urlsplit(url.rstrip("/"))
+    return url.rstrip("/") if parts.path.endswith("/api") else url.rstrip("/") + "/api"
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM if the stack's process dies."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -73,7 +73,9 @@ def resolve_api_key(api_key: str | SecretStr | None) -> SecretStr:
         api_key = api_key.get_secret_value()
     key = api_key or os.environ.get(API_KEY_ENV)
     if not key:
-        raise ValueError(f"no Runtype API key: pass api_key=... or set {API_KEY_ENV}")
+        raise ValueError(
+            f"no Runtype API key: set {API_KEY_ENV} (or pass api_key=..., or a credentials block)"
+        )
     return SecretStr(key.strip())
 
 

@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger, runtime
 from prefect.concurrency.sync import concurrency
 from prefect.states import Cancelled, Completed, Failed, State
 
-from ..client import BatchWaitStopped, BatchWaitTimeout, RuntypeError
+from ..client import BatchWaitStopped, BatchWaitTimeout
 from ..credentials import resolve_credentials
 from ..jobs import Job
 from ..limits import BATCH_CONCURRENCY_LIMIT, api_rate_limit_hook
@@ -211,7 +211,7 @@ def job_error_result(job: Job, run_key: str, exc: BaseException) -> JobResult:
     """Return the result of a job that failed before it had an outcome (e.g. a bad key)."""
     outcome = Outcome.TIMED_OUT if isinstance(exc, BatchWaitTimeout) else Outcome.ERROR
     batch_id = getattr(exc, "batch_id", None)
-    kind = type(exc).__name__ if isinstance(exc, RuntypeError | BatchWaitTimeout) else "error"
+    kind = type(exc).__name__
     return JobResult.of(
         job,
         run_key,

@@ -38,7 +38,10 @@ class SandboxControl:
         try:
             response = self.http.get("/_sandbox/clock")
         except httpx.HTTPError as exc:
-            raise NotASandboxError(f"no sandbox at {self.root_url}: {exc}") from exc
+            raise NotASandboxError(
+                f"no sandbox answers at {self.root_url} ({exc}): start one (`make server` or"
+                " `runtype-prefect sandbox`) or point --sandbox-url / RUNTYPE_BASE_URL at it"
+            ) from exc
         if response.status_code != 200:
             raise NotASandboxError(
                 f"{self.root_url} has no sandbox controls (HTTP {response.status_code}):"
