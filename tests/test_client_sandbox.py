@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from runtype_prefect.client import (
@@ -29,6 +31,7 @@ from runtype_prefect.client import (
     UnknownBatchStatusError,
 )
 from runtype_prefect.client import _core as core
+from runtype_prefect.sandbox import SandboxServer, SandboxSettings
 from runtype_prefect.sandbox.world import RECORD_TYPE_SIZES
 
 
@@ -344,3 +347,81 @@ def test_unsafe_configuration_is_refused(monkeypatch):
     monkeypatch.setenv(core.BASE_URL_ENV, "http://[::1]:9")
     with RuntypeClient() as c:
         assert c.base_url == "http://[::1]:9/v1/"
+
+
+SPEC_SUMMARY_ITEM = {
+    "id",
+    "flowName",
+    "status",
+    "progress",
+    "totalRecords",
+    "processedRecords",
+    "failedRecords",
+    "startedAt",
+}
+SPEC_STATUS = {
+    "batchExecutionId",
+    "flowId",
+    "status",
+    "totalRecords",
+    "processedRecords",
+    "failedRecords",
+    "successCount",
+    "progress",
+    "startedAt",
+    "completedAt",
+    "results",
+}
+
+
+def test_batch_summary_and_status_have_exactly_the_specs_fields(client, admin, sandbox):
+    run = client.run_on_record_type(admin.flow_for("customer"), "customer")
+    wait_terminal(client, run.batch_id)
+    client.run_on_record_type(admin.flow_for("vip_account"), "vip_account")
+    headers = {"Authorization": f"Bearer {sandbox.api_key}"}
+    summary = httpx.get(f"{sandbox.base_url}/batch/summary", headers=headers).json()
+    items = summary["batches"] + summary["recent"]
+    assert len(items) == 2 and all(set(item) == SPEC_SUMMARY_ITEM for item in items)
+    status = httpx.get(f"{sandbox.base_url}/batch/status/{run.batch_id}", headers=headers).json()
+    assert set(status) == SPEC_STATUS
+
+
+def test_ids_are_unique_across_restarts_while_the_world_stays_the_same():
+    runs = []
+    for _ in range(2):
+        with (
+            SandboxServer(SandboxSettings(seed=7)) as server,
+            RuntypeClient(server.api_key, server.base_url) as c,
+        ):
+            flow = next(f for f in c.list_flows() if "Ticket" in f.name)
+            run = c.run_on_record_type(flow.id, "ticket")
+            final = c.wait_for_batch(run.batch_id, timeout=30, poll_interval=0.01)
+            step_ids = {
+                s.id
+                for p in c.iter_step_results(flow.id, batch_execution_id=run.batch_id)
+                for s in p.items
+            }
+            runs.append((flow.id, run.batch_id, final.failed_records, step_ids))
+    (flow_a, batch_a, failed_a, steps_a), (flow_b, batch_b, failed_b, steps_b) = runs
+    assert flow_a == flow_b, "seeded flows and records are deterministic"
+    assert failed_a == failed_b and len(steps_a) == len(steps_b), "and so is what happens"
+    assert batch_a != batch_b and not steps_a & steps_b, "but no id repeats"
+
+
+def test_counting_records_reads_the_apis_clock(client, admin):
+    admin.clock(now="2026-11-20T02:00:00Z")
+    count = client.count_records("ticket")
+    assert count.count == 250
+    assert abs((count.as_of - datetime(2026, 11, 20, 2, tzinfo=UTC)).total_seconds()) < 5
+    assert client.count_records("no-such-type").count == 0
+
+
+def test_async_wait_for_batch_matches_sync(client, admin, sandbox):
+    run = client.run_on_record_type(admin.flow_for("ticket"), "ticket")
+
+    async def wait():
+        async with AsyncRuntypeClient(sandbox.api_key, sandbox.base_url) as ac:
+            return await ac.wait_for_batch(run.batch_id, timeout=30, poll_interval=0.01)
+
+    final = asyncio.run(wait())
+    assert final.has_ended and final == client.wait_for_batch(run.batch_id, timeout=5)

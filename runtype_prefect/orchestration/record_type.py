@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger, runtime
 from prefect.concurrency.sync import concurrency
 from prefect.states import Cancelled, Completed, Failed, State
 
-from ..client import BatchWaitStopped, BatchWaitTimeout
+from ..client import BatchWaitTimeout
 from ..credentials import resolve_credentials
 from ..jobs import Job
 from ..limits import BATCH_CONCURRENCY_LIMIT, api_rate_limit_hook
@@ -130,27 +130,19 @@ def run_record_type(
             if started.immediate is not None:
                 status = immediate_status(started.batch_id, started.immediate)
             else:
-                try:
-                    status = wait_for_batch(
-                        client,
-                        warehouse,
-                        started.batch_id,
-                        job,
-                        timeout=timeout_seconds,
-                        poll_interval=poll_interval_seconds,
-                        max_poll_interval=max_poll_interval_seconds,
-                        incomplete_grace=incomplete_grace_seconds,
-                        flow_run_ids=[flow_run_id, root_id],
-                    )
-                except BatchWaitTimeout as exc:
-                    warehouse.upsert_batch(
-                        started.batch_id, outcome=Outcome.TIMED_OUT.value, error=str(exc)
-                    )
-                    emit_batch_event(
-                        "failed", started.batch_id, job.label, outcome=Outcome.TIMED_OUT.value
-                    )
-                    raise
-                except BatchWaitStopped:
+                waited = wait_for_batch(
+                    client,
+                    warehouse,
+                    started.batch_id,
+                    job,
+                    timeout=timeout_seconds,
+                    poll_interval=poll_interval_seconds,
+                    max_poll_interval=max_poll_interval_seconds,
+                    incomplete_grace=incomplete_grace_seconds,
+                    flow_run_ids=[flow_run_id, root_id],
+                    return_state=True,
+                )
+                if waited.is_cancelled():
                     log.warning("%s: %s", job.label, CANCELLED_MESSAGE)
                     cancel_remote_batch(client, warehouse, started.batch_id)
                     result = JobResult.of(
@@ -162,6 +154,16 @@ def run_record_type(
                         message=CANCELLED_MESSAGE,
                     )
                     return state_for(result)  # type: ignore[return-value]
+                try:
+                    status = waited.result()
+                except BatchWaitTimeout as exc:
+                    warehouse.upsert_batch(
+                        started.batch_id, outcome=Outcome.TIMED_OUT.value, error=str(exc)
+                    )
+                    emit_batch_event(
+                        "failed", started.batch_id, job.label, outcome=Outcome.TIMED_OUT.value
+                    )
+                    raise
         landing = land_results(
             client,
             warehouse,

@@ -13,11 +13,13 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Cancelled
 from prefect.tasks import exponential_backoff
 
 from ..client import (
     BadRequestError,
     BatchStatus,
+    BatchWaitStopped,
     ImmediateRun,
     NotFoundError,
     RunStartUncertainError,
@@ -212,8 +214,8 @@ def wait_for_batch(
     """Follow the batch until it has ended (`RuntypeClient.wait_for_batch`), updating progress
     in the UI, and stop within seconds when ``flow_run_ids`` are being cancelled.
 
-    Raises `BatchWaitTimeout` at the deadline (the batch is left running) and
-    `BatchWaitStopped` on cancellation.
+    Ends in a Cancelled state (no traceback: nothing failed) when the run is being cancelled;
+    raises `BatchWaitTimeout` at the deadline (the batch is left running).
     """
     log = get_run_logger()
     progress = ProgressReporter(batch_id, job.label)
@@ -238,16 +240,19 @@ def wait_for_batch(
         )
 
     with CancellationWatch(flow_run_ids) as watch:
-        return client.wait_for_batch(
-            batch_id,
-            timeout=timeout,
-            poll_interval=poll_interval,
-            max_poll_interval=max_poll_interval,
-            incomplete_grace=incomplete_grace,
-            on_status=on_status,
-            should_stop=watch.should_stop,
-            sleep=watch.sleep,
-        )
+        try:
+            return client.wait_for_batch(
+                batch_id,
+                timeout=timeout,
+                poll_interval=poll_interval,
+                max_poll_interval=max_poll_interval,
+                incomplete_grace=incomplete_grace,
+                on_status=on_status,
+                should_stop=watch.should_stop,
+                sleep=watch.sleep,
+            )
+        except BatchWaitStopped:
+            return Cancelled(message=f"stopped waiting for batch {batch_id}: run cancelled")  # type: ignore[return-value]
 
 
 @task(name="land-results", cache_policy=NO_CACHE, **RETRYING)

@@ -73,6 +73,13 @@ class SandboxControl:
         response.raise_for_status()
         return response.json()
 
+    def force_status(self, batch_id: str, status: str) -> None:
+        """Make the batch report ``status`` while it really goes on (e.g. ``completed`` early)."""
+        self.http.put(
+            f"/_sandbox/batches/{batch_id}/status", params={"status": status}
+        ).raise_for_status()
+
     def stats(self) -> dict:
-        """Return runs started, requests served, batches, record types and flows."""
+        """Return runs started, requests served, every batch with its ground truth (flow id,
+        record type, creation time, step results so far), record types and flows."""
         return self.http.get("/_sandbox/stats").json()

@@ -1,0 +1,284 @@
+"""Exactly once, as the world is: the sandbox answers in the spec's shapes (a batch summary with
+no flow id, record type or creation time), starts are lost or answered ambiguously, batches say
+``completed`` early, and runs are cancelled. Every test compares the warehouse with the
+sandbox's own ground truth over real HTTP, with one Prefect test server per session."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+from typer.testing import CliRunner
+
+from runtype_prefect.client import RuntypeClient
+from runtype_prefect.credentials import RuntypeCredentials
+from runtype_prefect.jobs import Job
+from runtype_prefect.orchestration import Outcome, nightly, run_record_type
+from runtype_prefect.orchestration import tasks as job_tasks
+from runtype_prefect.warehouse import Warehouse
+
+pytestmark = pytest.mark.usefixtures("prefect_api", "runtype_env")
+
+FAST = {"poll_interval_seconds": 0.02, "max_poll_interval_seconds": 0.1}
+
+
+@pytest.fixture
+def db(tmp_path):
+    return str(tmp_path / "runtype.duckdb")
+
+
+def wait_for(condition, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ledger(db: str) -> dict[tuple[str, str], str | None]:
+    """(record type, run key) → batch id, from the warehouse's ledger."""
+    with Warehouse(db) as w:
+        rows = w.query("SELECT record_type, run_key, batch_id FROM run_intents")
+    return {(t, k): b for t, k, b in rows}
+
+
+def test_two_record_types_of_one_flow_started_together_each_get_their_own_batch(admin, db):
+    """Both starts answered ambiguously (connection dropped after the API acted): the summary
+    names batches by flow only, yet each job adopts the batch it started."""
+    flow = admin.flow_for("lead")
+    jobs = [Job(flow_id=flow, record_type="lead"), Job(flow_id=flow, record_type="ticket")]
+    admin.script({"kind": "drop", "method": "POST", "path_prefix": "/v1/flows", "times": 2})
+    results = nightly(jobs=jobs, db_path=db, run_key="2026-11-20", **FAST)
+    truth = {b["recordType"]: b["id"] for b in admin.stats()["batches"]}
+    assert {r.record_type: r.batch_id for r in results} == truth
+    assert [r.records for r in results] == [1200, 250] and all(r.reconnected for r in results)
+    assert admin.stats()["runsStarted"] == 2
+
+
+def test_starts_lost_in_a_crash_are_told_apart_by_their_record_counts(admin, sandbox, db):
+    """Both intents were written and both batches started, then the process died before
+    either id was saved; the re-run matches each job to its batch."""
+    flow = admin.flow_for("lead")
+    jobs = [Job(flow_id=flow, record_type="lead"), Job(flow_id=flow, record_type="ticket")]
+    with RuntypeClient(sandbox.api_key, sandbox.base_url) as c, Warehouse(db) as w:
+        for job in jobs:
+            count = c.count_records(job.record_type)
+            w.record_intent(
+                flow,
+                job.record_type,
+                "2026-11-20",
+                requested_at=datetime.now(UTC),
+                prefect_flow_run_id=None,
+                job_name=None,
+                api_requested_at=count.as_of,
+                expected_records=count.count,
+            )
+        started = {t: c.run_on_record_type(flow, t).batch_id for t in ("ticket", "lead")}
+    results = nightly(jobs=jobs, db_path=db, run_key="2026-11-20", **FAST)
+    assert {r.record_type: r.batch_id for r in results} == started
+    assert admin.stats()["runsStarted"] == 2
+
+
+def test_an_ambiguous_start_never_adopts_an_earlier_batch_of_the_same_job(admin, sandbox, db):
+    flow = admin.flow_for("customer")
+    admin.clock(now="2026-11-20T02:00:00Z")
+    with RuntypeClient(sandbox.api_key, sandbox.base_url) as c:  # yesterday, outside our ledger
+        yesterday = c.run_on_record_type(flow, "customer").batch_id
+    admin.clock(now="2026-11-21T02:00:00Z")
+    admin.script({"kind": "drop", "method": "POST", "path_prefix": "/v1/flows"})
+    result = run_record_type(
+        flow_id=flow, record_type="customer", db_path=db, run_key="2026-11-21", **FAST
+    )
+    (tonight,) = [b["id"] for b in admin.stats()["batches"] if b["id"] != yesterday]
+    assert result.batch_id == tonight and result.reconnected and result.records == 40
+    assert admin.stats()["runsStarted"] == 2
+
+
+def test_when_two_batches_fit_nothing_is_adopted_or_started_until_adopt_settles_it(
+    admin, sandbox, db
+):
+    flow = admin.flow_for("customer")
+    with RuntypeClient(sandbox.api_key, sandbox.base_url) as c, Warehouse(db) as w:
+        count = c.count_records("customer")
+        w.record_intent(
+            flow,
+            "customer",
+            "2026-11-22",
+            requested_at=datetime.now(UTC),
+            prefect_flow_run_id=None,
+            job_name=None,
+            api_requested_at=count.as_of,
+            expected_records=count.count,
+        )
+        twins = [c.run_on_record_type(flow, "customer").batch_id for _ in range(2)]
+    args = dict(flow_id=flow, record_type="customer", db_path=db, run_key="2026-11-22", **FAST)
+    state = run_record_type(**args, return_state=True)
+    assert state.is_failed()
+    message = state.message or ""
+    assert "2 batches fit" in message and all(t in message for t in twins)
+    assert "runtype-prefect adopt" in message
+    assert admin.stats()["runsStarted"] == 2, "nothing was started"
+    assert ledger(db) == {("customer", "2026-11-22"): None}, "nothing was adopted"
+
+    cli = CliRunner().invoke(
+        __import__("runtype_prefect.cli", fromlist=["app"]).app,
+        [
+            "adopt",
+            "--flow-id",
+            flow,
+            "--record-type",
+            "customer",
+            "--run-key",
+            "2026-11-22",
+            "--batch-id",
+            twins[1],
+            "--db",
+            db,
+        ],
+    )
+    assert cli.exit_code == 0, cli.output
+    result = run_record_type(**args)
+    assert result.batch_id == twins[1] and result.records == 40
+    assert admin.stats()["runsStarted"] == 2
+
+
+def test_a_batch_that_says_completed_early_is_incomplete_until_a_rerun_lands_the_rest(admin, db):
+    flow = admin.flow_for("lead")
+    admin.clock(time_scale=0.05)  # the batch takes ~10 s: long enough to catch it half-way
+    args = dict(flow_id=flow, record_type="lead", db_path=db, run_key="2026-11-23", **FAST)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(
+            run_record_type, **args, incomplete_grace_seconds=0.3, return_state=True
+        )
+        batch = wait_for(lambda: admin.stats()["batches"], "the batch to start")[0]["id"]
+        admin.force_status(batch, "completed")
+        state = running.result(timeout=120)
+    assert state.is_failed() and state.name == "Incomplete"
+    first = state.result(raise_on_failure=False)
+    assert first.outcome is Outcome.INCOMPLETE and 0 <= first.records < 1200
+    assert "a re-run reconnects and lands the rest" in first.message
+    with Warehouse(db) as w:
+        row = w.get_batch(batch)
+        assert row["landed_at"] is None and row["outcome"] == "incomplete"
+
+    admin.clock(time_scale=0.0)  # the rest of the records finish
+    wait_for(lambda: admin.stats()["batches"][0]["processedRecords"] == 1200, "the batch to finish")
+    second = run_record_type(**args)
+    assert second.batch_id == batch and second.records == 1200 and second.reconnected
+    truth = admin.stats()["batches"][0]
+    with Warehouse(db) as w:
+        assert w.landed_counts(batch) == (1200, truth["stepResults"])
+        assert w.get_batch(batch)["landed_at"] is not None
+    third = run_record_type(**args)
+    assert third.message == "already landed for this run key; nothing to do"
+    assert admin.stats()["runsStarted"] == 1
+
+
+def test_chaos_two_nights_of_every_job_lose_and_duplicate_nothing(admin, sandbox, db, monkeypatch):
+    """The fault mix of the issue (20 % 429, 5 % 5xx, 5 % dropped connections, 2 % malformed
+    bodies, 20 ms latency) over all four jobs and two nights, against the ground truth."""
+    RuntypeCredentials(
+        api_key=sandbox.api_key, base_url=sandbox.base_url, max_attempts=10, retry_base_delay=0.01
+    ).save("chaos", overwrite=True)
+    for retried in (job_tasks.start_or_reconnect, job_tasks.land_results):
+        monkeypatch.setattr(retried, "retry_delay_seconds", [0.01] * 3)
+    flows = admin.stats()["flows"]
+    jobs = [Job(flow_id=f["id"], record_type=f["recordType"], name=f["name"]) for f in flows]
+    nights = ("2026-11-24", "2026-11-25")
+    for night in nights:
+        admin.clock(now=f"{night}T02:00:00Z")
+        admin.faults(
+            rate_429=0.2,
+            rate_5xx=0.05,
+            rate_drop=0.05,
+            rate_malformed=0.02,
+            latency_ms=20,
+            retry_after_seconds=0,
+            seed=11,
+        )
+        state = nightly(
+            jobs=jobs, db_path=db, run_key=night, credentials_block="chaos", return_state=True
+        )
+        admin.faults()
+        assert not state.is_failed(), state.message
+
+    truth = admin.stats()["batches"]
+    with Warehouse(db) as w:
+        landed = {b: w.landed_counts(b) for b in (t["id"] for t in truth)}
+        claimed = w.query("SELECT batch_id, count(*) FROM run_intents GROUP BY 1")
+        rows = w.query("SELECT count(*), count(DISTINCT (batch_id, record_id)) FROM record_results")
+    lost_records = sum(t["totalRecords"] - landed[t["id"]][0] for t in truth)
+    lost_steps = sum(t["stepResults"] - landed[t["id"]][1] for t in truth)
+    duplicated = rows[0][0] - rows[0][1]
+    per_job_night: dict[tuple[str, str], int] = {}
+    for t in truth:
+        key = (t["recordType"], t["createdAt"][:10])
+        per_job_night[key] = per_job_night.get(key, 0) + 1
+    print(
+        f"\nchaos: {len(truth)} batches for {len(jobs) * len(nights)} job-nights;"
+        f" lost {lost_records} records and {lost_steps} step results; duplicated {duplicated};"
+        f" most batches for one job-night {max(per_job_night.values())};"
+        f" batches on two nights {sum(n > 1 for _, n in claimed)}"
+    )
+    assert (lost_records, lost_steps, duplicated) == (0, 0, 0)
+    assert len(truth) == len(jobs) * len(nights) and set(per_job_night.values()) == {1}
+    assert all(n == 1 for _, n in claimed) and len(claimed) == len(truth)
+    assert {(t, k): b for (t, k), b in ledger(db).items()} == {
+        (t["recordType"], t["createdAt"][:10]): t["id"] for t in truth
+    }
+
+
+def test_cancelling_the_flow_run_cancels_its_batch_within_seconds_and_frees_the_slot(admin, db):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
+    from prefect.states import Cancelling
+
+    from runtype_prefect.limits import BATCH_CONCURRENCY_LIMIT
+
+    flow = admin.flow_for("lead")
+    admin.clock(time_scale=100.0)  # the batch would take hours
+    with get_client(sync_client=True) as prefect:
+        prefect.upsert_global_concurrency_limit_by_name(name=BATCH_CONCURRENCY_LIMIT, limit=4)
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                running = pool.submit(
+                    run_record_type,
+                    flow_id=flow,
+                    record_type="lead",
+                    db_path=db,
+                    run_key="2026-11-26",
+                    poll_interval_seconds=30.0,  # the watch, not the poll, must notice
+                    return_state=True,
+                )
+                batch = wait_for(lambda: admin.stats()["batches"], "the batch to start")[0]
+                (flow_run,) = wait_for(
+                    lambda: prefect.read_flow_runs(
+                        flow_run_filter=FlowRunFilter(
+                            state=FlowRunFilterState(type={"any_": ["RUNNING"]})
+                        )
+                    ),
+                    "the flow run to be running",
+                )
+                cancelled_at = time.monotonic()
+                prefect.set_flow_run_state(flow_run.id, Cancelling(), force=True)
+                wait_for(
+                    lambda: admin.stats()["batches"][0]["status"] == "cancelled",
+                    "the remote batch to be cancelled",
+                    timeout=10,
+                )
+                elapsed = time.monotonic() - cancelled_at
+                state = running.result(timeout=30)
+            limit = prefect.read_global_concurrency_limit_by_name(BATCH_CONCURRENCY_LIMIT)
+        finally:
+            prefect.delete_global_concurrency_limit_by_name(BATCH_CONCURRENCY_LIMIT)
+    print(f"\ncancellation reached Runtype {elapsed:.1f}s after the flow run was cancelled")
+    assert elapsed < 10
+    assert state.is_cancelled()
+    assert limit.active_slots == 0, "the runtype-batches slot was released"
+    with Warehouse(db) as w:
+        row = w.get_batch(batch["id"])
+        assert row["outcome"] == "cancelled" and row["landed_at"] is None
+        assert w.landed_counts(batch["id"]) == (0, 0), "nothing landed after the cancel"
