@@ -365,7 +365,7 @@ def server(
         api_key=os.environ.get("RUNTYPE_API_KEY") or DEFAULT_API_KEY,
         time_scale=time_scale,
         db_path=db,
-        log=lambda line: console.print(line, highlight=False),
+        log=lambda line: console.print(line, highlight=False, soft_wrap=True),
     ) as stack:
         stack.deploy()
         stack.start_worker()
@@ -373,6 +373,7 @@ def server(
             f"[bold green]ready[/]: Prefect UI {stack.ui_url} · sandbox {stack.sandbox_url} ·"
             f" warehouse {stack.db_path} · process group {stack.process_group}",
             highlight=False,
+            soft_wrap=True,
         )
         console.print(
             "in another terminal:\n"
@@ -382,6 +383,7 @@ def server(
             "   # 7 nights of history\n"
             "Ctrl-C stops everything",
             highlight=False,
+            soft_wrap=True,
         )
         stack.wait()
 

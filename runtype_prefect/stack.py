@@ -73,7 +73,9 @@ class LocalStack:
             "PREFECT_HOME": str(self.home),
             "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_WORKER_QUERY_SECONDS": str(worker_poll_seconds),
+            "PREFECT_WORKER_QUERY_SECONDS": os.environ.get(
+                "PREFECT_WORKER_QUERY_SECONDS", str(worker_poll_seconds)
+            ),
             # Off by default in Prefect 3.9: without it a cancelled run is only stopped by the
             # server's cleanup loop, tens of seconds later.
             "PREFECT_WORKER_ENABLE_CANCELLATION": "true",
@@ -252,6 +254,8 @@ class LocalStack:
 def ensure_port_free(port: int, what: str, option: str) -> None:
     """Raise `StackError` in one line when ``port`` on loopback is taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers bind: a port whose last connections linger in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:

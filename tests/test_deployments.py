@@ -4,10 +4,13 @@ end-to-end run on a real Prefect server with a process worker (marked ``e2e``)."
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -23,6 +26,7 @@ from runtype_prefect.jobs import load_jobs
 from runtype_prefect.limits import API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT
 from runtype_prefect.sandbox.control import NotASandboxError
 from runtype_prefect.setup import WORK_POOL
+from runtype_prefect.stack import ensure_port_free
 from runtype_prefect.warehouse import Warehouse
 
 ROOT = Path(__file__).parents[1]
@@ -157,73 +161,146 @@ def wait_for(condition, what: str, timeout: float = 120):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+class ServerProcess:
+    """``runtype-prefect server`` as an operator runs it: a subprocess whose output we read."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "runtype-prefect"), "server", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def ready(self, timeout: float = 240) -> int:
+        """Wait for the ready line; return the children's process group."""
+        line = wait_for(
+            lambda: (
+                next((x for x in self.lines if x.startswith("ready")), None)
+                or (self.proc.poll() is not None and AssertionError("".join(self.lines)))
+            ),
+            "the server to be ready",
+            timeout,
+        )
+        if isinstance(line, AssertionError):
+            raise line
+        return int(re.search(r"process group (\d+)", line).group(1))
+
+
+def run_prefect(api_url: str, *args: str, timeout: float = 360) -> str:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "prefect"), *args],
+        env={**os.environ, "PREFECT_API_URL": api_url},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return done.stdout
+
+
 @pytest.mark.e2e
 def test_deployments_run_and_cancel_end_to_end_on_a_real_server(admin, sandbox, tmp_path):
-    """One real Prefect server, process worker and deployment: a scheduled deployment's run
-    lands every job; cancelling a second run in the UI's way cancels its Runtype batches."""
-    from runtype_prefect.stack import BIN, LocalStack
-
+    """`runtype-prefect server` (real Prefect server, process worker, deployments) as a
+    subprocess: a deployment's run lands every job; cancelling a second run cancels its Runtype
+    batches within seconds and frees its slot; SIGTERM then stops every child."""
     db = tmp_path / "e2e.duckdb"
-    prefect = str(BIN / "prefect")
-    with LocalStack(
-        prefect_port=free_port(),
-        sandbox_url=sandbox.base_url,
-        api_key=sandbox.api_key,
-        home=tmp_path / "prefect",
-        db_path=db,
-        project_root=ROOT,
-        worker_poll_seconds=1,
-        log=lambda m: None,
-    ) as stack:
-        stack.deploy()
-        stack.start_worker()
-        out = stack.run(
-            [
-                prefect,
-                "deployment",
-                "run",
-                "runtype-nightly/nightly",
-                "--param",
-                "run_key=2026-11-15",
-                "--param",
-                "poll_interval_seconds=0.05",
-                "--watch",
-                "--watch-timeout",
-                "300",
-            ],
-            "trigger",
-            timeout=360,
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "RUNTYPE_API_KEY": sandbox.api_key,
+    }
+    env.pop("PREFECT_API_URL", None)
+    server = ServerProcess(
+        ["--port", str(port), "--sandbox-url", sandbox.base_url, "--db", str(db)], env
+    )
+    try:
+        group = server.ready()
+        assert (tmp_path / "prefect" / "logs" / "prefect-server.log").exists(), "PREFECT_HOME"
+        out = run_prefect(
+            api,
+            "deployment",
+            "run",
+            "runtype-nightly/nightly",
+            "--param",
+            "run_key=2026-11-15",
+            "--param",
+            "poll_interval_seconds=0.05",
+            "--watch",
+            "--watch-timeout",
+            "300",
         )
         assert "CompletedWithFailures" in out or "Completed" in out
-        artifacts = httpx.post(f"{stack.api_url}/artifacts/filter", json={"limit": 50}).json()
-        deployments = httpx.post(f"{stack.api_url}/deployments/filter", json={}).json()
+        artifacts = httpx.post(f"{api}/artifacts/filter", json={"limit": 50}).json()
+        deployments = httpx.post(f"{api}/deployments/filter", json={}).json()
 
         admin.clock(time_scale=1000.0)  # the next night runs slowly enough to be cancelled
-        out = stack.run(
-            [
-                prefect,
-                "deployment",
-                "run",
-                "runtype-nightly/nightly",
-                "--param",
-                "run_key=2026-11-16",
-                "--param",
-                "poll_interval_seconds=0.1",
-            ],
-            "trigger",
+        out = run_prefect(
+            api,
+            "deployment",
+            "run",
+            "runtype-nightly/nightly",
+            "--param",
+            "run_key=2026-11-16",
+            "--param",
+            "poll_interval_seconds=0.1",
         )
         run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
         wait_for(
             lambda: sum(b["status"] == "queued" for b in admin.stats()["batches"]) >= 3,
             "the deferred batches to start",
         )
-        stack.run([prefect, "flow-run", "cancel", run_id], "cancel")
+        time.sleep(1)  # let the jobs settle into waiting
+        run_prefect(api, "flow-run", "cancel", run_id)
+        cancelled_at = time.monotonic()
         wait_for(
             lambda: all(
                 b["status"] in ("completed", "cancelled") for b in admin.stats()["batches"]
             ),
             "the batches to be cancelled",
+            timeout=30,
         )
+        to_runtype = time.monotonic() - cancelled_at
+        wait_for(
+            lambda: httpx.get(f"{api}/flow_runs/{run_id}").json()["state_type"] == "CANCELLED",
+            "the nightly run to be Cancelled",
+            timeout=60,
+        )
+        running = httpx.post(
+            f"{api}/flow_runs/filter",
+            json={"flow_runs": {"state": {"type": {"any_": ["RUNNING", "CANCELLING"]}}}},
+        ).json()
+        slots = httpx.get(f"{api}/v2/concurrency_limits/runtype-batches").json()["active_slots"]
+    finally:
+        if server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGTERM)
+        stop_started = time.monotonic()
+        exit_code = server.proc.wait(timeout=30)
+        stopped_in = time.monotonic() - stop_started
+    print(
+        f"\ncancel → Runtype batches cancelled in {to_runtype:.1f}s;"
+        f" SIGTERM → server and children gone in {stopped_in:.1f}s"
+    )
+    assert to_runtype < 10
+    assert running == [], "no child run is left Running"
+    assert slots == 0, "the runtype-batches slot was released"
+    assert exit_code == 0 and stopped_in < 10
+    with pytest.raises(ProcessLookupError):
+        os.killpg(group, 0)  # every child of the stack is gone
+    ensure_port_free(port, "the Prefect server", "--port")  # free again: nothing listens
 
     keys = {a["key"] for a in artifacts}
     assert "runtype-nightly-summary" in keys
@@ -241,11 +318,15 @@ def test_deployments_run_and_cancel_end_to_end_on_a_real_server(admin, sandbox, 
             " USING (batch_id) WHERE run_key = '2026-11-15' GROUP BY 1 ORDER BY 1"
         )
         second = w.query(
-            "SELECT record_type, outcome FROM batches WHERE run_key = '2026-11-16'"
-            " AND executed_immediately IS NOT TRUE ORDER BY 1"
+            "SELECT record_type, outcome, landed_at IS NULL FROM batches"
+            " WHERE run_key = '2026-11-16' AND executed_immediately IS NOT TRUE ORDER BY 1"
         )
     assert first == [("customer", 40), ("lead", 1200), ("ticket", 250), ("vip_account", 6)]
-    assert second == [("customer", "cancelled"), ("lead", "cancelled"), ("ticket", "cancelled")]
+    assert second == [
+        ("customer", "cancelled", True),
+        ("lead", "cancelled", True),
+        ("ticket", "cancelled", True),
+    ]
     assert sum(b["status"] == "cancelled" for b in admin.stats()["batches"]) == 3
     assert admin.stats()["runsStarted"] == 8, "no batch was started twice"
 
