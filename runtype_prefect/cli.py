@@ -240,6 +240,12 @@ def run(
     run_key: Annotated[str | None, typer.Option(help="Idempotency key (default: today).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each batch.")] = 6 * 3600.0,
     force: Annotated[bool, typer.Option(help="Start new batches even if the key ran.")] = False,
+    max_cost_usd_per_job: Annotated[
+        float | None, typer.Option(help="Skip a job whose cost forecast is higher.")
+    ] = None,
+    max_cost_usd_per_night: Annotated[
+        float | None, typer.Option(help="Skip jobs that would take the night past this.")
+    ] = None,
 ) -> None:
     """Run one Runtype flow over record types through Prefect and land results in DuckDB.
 
@@ -247,11 +253,11 @@ def run(
     """
     from .client import RuntypeClient
     from .jobs import Job
-    from .preflight import PREFLIGHT_RETRY, check_access
+    from .preflight import PREFLIGHT_RETRY, PREFLIGHT_TIMEOUT, check_access
 
     jobs = [Job(flow_id=flow_id, record_type=t) for t in record_type]
     if credentials_block is None:  # a block lives on the Prefect server: checked in the run
-        with RuntypeClient(retry=PREFLIGHT_RETRY) as client:
+        with RuntypeClient(retry=PREFLIGHT_RETRY, timeout=PREFLIGHT_TIMEOUT) as client:
             check_access(client, jobs)
     announce_prefect()
     from .orchestration import nightly
@@ -263,11 +269,16 @@ def run(
         run_key=run_key,
         timeout_seconds=timeout,
         force=force,
+        max_cost_usd_per_job=max_cost_usd_per_job,
+        max_cost_usd_per_night=max_cost_usd_per_night,
         return_state=True,
     )
     results = state.result(raise_on_failure=False)
     if not isinstance(results, list):
         console.print(f"[red]run failed:[/] {results}")
+        raise typer.Exit(1)
+    if not results:  # the preflight failed: nothing was started
+        console.print(f"[red]{state.message}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(results_table(f"Runtype run {results[0].run_key if results else ''}", results))
     _print_failures(results)

@@ -33,6 +33,9 @@ class RuntypeCredentials(CredentialsBlock):
     max_retry_seconds: float = Field(
         default=120.0, ge=0, description="Longest total wait between tries of one call."
     )
+    max_call_seconds: float = Field(
+        default=60.0, gt=0, description="Longest time one call may take, every try included."
+    )
     retry_base_delay: float = Field(
         default=0.5, ge=0, description="First backoff ceiling in seconds (doubles per try)."
     )
@@ -45,10 +48,12 @@ class RuntypeCredentials(CredentialsBlock):
         """
         return cls(api_key=resolve_api_key(None), base_url=resolve_base_url(None))
 
-    def _retry(self) -> RetryPolicy:
+    def retry_policy(self) -> RetryPolicy:
+        """Return the `RetryPolicy` these settings describe."""
         return RetryPolicy(
             max_attempts=self.max_attempts,
             max_total_seconds=self.max_retry_seconds,
+            max_call_seconds=self.max_call_seconds,
             base_delay=self.retry_base_delay,
         )
 
@@ -60,21 +65,22 @@ class RuntypeCredentials(CredentialsBlock):
         request_hooks: list[Callable[[httpx.Request], None]] | None = None,
         *,
         retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> RuntypeClient:
         """Return a new `RuntypeClient` built from these settings (close it when done);
-        ``retry`` replaces the block's retry settings (e.g. a preflight's short budget)."""
+        ``retry`` and ``timeout`` replace the block's (e.g. for a preflight's short budget)."""
         return RuntypeClient(
             self.api_key,
             self.base_url,
-            timeout=self._timeout(),
-            retry=retry or self._retry(),
+            timeout=timeout or self._timeout(),
+            retry=retry or self.retry_policy(),
             request_hooks=request_hooks,
         )
 
     def get_async_client(self) -> AsyncRuntypeClient:
         """Return a new `AsyncRuntypeClient` built from these settings (close it when done)."""
         return AsyncRuntypeClient(
-            self.api_key, self.base_url, timeout=self._timeout(), retry=self._retry()
+            self.api_key, self.base_url, timeout=self._timeout(), retry=self.retry_policy()
         )
 
 

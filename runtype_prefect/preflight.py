@@ -1,13 +1,30 @@
-"""Checks that run before anything is started or Prefect is even imported: the key, the base
-URL and every job's flow, each answered within seconds, each failure one line naming the fix.
+"""Checks that run before anything is spent: a Runtype batch costs money the moment it starts.
 
-It needs only the client, so the CLI can fail fast on a wrong key, an unknown flow or an
-endpoint that does not answer, instead of after Prefect's temporary server has started.
+Every check is a plain function over the client and the warehouse file (no Prefect), so the CLI
+runs the quick ones before Prefect even starts and the flows run them all as one task:
+
+- the warehouse: readable (validated read-only, never written to when it is not), a schema
+  this version knows (newer: refused; older: migrated when it opens), writable;
+- the endpoint and the key: one authenticated GET per flow within a short deadline;
+- every job: its flow exists, its record type has records (else: the types that do exist),
+  and how many;
+- the quota: tonight's records against the plan's remaining executions (refused when they do
+  not fit, a warning from 80 % used, the spec's warning threshold);
+- the budget: a cost forecast per job from its recent nights, and optional budgets per job and
+  per night; a job over budget is skipped (`over_budget`), the rest run.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import statistics
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import httpx
 
 from .client import (
     AuthenticationError,
@@ -16,22 +33,186 @@ from .client import (
     RetryPolicy,
     RuntypeClient,
     RuntypeConnectionError,
+    RuntypeError,
+    UsagePeriod,
 )
 from .jobs import Job
+from .warehouse import Warehouse, WarehouseError, default_db_path
+from .warehouse.connection import read_schema_version
+from .warehouse.migrate import latest_version
 
-#: The preflight's retry budget: one quick second try, never the minutes a job may spend.
-PREFLIGHT_RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_total_seconds=2.0)
+#: The preflight's bounds on one call: 12 s in all, at most 3 s of it spent waiting between
+#: tries (so a closed port fails within ~3 s and a silent one within 12 s), while 429s and
+#: 5xx blips are still ridden out.
+PREFLIGHT_CALL_SECONDS = 12.0
+PREFLIGHT_WAIT_SECONDS = 3.0
+PREFLIGHT_RETRY = RetryPolicy(
+    max_total_seconds=PREFLIGHT_WAIT_SECONDS, max_call_seconds=PREFLIGHT_CALL_SECONDS
+)
+#: The preflight's timeouts: a closed port fails at once, a silent one within the budget.
+PREFLIGHT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+#: Share of a quota used (tonight included) from which the preflight warns.
+QUOTA_WARNING_SHARE = 0.8
+#: Recent nights a job's cost forecast is drawn from.
+FORECAST_NIGHTS = 7
 
 
 class PreflightError(Exception):
     """A check before the run failed; the message is one line naming the problem and fix."""
 
 
+class Level(StrEnum):
+    """How much a finding matters."""
+
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's verdict, in one line."""
+
+    level: Level
+    check: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What a job is likely to cost tonight, from the cost per record of its recent nights."""
+
+    records: int
+    cost_per_record: float
+    low_per_record: float
+    high_per_record: float
+    nights: int
+
+    @property
+    def usd(self) -> float:
+        """The forecast: the median cost per record of recent nights × tonight's records."""
+        return self.cost_per_record * self.records
+
+    def describe(self) -> str:
+        """Return e.g. ``$7.21 (6.90–7.52 over 7 nights)``."""
+        low, high = self.low_per_record * self.records, self.high_per_record * self.records
+        return f"${self.usd:.2f} (${low:.2f}–${high:.2f} over {self.nights} nights)"
+
+
+@dataclass
+class JobPlan:
+    """What the preflight decided for one job."""
+
+    job: Job
+    records: int | None = None
+    forecast: Forecast | None = None
+    budget_usd: float | None = None
+    over_budget: str = ""  # why the job is skipped; "" when it runs
+
+    @property
+    def runs(self) -> bool:
+        """True when the job is to be started."""
+        return not self.over_budget
+
+
+@dataclass
+class PreflightReport:
+    """Every finding of a night's preflight and the plan for each job."""
+
+    run_key: str
+    findings: list[Finding] = field(default_factory=list)
+    plans: list[JobPlan] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """True when a check failed: nothing may be started."""
+        return any(f.level is Level.FAIL for f in self.findings)
+
+    def problems(self) -> list[str]:
+        """Return one line per failed check."""
+        return [f"{f.check}: {f.message}" for f in self.findings if f.level is Level.FAIL]
+
+    def add(self, level: Level, check: str, message: str) -> None:
+        """Record a finding."""
+        self.findings.append(Finding(level, check, message))
+
+    def markdown(self) -> str:
+        """Return the findings and the plan as the preflight artifact's markdown."""
+        mark = {Level.OK: "✅", Level.WARN: "⚠️", Level.FAIL: "❌"}
+        verdict = "failed: nothing was started" if self.failed else "passed"
+        lines = [f"# Preflight `{self.run_key}`: {verdict}", ""]
+        lines += [f"- {mark[f.level]} **{f.check}**: {f.message}" for f in self.findings]
+        if self.plans:
+            lines += [
+                "",
+                "| job | records | forecast | budget | decision |",
+                "|---|---|---|---|---|",
+            ]
+            for p in self.plans:
+                lines.append(
+                    f"| {p.job.label} | {'' if p.records is None else p.records} | "
+                    f"{p.forecast.describe() if p.forecast else 'no forecast'} | "
+                    f"{'' if p.budget_usd is None else f'${p.budget_usd:.2f}'} | "
+                    f"{'skip: ' + p.over_budget if p.over_budget else 'run'} |"
+                )
+        return "\n".join(lines)
+
+
+# --- the checks --------------------------------------------------------------------------------
+
+
+def preflight_retry(policy: RetryPolicy) -> RetryPolicy:
+    """Return ``policy`` (its attempts and delays) within the preflight's time bounds."""
+    return dataclasses.replace(
+        policy,
+        max_total_seconds=min(policy.max_total_seconds, PREFLIGHT_WAIT_SECONDS),
+        max_call_seconds=min(policy.max_call_seconds, PREFLIGHT_CALL_SECONDS),
+    )
+
+
+def check_warehouse(report: PreflightReport, db_path: str | os.PathLike | None) -> bool:
+    """Check that the warehouse file is readable, of a known schema, and writable; return True
+    when it is usable. Opens an existing file read-only only: a bad file is never written to."""
+    path = default_db_path(db_path)
+    try:
+        version = read_schema_version(path, lock_timeout=5.0) if path.exists() else None
+    except WarehouseError as exc:
+        report.add(Level.FAIL, "warehouse", str(exc))
+        return False
+    known = latest_version()
+    if version is not None and version > known:
+        report.add(
+            Level.FAIL,
+            "warehouse",
+            f"{path} was written by a newer runtype-prefect (schema {version}; this one knows"
+            f" up to {known}); upgrade runtype-prefect",
+        )
+        return False
+    writable = _writable(path)
+    if writable:
+        report.add(Level.FAIL, "warehouse", writable)
+        return False
+    state = "new" if not path.exists() else f"schema {version or 0} of {known}"
+    report.add(Level.OK, "warehouse", f"{path} ({state}), writable")
+    return True
+
+
+def _writable(path: Path) -> str:
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path} is not writable by this user"
+    if not os.access(folder, os.W_OK):
+        return f"{folder} is not writable by this user: the warehouse cannot be written there"
+    return ""
+
+
 def check_access(client: RuntypeClient, jobs: Iterable[Job]) -> dict[str, str]:
     """Read every job's flow once; return {flow id: flow name}.
 
     Raises `PreflightError` for a rejected key, a key without access, an unknown flow or an
-    endpoint that cannot be reached.
+    endpoint that cannot be reached (or does not answer within the client's call budget).
     """
     names: dict[str, str] = {}
     where = client.base_url.rstrip("/")
@@ -58,3 +239,181 @@ def check_access(client: RuntypeClient, jobs: Iterable[Job]) -> dict[str, str]:
                 " and that the service (or `runtype-prefect sandbox`) is up"
             ) from exc
     return names
+
+
+def check_record_types(client: RuntypeClient, report: PreflightReport) -> None:
+    """Count each job's records; a record type without records fails, naming those that exist."""
+    counts: dict[str, int] = {}
+    for plan in report.plans:
+        if plan.job.record_type not in counts:
+            counts[plan.job.record_type] = client.count_records(plan.job.record_type).count
+        plan.records = counts[plan.job.record_type]
+    empty = sorted(t for t, n in counts.items() if n == 0)
+    if empty:
+        existing = ", ".join(client.list_record_types()) or "none"
+        for record_type in empty:
+            report.add(
+                Level.FAIL,
+                "record type",
+                f"{record_type!r} has no records (misspelt?); record types that exist: {existing}",
+            )
+    for record_type, n in counts.items():
+        if n:
+            report.add(Level.OK, "record type", f"{record_type!r}: {n:,} records")
+
+
+def check_quota(client: RuntypeClient, report: PreflightReport) -> None:
+    """Compare tonight's executions (one per record) with what the plan has left."""
+    tonight = sum(p.records or 0 for p in report.plans if p.runs)
+    usage = client.get_usage_limits()
+    for name, period in (("daily", usage.daily), ("monthly", usage.monthly)):
+        _judge_quota(report, name, period, tonight)
+
+
+def _judge_quota(report: PreflightReport, name: str, period: UsagePeriod, tonight: int) -> None:
+    limit = period.execution_limit
+    if period.is_unlimited or limit is None:
+        report.add(Level.OK, "quota", f"{name}: unlimited; tonight needs {tonight:,} executions")
+        return
+    remaining = period.remaining if period.remaining is not None else limit - period.executions_used
+    resets = f" (resets {period.resets_at:%Y-%m-%d %H:%M} UTC)" if period.resets_at else ""
+    if tonight > remaining:
+        report.add(
+            Level.FAIL,
+            "quota",
+            f"tonight needs {tonight:,} executions but the {name} quota has {remaining:,} of"
+            f" {limit:,} left{resets}",
+        )
+    elif period.executions_used + tonight >= QUOTA_WARNING_SHARE * limit:
+        share = (period.executions_used + tonight) / limit
+        report.add(
+            Level.WARN,
+            "quota",
+            f"tonight brings the {name} quota to {share:.0%} used"
+            f" ({period.executions_used + tonight:,} of {limit:,}){resets}",
+        )
+    else:
+        report.add(
+            Level.OK, "quota", f"{name}: {remaining:,} of {limit:,} left; tonight needs {tonight:,}"
+        )
+
+
+def forecast_job(warehouse: Warehouse, job: Job, run_key: str, records: int) -> Forecast | None:
+    """Return the job's cost forecast from its last `FORECAST_NIGHTS` landed nights before
+    ``run_key`` (the API's batch cost per record), or None without history."""
+    rows = warehouse.query(
+        """
+        SELECT total_cost_usd / total_records FROM batches
+        WHERE flow_id = ? AND record_type = ? AND run_key <> ? AND landed_at IS NOT NULL
+          AND total_records > 0 AND total_cost_usd IS NOT NULL
+        ORDER BY run_key DESC LIMIT ?
+        """,
+        [job.flow_id, job.record_type, run_key, FORECAST_NIGHTS],
+    )
+    per_record = [float(r[0]) for r in rows]
+    if not per_record:
+        return None
+    return Forecast(
+        records=records,
+        cost_per_record=statistics.median(per_record),
+        low_per_record=min(per_record),
+        high_per_record=max(per_record),
+        nights=len(per_record),
+    )
+
+
+def plan_budgets(
+    report: PreflightReport,
+    warehouse: Warehouse | None,
+    *,
+    max_cost_usd_per_job: float | None,
+    max_cost_usd_per_night: float | None,
+) -> None:
+    """Forecast every job and skip those whose forecast exceeds the job budget, or would take
+    the night past its budget (jobs are admitted in order)."""
+    night_total = 0.0
+    for plan in report.plans:
+        plan.budget_usd = max_cost_usd_per_job
+        if warehouse is not None and plan.records:
+            plan.forecast = forecast_job(warehouse, plan.job, report.run_key, plan.records)
+        if plan.forecast is None:
+            if max_cost_usd_per_job is not None or max_cost_usd_per_night is not None:
+                report.add(
+                    Level.WARN, "budget", f"{plan.job.label}: no forecast (no landed history)"
+                )
+            continue
+        cost = plan.forecast.usd
+        if max_cost_usd_per_job is not None and cost > max_cost_usd_per_job:
+            plan.over_budget = f"forecast ${cost:.2f} > job budget ${max_cost_usd_per_job:.2f}"
+        elif max_cost_usd_per_night is not None and night_total + cost > max_cost_usd_per_night:
+            plan.over_budget = (
+                f"forecast ${cost:.2f} would take the night to ${night_total + cost:.2f}"
+                f" > night budget ${max_cost_usd_per_night:.2f}"
+            )
+        else:
+            night_total += cost
+        if plan.over_budget:
+            report.add(Level.WARN, "budget", f"{plan.job.label} skipped: {plan.over_budget}")
+    forecasts = [p.forecast.usd for p in report.plans if p.forecast and p.runs]
+    if forecasts:
+        report.add(Level.OK, "budget", f"tonight's forecast: ${sum(forecasts):.2f}")
+
+
+def run_preflight(
+    client: RuntypeClient,
+    jobs: list[Job],
+    run_key: str,
+    db_path: str | os.PathLike | None,
+    *,
+    max_cost_usd_per_job: float | None = None,
+    max_cost_usd_per_night: float | None = None,
+) -> PreflightReport:
+    """Run every check for tonight's ``jobs``; return the report (``report.failed`` says
+    whether anything may start). Never raises for what it checks: failures are findings."""
+    report = PreflightReport(run_key, plans=[JobPlan(job) for job in jobs])
+    warehouse_ok = check_warehouse(report, db_path)
+    try:
+        names = check_access(client, jobs)
+        report.add(
+            Level.OK, "endpoint", f"{client.base_url.rstrip('/')} answers; {len(names)} flow(s)"
+        )
+        check_record_types(client, report)
+        if not report.failed:
+            check_quota(client, report)
+    except PreflightError as exc:
+        report.add(Level.FAIL, "endpoint", str(exc))
+    except RuntypeError as exc:
+        report.add(Level.FAIL, "endpoint", f"{type(exc).__name__}: {exc}")
+    if report.failed:
+        return report
+    if warehouse_ok:
+        with Warehouse(db_path) as warehouse:
+            plan_budgets(
+                report,
+                warehouse,
+                max_cost_usd_per_job=max_cost_usd_per_job,
+                max_cost_usd_per_night=max_cost_usd_per_night,
+            )
+            warehouse.record_forecasts(
+                run_key,
+                [
+                    {
+                        "flow_id": p.job.flow_id,
+                        "record_type": p.job.record_type,
+                        "records": p.records,
+                        "cost_per_record": p.forecast.cost_per_record if p.forecast else None,
+                        "forecast_usd": p.forecast.usd if p.forecast else None,
+                        "low_usd": p.forecast.low_per_record * p.records
+                        if p.forecast and p.records
+                        else None,
+                        "high_usd": p.forecast.high_per_record * p.records
+                        if p.forecast and p.records
+                        else None,
+                        "history_nights": p.forecast.nights if p.forecast else 0,
+                        "budget_usd": p.budget_usd,
+                        "decision": "over_budget" if p.over_budget else "run",
+                    }
+                    for p in report.plans
+                ],
+            )
+    return report

@@ -202,7 +202,8 @@ def test_one_failing_job_does_not_stop_the_others(admin, db):
         Job(flow_id="flow_missing", record_type="customer"),
         job(admin, "customer"),
     ]
-    state = nightly(jobs=jobs, db_path=db, run_key="k", return_state=True, **FAST)
+    # The preflight would stop the night at the unknown flow: here a job fails on its own.
+    state = nightly(jobs=jobs, db_path=db, run_key="k", return_state=True, preflight=False, **FAST)
     assert state.is_failed()
     assert "flow_missing" in state.message and "1 of 3 jobs failed" in state.message
     results = state.result(raise_on_failure=False)
@@ -211,32 +212,30 @@ def test_one_failing_job_does_not_stop_the_others(admin, db):
     assert results[2].records == 40
 
 
-def test_a_bad_key_fails_fast_naming_the_cause(admin, db, monkeypatch):
+def test_a_bad_key_fails_the_preflight_before_anything_starts(admin, db, monkeypatch):
     monkeypatch.setenv("RUNTYPE_API_KEY", "rt_test_wrong")
-    the_job = job(admin, "customer")
     served = admin.stats()["requestsServed"]
     started = time.monotonic()
-    (result,) = nightly(jobs=[the_job], db_path=db, run_key="k", return_state=True, **FAST).result(
-        raise_on_failure=False
-    )
-    assert result.outcome is Outcome.ERROR
-    assert (
-        "AuthenticationError" in result.message and "invalid or revoked API key" in result.message
-    )
-    assert admin.stats()["requestsServed"] - served == 2, "one POST, then the stats call itself"
+    state = nightly(jobs=[job(admin, "customer")], db_path=db, run_key="k", return_state=True)
+    assert state.is_failed() and state.result(raise_on_failure=False) == []
+    assert "preflight failed, nothing was started" in state.message
+    assert "rejected the API key (invalid or revoked API key)" in state.message
+    assert admin.stats()["requestsServed"] - served == 3, "one GET, then the two stats calls"
+    assert admin.stats()["runsStarted"] == 0
     assert time.monotonic() - started < 30
 
 
-def test_an_unknown_record_type_is_recorded_and_warned_about(admin, db):
+def test_an_unknown_record_type_fails_the_preflight_naming_the_types_that_exist(admin, db):
     the_job = Job(flow_id=admin.flow_for("customer"), record_type="custmer")
     state = nightly(jobs=[the_job], db_path=db, run_key="k", return_state=True, **FAST)
-    assert state.name == "CompletedWithFailures" and "no_records" in state.message
-    (result,) = state.result()
-    assert result.outcome is Outcome.NO_RECORDS and "'custmer' has no records" in result.message
+    assert state.is_failed()
+    assert (
+        "'custmer' has no records (misspelt?); record types that exist: customer, lead,"
+        " ticket, vip_account" in state.message
+    )
+    assert admin.stats()["runsStarted"] == 0
     with Warehouse(db) as w:
-        assert w.query("SELECT record_type, total_records, outcome FROM batches") == [
-            ("custmer", 0, "no_records")
-        ]
+        assert w.query("SELECT count(*) FROM batches") == [(0,)]
 
 
 def test_an_open_reader_never_stops_a_nightly_run(admin, db):
@@ -268,13 +267,16 @@ def test_an_open_reader_never_stops_a_nightly_run(admin, db):
 def test_the_key_never_reaches_logs_artifacts_or_the_database(admin, db, runtype_env, capfd):
     from prefect.client.orchestration import get_client
 
-    nightly(
-        jobs=[job(admin, "vip_account"), Job(flow_id="flow_missing", record_type="x")],
-        db_path=db,
-        run_key="k",
-        return_state=True,
-        **FAST,
-    )
+    jobs = [job(admin, "vip_account"), Job(flow_id="flow_missing", record_type="x")]
+    for preflight in (True, False):  # the preflight's failure, then a job's own
+        nightly(
+            jobs=jobs,
+            db_path=db,
+            run_key=f"k-{preflight}",
+            return_state=True,
+            preflight=preflight,
+            **FAST,
+        )
     with Warehouse(db) as w:
         for (table,) in w.query("SELECT table_name FROM information_schema.tables"):
             text = str(w.query(f"SELECT * FROM {table}"))
@@ -332,29 +334,24 @@ def test_the_nightly_quality_gate_flags_and_can_fail_a_regression(admin, db, mon
     assert result.records == 40, "the night still landed"
 
 
-def test_the_run_command_lands_and_prints_a_summary(admin, db):
+def test_the_run_command_lands_and_prints_a_summary_and_refuses_a_typo(admin, db):
     from typer.testing import CliRunner
 
     from runtype_prefect.cli import app
 
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--flow-id",
-            admin.flow_for("customer"),
-            "--record-type",
-            "customer",
-            "--record-type",
-            "nope",
-            "--db",
-            db,
-            "--run-key",
-            "cli",
-        ],
-    )
+    def run(*record_types: str):
+        args = ["run", "--flow-id", admin.flow_for("customer"), "--db", db, "--run-key", "cli"]
+        for record_type in record_types:
+            args += ["--record-type", record_type]
+        return CliRunner().invoke(app, args)
+
+    typo = run("customer", "nope")
+    assert typo.exit_code == 1, typo.output
+    assert "preflight failed, nothing was started" in typo.stdout
+    assert "'nope' has no records" in typo.stdout
+    assert admin.stats()["runsStarted"] == 0
+    result = run("customer")
     assert result.exit_code == 0, result.output
-    assert "customer" in result.stdout and "no_records" in result.stdout
-    assert "'nope' has no records" in result.stdout
+    assert "customer" in result.stdout and "completed" in result.stdout
     with Warehouse(db) as w:
         assert w.query("SELECT count(*) FROM record_results") == [(40,)]

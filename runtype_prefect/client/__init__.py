@@ -43,6 +43,7 @@ from .models import (
     ScheduledBatch,
     StepResult,
     UsageLimits,
+    UsagePeriod,
 )
 from .retry import RetryPolicy
 from .sync import RuntypeClient
@@ -86,5 +87,6 @@ __all__ = [
     "StepResult",
     "UnknownBatchStatusError",
     "UsageLimits",
+    "UsagePeriod",
     "is_retryable",
 ]

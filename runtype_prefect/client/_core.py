@@ -117,9 +117,30 @@ def default_headers(api_key: SecretStr) -> dict[str, str]:
     }
 
 
-def build_request(http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
-    """Return the httpx request for ``call`` on a client that carries base URL and headers."""
-    return http.build_request(call.method, call.path, params=call.params, json=call.json)
+def build_request(
+    http: httpx.Client | httpx.AsyncClient, call: Call[Any], *, remaining: float | None = None
+) -> httpx.Request:
+    """Return the httpx request for ``call`` on a client that carries base URL and headers.
+
+    With ``remaining`` (seconds left of the call's budget) every timeout is capped by it.
+    """
+    timeout: httpx.Timeout | None = None
+    if remaining is not None:
+        base = http.timeout
+        cap = max(remaining, 0.001)
+        timeout = httpx.Timeout(
+            connect=min(base.connect or cap, cap),
+            read=min(base.read or cap, cap),
+            write=min(base.write or cap, cap),
+            pool=min(base.pool or cap, cap),
+        )
+    return http.build_request(
+        call.method,
+        call.path,
+        params=call.params,
+        json=call.json,
+        timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+    )
 
 
 # --- transport failures and error responses --------------------------------------------------
@@ -427,13 +448,14 @@ def delay_or_raise(
     attempt: int,
     waited: float,
     started_at: datetime,
+    elapsed: float = 0.0,
 ) -> float:
     """Return seconds to wait before retrying ``call``; raise the error to surface instead.
 
     An ambiguous failure of a run-starting call surfaces as `RunStartUncertainError`.
     """
     delay = policy.delay_before_retry(
-        error, attempt=attempt, waited=waited, idempotent=call.idempotent
+        error, attempt=attempt, waited=waited, idempotent=call.idempotent, elapsed=elapsed
     )
     if delay is not None:
         log.warning(

@@ -39,11 +39,13 @@ class AsyncRuntypeClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         request_hooks: list[Callable[[httpx.Request], Awaitable[None]]] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api_key = core.resolve_api_key(api_key)
         self.base_url = core.resolve_base_url(base_url)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._clock = clock
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=core.default_headers(self._api_key),
@@ -67,10 +69,11 @@ class AsyncRuntypeClient:
 
     async def request(self, call: core.Call[R]) -> R:
         """Send ``call`` with the retry policy and return its parsed result (see sync twin)."""
-        attempt, waited, started_at = 0, 0.0, datetime.now(UTC)
+        attempt, waited, started_at, began = 0, 0.0, datetime.now(UTC), self._clock()
         while True:
             attempt += 1
-            request = core.build_request(self._http, call)
+            remaining = self.retry.max_call_seconds - (self._clock() - began)
+            request = core.build_request(self._http, call, remaining=remaining)
             try:
                 response = await self._http.send(request)
                 core.raise_for_status(response)
@@ -80,7 +83,13 @@ class AsyncRuntypeClient:
             except RuntypeError as exc:
                 error = exc
             delay = core.delay_or_raise(
-                self.retry, call, error, attempt=attempt, waited=waited, started_at=started_at
+                self.retry,
+                call,
+                error,
+                attempt=attempt,
+                waited=waited,
+                started_at=started_at,
+                elapsed=self._clock() - began,
             )
             await self._sleep(delay)
             waited += delay

@@ -21,14 +21,18 @@ class RetryPolicy:
     """How many times and for how long a retryable failure is retried.
 
     ``max_attempts`` counts every try, the first included; ``max_total_seconds`` bounds the time
-    spent waiting between tries; a wait the server asks for (``Retry-After``) that would exceed
-    it ends the retries instead of being cut short.
+    spent waiting between tries; ``max_call_seconds`` bounds the whole call, every attempt's
+    request time included (each attempt's timeouts shrink to what is left of it), so a server
+    that accepts connections and never answers costs one budget, not attempts × timeout. A
+    wait the server asks for (``Retry-After``) that would exceed a bound ends the retries
+    instead of being cut short.
     """
 
     max_attempts: int = 5
     base_delay: float = 0.5
     max_delay: float = 30.0
     max_total_seconds: float = 120.0
+    max_call_seconds: float = 60.0
     rng: Callable[[], float] = field(default=random.random, repr=False, compare=False)
 
     def backoff(self, attempt: int) -> float:
@@ -37,13 +41,20 @@ class RetryPolicy:
         return ceiling * self.rng()
 
     def delay_before_retry(
-        self, error: RuntypeError, *, attempt: int, waited: float, idempotent: bool
+        self,
+        error: RuntypeError,
+        *,
+        attempt: int,
+        waited: float,
+        idempotent: bool,
+        elapsed: float = 0.0,
     ) -> float | None:
         """Return seconds to wait before trying again, or None when the error must be raised.
 
-        ``attempt`` is the number of tries made so far and ``waited`` the seconds already spent
-        waiting. A non-idempotent call (starting a run) is retried only when the server
-        certainly did not act on it: a 429, or a connection that never reached the server.
+        ``attempt`` is the number of tries made so far, ``waited`` the seconds already spent
+        waiting and ``elapsed`` the seconds since the call began. A non-idempotent call
+        (starting a run) is retried only when the server certainly did not act on it: a 429,
+        or a connection that never reached the server.
         """
         if not error.retryable or attempt >= self.max_attempts:
             return None
@@ -53,7 +64,7 @@ class RetryPolicy:
             delay = error.retry_after
         else:
             delay = self.backoff(attempt)
-        if waited + delay > self.max_total_seconds:
+        if waited + delay > self.max_total_seconds or elapsed + delay >= self.max_call_seconds:
             return None
         return delay
 

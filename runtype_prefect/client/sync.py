@@ -38,11 +38,13 @@ class RuntypeClient:
         sleep: Callable[[float], None] = time.sleep,
         request_hooks: list[Callable[[httpx.Request], None]] | None = None,
         transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api_key = core.resolve_api_key(api_key)
         self.base_url = core.resolve_base_url(base_url)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._clock = clock
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=core.default_headers(self._api_key),
@@ -69,10 +71,11 @@ class RuntypeClient:
 
         Raises the typed `RuntypeError` of the final failure.
         """
-        attempt, waited, started_at = 0, 0.0, datetime.now(UTC)
+        attempt, waited, started_at, began = 0, 0.0, datetime.now(UTC), self._clock()
         while True:
             attempt += 1
-            request = core.build_request(self._http, call)
+            remaining = self.retry.max_call_seconds - (self._clock() - began)
+            request = core.build_request(self._http, call, remaining=remaining)
             try:
                 response = self._http.send(request)
                 core.raise_for_status(response)
@@ -82,7 +85,13 @@ class RuntypeClient:
             except RuntypeError as exc:
                 error = exc
             delay = core.delay_or_raise(
-                self.retry, call, error, attempt=attempt, waited=waited, started_at=started_at
+                self.retry,
+                call,
+                error,
+                attempt=attempt,
+                waited=waited,
+                started_at=started_at,
+                elapsed=self._clock() - began,
             )
             self._sleep(delay)
             waited += delay

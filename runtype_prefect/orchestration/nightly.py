@@ -33,6 +33,7 @@ from .record_type import (
     run_record_type,
 )
 from .resources import shared_warehouse
+from .tasks import preflight_night
 
 MAX_WORKERS = 16
 
@@ -46,6 +47,7 @@ def run_job(job: Job, run_key: str, options: dict) -> JobResult:
         job_name=job.name,
         run_key=run_key,
         publish_snapshot=False,
+        preflight=False,  # the night's preflight covered it
         return_state=True,
         **options,
     )
@@ -95,9 +97,18 @@ def nightly(
     quality_gate: bool = True,
     quality_thresholds: QualityThresholds | None = None,
     fail_on_degradation: bool = False,
+    preflight: bool = True,
+    max_cost_usd_per_job: float | None = None,
+    max_cost_usd_per_night: float | None = None,
 ) -> list[JobResult]:
     """Run every job concurrently (at most ``max_concurrent_jobs`` at once), land what
     succeeds, publish the analytics snapshot, and end Failed naming the jobs that failed.
+
+    First the preflight (``preflight=True``) checks the warehouse, the key and endpoint, every
+    flow and record type, the quota and the budgets; a failed check fails the night before
+    anything starts, one line per problem. A job whose cost forecast exceeds
+    ``max_cost_usd_per_job`` (or would take the night past ``max_cost_usd_per_night``) is
+    skipped with the ``over_budget`` outcome; the rest run.
 
     With ``quality_gate`` (and a date as run key) each record type's night is compared with
     its trailing baseline; regressions emit ``runtype.quality.degraded``, appear in the summary
@@ -105,6 +116,7 @@ def nightly(
     """
     log = get_run_logger()
     job_list = resolve_jobs(jobs, jobs_file, discover_flow_ids, credentials_block)
+    resolve_order = list(job_list)
     run_key = run_key or default_run_key()
     options = {
         "credentials_block": credentials_block,
@@ -114,9 +126,32 @@ def nightly(
         "max_poll_interval_seconds": max_poll_interval_seconds,
         "force": force,
     }
+    results: list[JobResult] = []
+    if preflight:
+        report = preflight_night(
+            job_list,
+            run_key,
+            credentials_block=credentials_block,
+            db_path=db_path,
+            max_cost_usd_per_job=max_cost_usd_per_job,
+            max_cost_usd_per_night=max_cost_usd_per_night,
+        )
+        if report.failed:
+            message = "preflight failed, nothing was started:\n" + "\n".join(
+                f"- {problem}" for problem in report.problems()
+            )
+            log.error(message)
+            return Failed(data=[], message=message)  # type: ignore[return-value]
+        results = [
+            JobResult.of(p.job, run_key, outcome=Outcome.OVER_BUDGET, message=p.over_budget)
+            for p in report.plans
+            if not p.runs
+        ]
+        skipped = {p.job.label for p in report.plans if not p.runs}
+        job_list = [job for job in job_list if job.label not in skipped]
     log.info("nightly %s: %d jobs, %d at a time", run_key, len(job_list), max_concurrent_jobs)
     limit = max(1, min(max_concurrent_jobs, MAX_WORKERS))
-    results: list[JobResult] = []
+    order = {job.label: i for i, job in enumerate(resolve_order)}
     with shared_warehouse(db_path) as warehouse:
         pending: deque[Job] = deque(job_list)
         running: list[PrefectFuture[JobResult]] = []
@@ -126,7 +161,6 @@ def nightly(
             done = next(as_completed(running))
             running.remove(done)
             results.append(done.result())
-        order = {job.label: i for i, job in enumerate(job_list)}
         results.sort(key=lambda r: order.get(r.job, 0))
         findings = (
             _quality(warehouse, run_key, quality_thresholds)

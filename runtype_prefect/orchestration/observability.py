@@ -135,3 +135,14 @@ def nightly_summary(run_key: str, markdown: str) -> None:
             description=f"Runtype nightly run {run_key}",
         )
     )
+
+
+def preflight_artifact(run_key: str, markdown: str) -> None:
+    """Create the markdown artifact of a night's preflight findings."""
+    _quietly(
+        lambda: create_markdown_artifact(
+            markdown=markdown,
+            key="runtype-preflight",
+            description=f"Runtype preflight {run_key}",
+        )
+    )

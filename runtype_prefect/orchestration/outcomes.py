@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..client import BatchState, BatchStatus
+from ..client import BatchState, BatchStatus, RuntypeError, RuntypeTimeoutError
 from ..jobs import Job
 
 
@@ -23,6 +23,8 @@ class Outcome(StrEnum):
     #: The batch said it ended but not every record result could be landed (yet): a re-run
     #: reconnects and lands the rest.
     INCOMPLETE = "incomplete"
+    #: The preflight's cost forecast exceeded a budget: the job was not started.
+    OVER_BUDGET = "over_budget"
     ERROR = "error"  # the job itself failed (bad key, unknown flow, ...) before an outcome
 
     @property
@@ -94,3 +96,24 @@ class JobResult(BaseModel):
 
 class AmbiguousBatchError(Exception):
     """Reconciliation found more than one batch that could be the one this job started."""
+
+
+class StartUnresolvedError(Exception):
+    """A start's answer was lost and looking for the batch failed too; nothing else started.
+
+    The message names the start's failure first (the call that failed first), then the
+    look-up's. ``retryable`` is False when the look-up timed out: the endpoint is not
+    answering, so retrying the task would only spend more of the night.
+    """
+
+    def __init__(self, start_error: Exception, lookup_error: RuntypeError) -> None:
+        self.start_error = start_error
+        self.lookup_error = lookup_error
+        self.retryable = lookup_error.retryable and not isinstance(
+            lookup_error, RuntypeTimeoutError
+        )
+        super().__init__(
+            f"{start_error}; looking for the batch in the batch summary failed too"
+            f" ({type(lookup_error).__name__}: {lookup_error}). Nothing else was started:"
+            " a re-run reconciles first."
+        )

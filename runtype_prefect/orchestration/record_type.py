@@ -21,6 +21,7 @@ from .resources import shared_warehouse
 from .tasks import (
     cancel_remote_batch,
     land_results,
+    preflight_night,
     start_or_reconnect,
     summarise_job,
     wait_for_batch,
@@ -50,6 +51,7 @@ def state_for(result: JobResult) -> State:
     names = {
         Outcome.COMPLETED_WITH_FAILURES: "CompletedWithFailures",
         Outcome.NO_RECORDS: "NoRecords",
+        Outcome.OVER_BUDGET: "OverBudget",
     }
     return Completed(data=result, message=message, name=names.get(result.outcome, "Completed"))
 
@@ -84,6 +86,8 @@ def run_record_type(
     force: bool = False,
     publish_snapshot: bool = True,
     incomplete_grace_seconds: float = DEFAULT_INCOMPLETE_GRACE_SECONDS,
+    preflight: bool = True,
+    max_cost_usd: float | None = None,
 ) -> JobResult:
     """Run a Runtype flow over every record of a type and land every result in DuckDB.
 
@@ -93,13 +97,32 @@ def run_record_type(
     batch that said ``completed`` but whose records did not all arrive within
     ``incomplete_grace_seconds``, Cancelled when it was cancelled (its batch is cancelled within
     seconds), CompletedWithFailures when some records failed, NoRecords for a record type
-    without records.
+    without records. With ``preflight`` (the default when run on its own) the preflight checks
+    come first: a failed check fails the run before anything starts, and a cost forecast above
+    ``max_cost_usd`` ends it OverBudget without starting.
     """
     log = get_run_logger()
     job = Job(flow_id=flow_id, record_type=record_type, name=job_name)
     run_key = run_key or default_run_key()
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     root_id = str(runtime.flow_run.root_flow_run_id or flow_run_id or "") or None
+    if preflight:
+        report = preflight_night(
+            [job],
+            run_key,
+            credentials_block=credentials_block,
+            db_path=db_path,
+            max_cost_usd_per_job=max_cost_usd,
+        )
+        if report.failed:
+            message = "preflight failed, nothing was started: " + "; ".join(report.problems())
+            log.error(message)
+            return Failed(message=message)  # type: ignore[return-value]
+        if not report.plans[0].runs:
+            skipped = JobResult.of(
+                job, run_key, outcome=Outcome.OVER_BUDGET, message=report.plans[0].over_budget
+            )
+            return state_for(skipped)  # type: ignore[return-value]
     credentials = resolve_credentials(credentials_block)
     hook = api_rate_limit_hook()
     with (

@@ -24,21 +24,36 @@ from ..client import (
     NotFoundError,
     RunStartUncertainError,
     RuntypeClient,
+    RuntypeError,
+    RuntypeTimeoutError,
     is_retryable,
 )
+from ..credentials import resolve_credentials
 from ..jobs import Job
 from ..limits import start_slot
+from ..preflight import (
+    PREFLIGHT_TIMEOUT,
+    Level,
+    PreflightReport,
+    preflight_retry,
+    run_preflight,
+)
 from ..warehouse import Intent, Warehouse, WarehouseLockedError
 from .cancellation import CANCELLED_MESSAGE, CancellationWatch
 from .landing import Landing, land_batch_results, land_immediate_records
-from .observability import ProgressReporter, emit_batch_event, link_batch
-from .outcomes import JobResult, Outcome
+from .observability import ProgressReporter, emit_batch_event, link_batch, preflight_artifact
+from .outcomes import JobResult, Outcome, StartUnresolvedError
 from .reconcile import find_started_batch
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect retry condition: retry only errors a retry can cure."""
+    """Prefect retry condition: retry only errors a retry can cure. A timeout is not retried
+    here: the client already spent its whole per-call budget on it."""
     exc = state.result(raise_on_failure=False)
+    if isinstance(exc, RuntypeTimeoutError):
+        return False
+    if isinstance(exc, StartUnresolvedError):
+        return exc.retryable
     return is_retryable(exc) or isinstance(exc, RunStartUncertainError | WarehouseLockedError)
 
 
@@ -126,8 +141,11 @@ def start_or_reconnect(
         assert intent is not None
         try:
             run = client.run_on_record_type(job.flow_id, job.record_type)
-        except RunStartUncertainError:
-            found = find_started_batch(client, job, intent, warehouse.claimed_batch_ids())
+        except RunStartUncertainError as start_error:
+            try:
+                found = find_started_batch(client, job, intent, warehouse.claimed_batch_ids())
+            except RuntypeError as lookup_error:
+                raise StartUnresolvedError(start_error, lookup_error) from lookup_error
             if found is None:
                 raise
             log.warning(
@@ -306,3 +324,39 @@ def summarise_job(
         cost_usd=float(steps[1]),
         **extra,
     )
+
+
+@task(name="preflight", cache_policy=NO_CACHE)
+def preflight_night(
+    jobs: list[Job],
+    run_key: str,
+    *,
+    credentials_block: str | None,
+    db_path: str | None,
+    max_cost_usd_per_job: float | None = None,
+    max_cost_usd_per_night: float | None = None,
+) -> PreflightReport:
+    """Run every preflight check before anything of the night starts (`run_preflight`), leave
+    the findings in one markdown artifact and return the report."""
+    log = get_run_logger()
+    try:
+        credentials = resolve_credentials(credentials_block)
+    except ValueError as exc:
+        report = PreflightReport(run_key)
+        report.add(Level.FAIL, "credentials", str(exc))
+    else:
+        retry = preflight_retry(credentials.retry_policy())
+        with credentials.get_client(retry=retry, timeout=PREFLIGHT_TIMEOUT) as client:
+            report = run_preflight(
+                client,
+                jobs,
+                run_key,
+                db_path,
+                max_cost_usd_per_job=max_cost_usd_per_job,
+                max_cost_usd_per_night=max_cost_usd_per_night,
+            )
+    for finding in report.findings:
+        if finding.level is not Level.OK:
+            log.warning("preflight %s: %s", finding.check, finding.message)
+    preflight_artifact(run_key, report.markdown())
+    return report

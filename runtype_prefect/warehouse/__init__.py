@@ -4,7 +4,13 @@ It knows nothing of HTTP or Prefect: callers hand it Arrow tables and plain valu
 """
 
 from .arrow import record_results_table, step_results_table
-from .connection import WarehouseError, WarehouseLockedError, connect
+from .connection import (
+    SchemaTooNewError,
+    WarehouseCorruptError,
+    WarehouseError,
+    WarehouseLockedError,
+    connect,
+)
 from .store import (
     DB_ENV,
     DEFAULT_DB,
@@ -20,7 +26,9 @@ __all__ = [
     "DEFAULT_DB",
     "BatchIdentityError",
     "Intent",
+    "SchemaTooNewError",
     "Warehouse",
+    "WarehouseCorruptError",
     "WarehouseError",
     "WarehouseLockedError",
     "connect",

@@ -36,6 +36,74 @@ class WarehouseLockedError(WarehouseError):
         )
 
 
+class WarehouseCorruptError(WarehouseError):
+    """The file is not a readable DuckDB database (truncated, overwritten, not DuckDB at all).
+
+    It was opened read-only to find out, so its bytes are exactly as they were.
+    """
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = path
+        super().__init__(
+            f"DuckDB file {str(path)!r} cannot be read ({detail}); it was not written to."
+            " Restore it from a backup, or move it aside so a run starts a new warehouse."
+        )
+
+
+class SchemaTooNewError(WarehouseError):
+    """The file was migrated by a newer runtype-prefect than this one."""
+
+    def __init__(self, path: Path, found: int, known: int) -> None:
+        self.path, self.found, self.known = path, found, known
+        super().__init__(
+            f"DuckDB file {str(path)!r} was written by a newer runtype-prefect (schema {found};"
+            f" this one knows up to {known}); upgrade runtype-prefect"
+        )
+
+
+def read_schema_version(
+    path: Path, *, lock_timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep
+) -> int | None:
+    """Open an existing warehouse file read-only, check that it is whole, and return its schema
+    version (None when it has no migrations yet, or when this process already holds it open).
+
+    Raises `WarehouseCorruptError` for a file DuckDB cannot read or that is shorter than its
+    own block count says, and `WarehouseLockedError` when another process holds it.
+    """
+    try:
+        con = connect(path, read_only=True, lock_timeout=lock_timeout, sleep=sleep)
+    except duckdb.ConnectionException as exc:
+        if "different configuration" in str(exc):
+            return None  # open read-write in this process already: validated when it opened
+        raise
+    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+        raise WarehouseCorruptError(path, str(exc).splitlines()[0]) from exc
+    try:
+        size = con.execute("PRAGMA database_size").fetchone()
+        if size is not None:
+            expected = HEADER_BYTES + int(size[2]) * int(size[3])  # block_size × total_blocks
+            actual = path.stat().st_size
+            if actual < expected:
+                raise WarehouseCorruptError(
+                    path, f"truncated: {actual:,} bytes where its blocks need {expected:,}"
+                )
+        has_table = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        ).fetchone()
+        if not has_table or not has_table[0]:
+            return None
+        row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+    except duckdb.Error as exc:
+        raise WarehouseCorruptError(path, str(exc).splitlines()[0]) from exc
+    finally:
+        con.close()
+
+
+#: DuckDB's file header: three 4 KiB blocks before the data blocks.
+HEADER_BYTES = 3 * 4096
+
+
 def is_lock_conflict(exc: BaseException) -> bool:
     """Return True when ``exc`` is DuckDB's "Could not set lock on file" error."""
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()

@@ -56,6 +56,11 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+def latest_version() -> int:
+    """Return the newest schema version this package knows."""
+    return max(version for version, _, _ in migrations())
+
+
 def apply_migrations(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Apply the migrations ``con`` has not seen, each in its own transaction; return them."""
     con.execute(

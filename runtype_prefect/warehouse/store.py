@@ -23,8 +23,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .connection import WarehouseError, connect
-from .migrate import apply_migrations, apply_views
+from .connection import SchemaTooNewError, WarehouseError, connect, read_schema_version
+from .migrate import apply_migrations, apply_views, latest_version
 
 DB_ENV = "RUNTYPE_PREFECT_DB"
 DEFAULT_DB = "runtype.duckdb"
@@ -100,8 +100,10 @@ class Warehouse:
     """The working DuckDB database: migrations on open, idempotent bulk landing, snapshots.
 
     Thread-safe: every operation uses its own cursor, so concurrent Prefect tasks in one
-    process share one `Warehouse`. Raises `WarehouseLockedError` from the constructor when
-    another process holds the file past ``lock_timeout`` seconds.
+    process share one `Warehouse`. The constructor validates an existing file read-only before
+    opening it for writing, and raises `WarehouseCorruptError` for a file DuckDB cannot read
+    (nothing is written to it), `SchemaTooNewError` for a schema newer than this version knows,
+    and `WarehouseLockedError` when another process holds the file past ``lock_timeout`` s.
     """
 
     def __init__(
@@ -114,6 +116,10 @@ class Warehouse:
         self.path = default_db_path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.snapshot_path = snapshot_path_for(self.path)
+        if self.path.exists():  # validated read-only first: a bad file is never written to
+            version = read_schema_version(self.path, lock_timeout=lock_timeout, sleep=sleep)
+            if version is not None and version > latest_version():
+                raise SchemaTooNewError(self.path, version, latest_version())
         self._con = connect(self.path, lock_timeout=lock_timeout, sleep=sleep)
         self._snapshot_lock = threading.Lock()
         apply_migrations(self._con)
@@ -286,6 +292,23 @@ class Warehouse:
                 "DELETE FROM run_intents WHERE flow_id = ? AND record_type = ? AND run_key = ?",
                 [flow_id, record_type, run_key],
             )
+
+    def record_forecasts(self, run_key: str, rows: list[dict[str, Any]]) -> None:
+        """Store the preflight's forecast and decision for each job of ``run_key`` (replacing
+        an earlier preflight's rows for the same night), in one transaction."""
+        columns = (
+            "flow_id, record_type, records, cost_per_record, forecast_usd, low_usd, high_usd,"
+            " history_nights, budget_usd, decision"
+        )
+        names = [c.strip() for c in columns.split(",")]
+        now = datetime.now(UTC)
+        with self.transaction() as cur:
+            for row in rows:
+                cur.execute(
+                    f"INSERT OR REPLACE INTO night_forecasts (run_key, {columns}, created_at)"
+                    f" VALUES (?, {', '.join('?' * len(names))}, ?)",
+                    [run_key, *(row.get(n) for n in names), now],
+                )
 
     # --- batches -----------------------------------------------------------------------------
 
