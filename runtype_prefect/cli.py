@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .sandbox import DEFAULT_API_KEY, FaultConfig, SandboxSettings, create_app
+from .sandbox.app import LOOPBACK_HOSTS
 from .sandbox.server import bind, uvicorn_server
 
 #: Where `runtype-prefect server` (``make server``) serves its sandbox.
@@ -147,8 +148,20 @@ def sandbox(
     rate_5xx: Annotated[float, typer.Option(envvar=_env("RATE_5XX"))] = 0.0,
     rate_drop: Annotated[float, typer.Option(envvar=_env("RATE_DROP"))] = 0.0,
     rate_malformed: Annotated[float, typer.Option(envvar=_env("RATE_MALFORMED"))] = 0.0,
+    public: Annotated[
+        bool, typer.Option(help="Allow --host beyond loopback (anyone who can reach it).")
+    ] = False,
 ) -> None:
-    """Serve the Runtype-compatible sandbox API (faults are off unless switched on)."""
+    """Serve the Runtype-compatible sandbox API (faults are off unless switched on).
+
+    Loopback only unless --public; its /_sandbox controls take the same key as the API.
+    """
+    loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
+    if not loopback and not public:
+        raise ValueError(
+            f"--host {host} would let other machines reach the sandbox and its controls:"
+            " pass --public as well if that is what you want"
+        )
     keys = tuple(api_key or [os.environ.get("RUNTYPE_API_KEY") or DEFAULT_API_KEY])
     settings = SandboxSettings(
         seed=seed,
@@ -170,6 +183,12 @@ def sandbox(
     )
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
+    if not loopback:
+        console.print(
+            f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can"
+            " use the sandbox with its key; any Host header is accepted",
+            highlight=False,
+        )
     key_source = (
         "--api-key"
         if api_key
@@ -180,8 +199,11 @@ def sandbox(
         f"  accepting {len(keys)} key(s) from {key_source}"
         + (f": {DEFAULT_API_KEY}" if key_source == "the default test key" else "")
     )
-    console.print(f"  OpenAPI: http://{host}:{bound_port}/docs · faults: /_sandbox/faults")
-    uvicorn_server(create_app(settings, faults)).run(sockets=[sock])
+    console.print(
+        f"  OpenAPI: http://{host}:{bound_port}/docs · controls (same key): /_sandbox/faults"
+    )
+    app_ = create_app(settings, faults, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    uvicorn_server(app_).run(sockets=[sock])
 
 
 def results_table(title: str, results: list) -> Table:

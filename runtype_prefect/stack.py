@@ -139,7 +139,7 @@ class LocalStack:
                     str(self.time_scale),
                 ],
             )
-            self._wait_http(self.sandbox_url.removesuffix("/v1") + "/_sandbox/clock", "sandbox")
+            self._wait_http(self.sandbox_url.removesuffix("/v1") + "/openapi.json", "sandbox")
         self._wait_http(self.api_url + "/health", "Prefect server", timeout=120)
         self.run([sys.executable, "-m", "runtype_prefect", "setup"], "setup")
 

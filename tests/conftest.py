@@ -34,7 +34,7 @@ class SandboxAdmin(SandboxControl):
 @pytest.fixture
 def admin(sandbox: SandboxServer) -> Iterator[SandboxAdmin]:
     """Sandbox controls, with the sandbox reset (no batches, no faults) before the test."""
-    with SandboxAdmin(sandbox.base_url) as helper:
+    with SandboxAdmin(sandbox.base_url, api_key=sandbox.api_key) as helper:
         helper.reset()
         yield helper
         helper.faults()
@@ -88,7 +88,7 @@ def sandbox_warehouse(prefect_api, sandbox: SandboxServer, tmp_path_factory) -> 
     from runtype_prefect.orchestration import nightly
 
     db = str(tmp_path_factory.mktemp("landed") / "runtype.duckdb")
-    admin = SandboxAdmin(sandbox.base_url)
+    admin = SandboxAdmin(sandbox.base_url, api_key=sandbox.api_key)
     admin.reset()
     flows = admin.stats()["flows"]
     jobs = [Job(flow_id=f["id"], record_type=f["recordType"], name=f["name"]) for f in flows]

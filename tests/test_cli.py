@@ -70,6 +70,7 @@ def test_the_first_demo_on_a_fresh_machine_works(tmp_path):
         "sandbox port taken",
         "server port taken",
         "no sandbox to backfill",
+        "sandbox beyond loopback",
     ],
 )
 def test_bad_input_fails_within_seconds_in_one_line(case, sandbox, admin, tmp_path, taken_port):
@@ -108,6 +109,12 @@ def test_bad_input_fails_within_seconds_in_one_line(case, sandbox, admin, tmp_pa
             ["server", "--port", str(taken_port), "--sandbox-port", str(closed_port())],
             {},
             f"port {taken_port} for the Prefect server is already in use",
+        ),
+        "sandbox beyond loopback": (
+            ["sandbox", "--host", "0.0.0.0", "--port", "0"],
+            {},
+            "--host 0.0.0.0 would let other machines reach the sandbox and its controls:"
+            " pass --public",
         ),
         "no sandbox to backfill": (
             ["backfill", "--nights", "1"],

@@ -152,3 +152,28 @@ def test_retryable_flags():
     assert is_retryable(ServerError("x", status_code=500))
     assert not is_retryable(BadRequestError("x", status_code=400))
     assert not is_retryable(ValueError("x"))
+
+
+def test_a_server_that_never_answers_costs_one_call_budget_not_attempts_times_timeout():
+    """Each attempt's timeouts shrink to what is left of the call's budget (fake clock)."""
+    now = [0.0]
+    read_timeouts: list[float] = []
+
+    def never_answers(request: httpx.Request) -> httpx.Response:
+        read = request.extensions["timeout"]["read"]
+        read_timeouts.append(read)
+        now[0] += read  # the time the read timeout takes
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    client = RuntypeClient(
+        "k",
+        "https://api.runtype.test",
+        transport=httpx.MockTransport(never_answers),
+        timeout=httpx.Timeout(30.0, connect=5.0),
+        retry=RetryPolicy(max_attempts=5, max_call_seconds=45.0, rng=lambda: 0.0),
+        sleep=lambda seconds: now.__setitem__(0, now[0] + seconds),
+        clock=lambda: now[0],
+    )
+    with pytest.raises(RuntypeTimeoutError, match=r"timed out: GET https://api.runtype.test/v1/"):
+        client.get_flow("f")
+    assert read_timeouts == [30.0, 15.0] and now[0] == 45.0

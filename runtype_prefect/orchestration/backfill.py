@@ -37,7 +37,9 @@ def backfill(
     last_night = last_night or datetime.now(UTC).date()
     credentials = resolve_credentials(credentials_block)
     results: dict[str, list[JobResult]] = {}
-    with SandboxControl(credentials.base_url) as sandbox:
+    with SandboxControl(
+        credentials.base_url, api_key=credentials.api_key.get_secret_value()
+    ) as sandbox:
         sandbox.check()
         for n in range(nights):
             night = last_night - timedelta(days=nights - 1 - n)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +32,8 @@ from .state import Batch, SandboxSettings, SandboxState
 from .world import SANDBOX_ORG, SANDBOX_USER, Flow, Record, Step, iso, type_id
 
 DEFAULT_API_KEY = "rt_test_sandbox"
+#: Host names a loopback sandbox answers to.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 TICK_SECONDS = 0.02
 log = logging.getLogger("runtype_prefect.sandbox")
 
@@ -644,7 +647,11 @@ async def usage(request: Request) -> dict:
 
 # --- sandbox-only controls -----------------------------------------------------------------------
 
-admin = APIRouter(prefix="/_sandbox", tags=["sandbox-only controls"])
+# The controls can wipe every batch: they take the same key as the API (a browser page cannot
+# send it cross-site), behind the same Host and Origin guard as everything else.
+admin = APIRouter(
+    prefix="/_sandbox", tags=["sandbox-only controls"], dependencies=[Depends(_authenticate)]
+)
 
 
 @admin.get("/faults")
@@ -710,9 +717,17 @@ def _record_types(state: SandboxState) -> list[str]:
 
 
 def create_app(
-    settings: SandboxSettings | None = None, faults: FaultConfig | None = None
+    settings: SandboxSettings | None = None,
+    faults: FaultConfig | None = None,
+    *,
+    allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS,
 ) -> FastAPI:
-    """Return the sandbox ASGI app with its own state, background worker and fault injector."""
+    """Return the sandbox ASGI app with its own state, background worker and fault injector.
+
+    ``allowed_hosts`` are the host names a request's ``Host`` (and ``Origin``, when sent) may
+    name; others are refused, which keeps DNS rebinding and cross-site pages out. None allows
+    any (a sandbox bound beyond loopback with ``--public``).
+    """
     settings = settings or SandboxSettings()
     if not settings.api_keys:
         settings.api_keys = (DEFAULT_API_KEY,)
@@ -763,8 +778,42 @@ def create_app(
     app.include_router(api)
     app.include_router(admin)
     app.add_middleware(FaultMiddleware, injector=injector)
-    app.add_middleware(RequestIdMiddleware, state=state)  # outermost: faults get ids too
+    app.add_middleware(RequestIdMiddleware, state=state)  # faults get ids too
+    if allowed_hosts is not None:
+        app.add_middleware(HostGuardMiddleware, allowed=allowed_hosts)  # outermost
     return app
+
+
+class HostGuardMiddleware:
+    """Refuses requests whose ``Host`` is not an allowed name (400: DNS rebinding) or that carry
+    an ``Origin`` of another host (403: a cross-site page)."""
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = set(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = _hostname(headers.get("host", ""))
+        origin = headers.get("origin")
+        if host not in self.allowed:
+            problem = ApiError(400, "HOST_NOT_ALLOWED", f"host {host!r} is not this sandbox")
+        elif origin is not None and _hostname(urlsplit(origin).netloc) not in self.allowed:
+            problem = ApiError(403, "CROSS_SITE_REFUSED", f"cross-site request from {origin!r}")
+        else:
+            await self.app(scope, receive, send)
+            return
+        await _error_response(problem)(scope, receive, send)
+
+
+def _hostname(netloc: str) -> str:
+    """Return the host of ``host[:port]`` or ``[v6]:port``, lowercased, without brackets."""
+    if netloc.startswith("["):
+        return netloc[1 : netloc.find("]")].lower()
+    return netloc.rsplit(":", 1)[0].lower() if netloc.count(":") == 1 else netloc.lower()
 
 
 class RequestIdMiddleware:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 import httpx
 
+from .app import DEFAULT_API_KEY
 from .faults import FaultAction
 
 
@@ -16,12 +18,17 @@ class NotASandboxError(RuntimeError):
 class SandboxControl:
     """Drives a running sandbox: reset, faults, simulated clock, statistics.
 
-    Raises `NotASandboxError` from `check` when the URL is not a sandbox (e.g. the real API).
+    The controls take the sandbox's API key (default: ``$RUNTYPE_API_KEY``, else the test
+    key). Raises `NotASandboxError` from `check` when the URL is not a sandbox (e.g. the real
+    API).
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 10.0) -> None:
         self.root_url = base_url.rstrip("/").removesuffix("/v1")
-        self.http = httpx.Client(base_url=self.root_url, timeout=timeout)
+        key = api_key or os.environ.get("RUNTYPE_API_KEY") or DEFAULT_API_KEY
+        self.http = httpx.Client(
+            base_url=self.root_url, timeout=timeout, headers={"Authorization": f"Bearer {key}"}
+        )
 
     def __enter__(self) -> SandboxControl:
         return self
@@ -42,6 +49,11 @@ class SandboxControl:
                 f"no sandbox answers at {self.root_url} ({exc}): start one (`make server` or"
                 " `runtype-prefect sandbox`) or point --sandbox-url / RUNTYPE_BASE_URL at it"
             ) from exc
+        if response.status_code == 401:
+            raise NotASandboxError(
+                f"the sandbox at {self.root_url} refused the API key: use the key it accepts"
+                " (RUNTYPE_API_KEY, or the one it printed when it started)"
+            )
         if response.status_code != 200:
             raise NotASandboxError(
                 f"{self.root_url} has no sandbox controls (HTTP {response.status_code}):"

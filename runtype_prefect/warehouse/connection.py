@@ -80,8 +80,11 @@ def read_schema_version(
         raise WarehouseCorruptError(path, str(exc).splitlines()[0]) from exc
     try:
         size = con.execute("PRAGMA database_size").fetchone()
-        if size is not None:
-            expected = HEADER_BYTES + int(size[2]) * int(size[3])  # block_size × total_blocks
+        wal = path.with_name(path.name + ".wal")
+        # The file holds at least its used blocks (free ones at the end are cut off at a
+        # checkpoint); with a write-ahead log, blocks may not have reached the file yet.
+        if size is not None and not (wal.exists() and wal.stat().st_size):
+            expected = HEADER_BYTES + int(size[2]) * int(size[4])  # block_size × used_blocks
             actual = path.stat().st_size
             if actual < expected:
                 raise WarehouseCorruptError(
