@@ -15,6 +15,7 @@ import httpx
 
 from runtype_prefect.client import AsyncRuntypeClient, RuntypeClient
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
+from runtype_prefect.sandbox.control import SandboxControl
 
 REPEATS = 5
 
@@ -31,7 +32,7 @@ def best_of(fn, repeats: int = REPEATS) -> tuple[float, int]:
 
 def main() -> None:
     with SandboxServer(SandboxSettings(time_scale=0.0)) as sandbox:
-        stats = lambda: httpx.get(f"{sandbox.root_url}/_sandbox/stats").json()  # noqa: E731
+        stats = SandboxControl(sandbox.base_url, api_key=sandbox.api_key).stats
         flow_id = next(f["id"] for f in stats()["flows"] if f["recordType"] == "lead")
         with RuntypeClient(sandbox.api_key, sandbox.base_url) as client:
             before = stats()["requestsServed"]
