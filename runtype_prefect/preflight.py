@@ -93,10 +93,20 @@ class Forecast:
         """The forecast: the median cost per record of recent nights × tonight's records."""
         return self.cost_per_record * self.records
 
+    @property
+    def low_usd(self) -> float:
+        """Tonight at the cheapest recent night's cost per record."""
+        return self.low_per_record * self.records
+
+    @property
+    def high_usd(self) -> float:
+        """Tonight at the dearest recent night's cost per record."""
+        return self.high_per_record * self.records
+
     def describe(self) -> str:
-        """Return e.g. ``$7.21 (6.90–7.52 over 7 nights)``."""
-        low, high = self.low_per_record * self.records, self.high_per_record * self.records
-        return f"${self.usd:.2f} (${low:.2f}–${high:.2f} over {self.nights} nights)"
+        """Return e.g. ``$7.21 ($6.90–$7.52 over 7 nights)``."""
+        nights = f"{self.nights} night{'s' if self.nights != 1 else ''}"
+        return f"${self.usd:.2f} (${self.low_usd:.2f}–${self.high_usd:.2f} over {nights})"
 
 
 @dataclass
@@ -138,10 +148,11 @@ class PreflightReport:
 
     def markdown(self) -> str:
         """Return the findings and the plan as the preflight artifact's markdown."""
-        mark = {Level.OK: "✅", Level.WARN: "⚠️", Level.FAIL: "❌"}
+        # Words, not emoji: they read the same in every font, offline too.
+        mark = {Level.OK: "ok", Level.WARN: "**warning**", Level.FAIL: "**FAILED**"}
         verdict = "failed: nothing was started" if self.failed else "passed"
         lines = [f"# Preflight `{self.run_key}`: {verdict}", ""]
-        lines += [f"- {mark[f.level]} **{f.check}**: {f.message}" for f in self.findings]
+        lines += [f"- {mark[f.level]} · {f.check}: {f.message}" for f in self.findings]
         if self.plans:
             lines += [
                 "",
@@ -153,7 +164,7 @@ class PreflightReport:
                     f"| {p.job.label} | {'' if p.records is None else p.records} | "
                     f"{p.forecast.describe() if p.forecast else 'no forecast'} | "
                     f"{'' if p.budget_usd is None else f'${p.budget_usd:.2f}'} | "
-                    f"{'skip: ' + p.over_budget if p.over_budget else 'run'} |"
+                    f"{'skipped: over budget' if p.over_budget else 'run'} |"
                 )
         return "\n".join(lines)
 
@@ -378,22 +389,24 @@ def run_preflight(
             Level.OK, "endpoint", f"{client.base_url.rstrip('/')} answers; {len(names)} flow(s)"
         )
         check_record_types(client, report)
-        if not report.failed:
-            check_quota(client, report)
     except PreflightError as exc:
         report.add(Level.FAIL, "endpoint", str(exc))
     except RuntypeError as exc:
         report.add(Level.FAIL, "endpoint", f"{type(exc).__name__}: {exc}")
-    if report.failed:
+    if report.failed or not warehouse_ok:
         return report
-    if warehouse_ok:
-        with Warehouse(db_path) as warehouse:
-            plan_budgets(
-                report,
-                warehouse,
-                max_cost_usd_per_job=max_cost_usd_per_job,
-                max_cost_usd_per_night=max_cost_usd_per_night,
-            )
+    with Warehouse(db_path) as warehouse:
+        plan_budgets(
+            report,
+            warehouse,
+            max_cost_usd_per_job=max_cost_usd_per_job,
+            max_cost_usd_per_night=max_cost_usd_per_night,
+        )
+        try:  # after the budgets: only the jobs that will run count against the quota
+            check_quota(client, report)
+        except RuntypeError as exc:
+            report.add(Level.FAIL, "quota", f"{type(exc).__name__}: {exc}")
+        if not report.failed:
             warehouse.record_forecasts(
                 run_key,
                 [
@@ -403,12 +416,8 @@ def run_preflight(
                         "records": p.records,
                         "cost_per_record": p.forecast.cost_per_record if p.forecast else None,
                         "forecast_usd": p.forecast.usd if p.forecast else None,
-                        "low_usd": p.forecast.low_per_record * p.records
-                        if p.forecast and p.records
-                        else None,
-                        "high_usd": p.forecast.high_per_record * p.records
-                        if p.forecast and p.records
-                        else None,
+                        "low_usd": p.forecast.low_usd if p.forecast else None,
+                        "high_usd": p.forecast.high_usd if p.forecast else None,
                         "history_nights": p.forecast.nights if p.forecast else 0,
                         "budget_usd": p.budget_usd,
                         "decision": "over_budget" if p.over_budget else "run",

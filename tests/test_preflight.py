@@ -99,7 +99,7 @@ def test_a_newer_schema_warehouse_is_refused_before_anything_starts(admin, db):
     assert "upgrade runtype-prefect" in state.message
     assert admin.stats()["runsStarted"] == 0
     assert Path(db).read_bytes() == before
-    assert "❌ **warehouse**" in preflight_markdown()
+    assert "**FAILED** · warehouse: " in preflight_markdown()
 
 
 def test_a_truncated_warehouse_is_reported_and_never_written_to(admin, db):
