@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
+from helpers import wait_for
 from typer.testing import CliRunner
 
 from runtype_prefect.client import RuntypeClient
@@ -29,13 +30,19 @@ def db(tmp_path):
     return str(tmp_path / "runtype.duckdb")
 
 
-def wait_for(condition, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+def write_intent(client: RuntypeClient, w: Warehouse, flow: str, record_type: str, key: str):
+    """Write the ledger row a start writes (count and API clock included), start nothing."""
+    count = client.count_records(record_type)
+    w.record_intent(
+        flow,
+        record_type,
+        key,
+        requested_at=datetime.now(UTC),
+        prefect_flow_run_id=None,
+        job_name=None,
+        api_requested_at=count.as_of,
+        expected_records=count.count,
+    )
 
 
 def ledger(db: str) -> dict[tuple[str, str], str | None]:
@@ -65,17 +72,7 @@ def test_starts_lost_in_a_crash_are_told_apart_by_their_record_counts(admin, san
     jobs = [Job(flow_id=flow, record_type="lead"), Job(flow_id=flow, record_type="ticket")]
     with RuntypeClient(sandbox.api_key, sandbox.base_url) as c, Warehouse(db) as w:
         for job in jobs:
-            count = c.count_records(job.record_type)
-            w.record_intent(
-                flow,
-                job.record_type,
-                "2026-11-20",
-                requested_at=datetime.now(UTC),
-                prefect_flow_run_id=None,
-                job_name=None,
-                api_requested_at=count.as_of,
-                expected_records=count.count,
-            )
+            write_intent(c, w, flow, job.record_type, "2026-11-20")
         started = {t: c.run_on_record_type(flow, t).batch_id for t in ("ticket", "lead")}
     results = nightly(jobs=jobs, db_path=db, run_key="2026-11-20", **FAST)
     assert {r.record_type: r.batch_id for r in results} == started
@@ -102,17 +99,7 @@ def test_when_two_batches_fit_nothing_is_adopted_or_started_until_adopt_settles_
 ):
     flow = admin.flow_for("customer")
     with RuntypeClient(sandbox.api_key, sandbox.base_url) as c, Warehouse(db) as w:
-        count = c.count_records("customer")
-        w.record_intent(
-            flow,
-            "customer",
-            "2026-11-22",
-            requested_at=datetime.now(UTC),
-            prefect_flow_run_id=None,
-            job_name=None,
-            api_requested_at=count.as_of,
-            expected_records=count.count,
-        )
+        write_intent(c, w, flow, "customer", "2026-11-22")
         twins = [c.run_on_record_type(flow, "customer").batch_id for _ in range(2)]
     args = dict(flow_id=flow, record_type="customer", db_path=db, run_key="2026-11-22", **FAST)
     state = run_record_type(**args, return_state=True)

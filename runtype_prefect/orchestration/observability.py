@@ -126,23 +126,16 @@ def nightly_markdown(run_key: str, results: list[JobResult]) -> str:
     return "\n".join(lines)
 
 
+def markdown_artifact(key: str, markdown: str, description: str) -> None:
+    """Create a markdown artifact (never failing the run)."""
+    _quietly(lambda: create_markdown_artifact(markdown=markdown, key=key, description=description))
+
+
 def nightly_summary(run_key: str, markdown: str) -> None:
     """Create the markdown summary artifact of a nightly run."""
-    _quietly(
-        lambda: create_markdown_artifact(
-            markdown=markdown,
-            key="runtype-nightly-summary",
-            description=f"Runtype nightly run {run_key}",
-        )
-    )
+    markdown_artifact("runtype-nightly-summary", markdown, f"Runtype nightly run {run_key}")
 
 
 def preflight_artifact(run_key: str, markdown: str) -> None:
     """Create the markdown artifact of a night's preflight findings."""
-    _quietly(
-        lambda: create_markdown_artifact(
-            markdown=markdown,
-            key="runtype-preflight",
-            description=f"Runtype preflight {run_key}",
-        )
-    )
+    markdown_artifact("runtype-preflight", markdown, f"Runtype preflight {run_key}")
