@@ -269,3 +269,41 @@ def test_cancelling_the_flow_run_cancels_its_batch_within_seconds_and_frees_the_
         row = w.get_batch(batch["id"])
         assert row["outcome"] == "cancelled" and row["landed_at"] is None
         assert w.landed_counts(batch["id"]) == (0, 0), "nothing landed after the cancel"
+
+
+def test_a_lost_start_whose_lookup_fails_too_names_the_start_and_recovers(
+    admin, sandbox, db, monkeypatch
+):
+    """The start's answer is lost and the batch summary answers 503 past the client's retries:
+    the error names the start first; Prefect's retry then reconciles and adopts, once."""
+    monkeypatch.setattr(job_tasks.start_or_reconnect, "retry_delay_seconds", [0.01] * 3)
+    RuntypeCredentials(
+        api_key=sandbox.api_key, base_url=sandbox.base_url, max_attempts=2, retry_base_delay=0.01
+    ).save("brittle", overwrite=True)
+    flow = admin.flow_for("ticket")
+    admin.script(
+        {"kind": "drop", "method": "POST", "path_prefix": "/v1/flows"},
+        {"kind": "status", "status": 503, "path_prefix": "/v1/batch/summary", "times": 2},
+    )
+    seen: list[str] = []
+    real = job_tasks.retry_if_transient
+
+    def record(task, task_run, state):
+        seen.append(str(state.result(raise_on_failure=False)))
+        return real(task, task_run, state)
+
+    monkeypatch.setattr(job_tasks.start_or_reconnect, "retry_condition_fn", record)
+    result = run_record_type(
+        flow_id=flow,
+        record_type="ticket",
+        db_path=db,
+        run_key="2026-11-27",
+        credentials_block="brittle",
+        preflight=False,
+        **FAST,
+    )
+    assert seen and seen[0].startswith(f"starting flow {flow!r} on record type 'ticket' failed")
+    assert "looking for the batch in the batch summary failed too (ServerError" in seen[0]
+    (truth,) = admin.stats()["batches"]
+    assert result.batch_id == truth["id"] and result.records == 250
+    assert admin.stats()["runsStarted"] == 1
