@@ -22,9 +22,7 @@ $(STAMP): uv.lock pyproject.toml | $(UV)
 demo: install
 	$(VENV)/bin/runtype-prefect demo
 
-test: install
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+test: lint
 	$(VENV)/bin/pytest
 
 # The suite without the end-to-end test that starts a real Prefect server and worker.
@@ -47,9 +45,14 @@ report: install
 bench: install
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
+# ruff; mypy (strict on the client and the warehouse); the import contracts of pyproject.toml
+# (the client knows no Prefect or DuckDB, the warehouse no HTTP, analytics no orchestration,
+# only the CLI uses the sandbox). pre-commit runs the same target.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy runtype_prefect
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache

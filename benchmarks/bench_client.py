@@ -14,8 +14,8 @@ import time
 import httpx
 
 from runtype_prefect.client import AsyncRuntypeClient, RuntypeClient
+from runtype_prefect.client.sandbox_control import SandboxControl
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
-from runtype_prefect.sandbox.control import SandboxControl
 
 REPEATS = 5
 

@@ -57,8 +57,8 @@ def _is_expected(exc: BaseException) -> bool:
     """Return True for failures an operator fixes (bad input, environment, service answers):
     these print one line; anything else is a bug and keeps its traceback."""
     from .client import RuntypeError
+    from .client.sandbox_control import NotASandboxError
     from .preflight import PreflightError
-    from .sandbox.control import NotASandboxError
     from .stack import StackError
     from .warehouse import WarehouseError
 
@@ -353,7 +353,7 @@ def backfill(
     ] = SERVER_SANDBOX_URL,
 ) -> None:
     """Land several simulated nights from a running sandbox (sandbox only)."""
-    from .sandbox.control import SandboxControl
+    from .client.sandbox_control import SandboxControl
 
     with SandboxControl(sandbox_url) as control:
         control.check()  # NotASandboxError, before Prefect starts

@@ -181,7 +181,7 @@ def preflight_retry(policy: RetryPolicy) -> RetryPolicy:
     )
 
 
-def check_warehouse(report: PreflightReport, db_path: str | os.PathLike | None) -> bool:
+def check_warehouse(report: PreflightReport, db_path: str | os.PathLike[str] | None) -> bool:
     """Check that the warehouse file is readable, of a known schema, and writable; return True
     when it is usable. Opens an existing file read-only only: a bad file is never written to."""
     path = default_db_path(db_path)
@@ -374,7 +374,7 @@ def run_preflight(
     client: RuntypeClient,
     jobs: list[Job],
     run_key: str,
-    db_path: str | os.PathLike | None,
+    db_path: str | os.PathLike[str] | None,
     *,
     max_cost_usd_per_job: float | None = None,
     max_cost_usd_per_night: float | None = None,

@@ -48,9 +48,9 @@ class LocalStack:
         api_url: str | None = None,
         api_key: str = DEFAULT_API_KEY,
         time_scale: float = 0.01,
-        home: str | os.PathLike | None = None,
-        db_path: str | os.PathLike = "runtype.duckdb",
-        project_root: str | os.PathLike | None = None,
+        home: str | os.PathLike[str] | None = None,
+        db_path: str | os.PathLike[str] = "runtype.duckdb",
+        project_root: str | os.PathLike[str] | None = None,
         worker_poll_seconds: float = 5.0,
         log: Callable[[str], object] = print,
     ) -> None:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from runtype_prefect.client import RetryPolicy, RuntypeClient
+from runtype_prefect.client.sandbox_control import SandboxControl
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
-from runtype_prefect.sandbox.control import SandboxControl
 
 #: A key distinctive enough to search for in logs, artifacts and the database.
 SECRET_KEY = "rt_test_SECRET_7f3a9c1e5b"

@@ -23,9 +23,9 @@ from prefect.client.schemas.schedules import CronSchedule
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.utilities.importtools import import_object
 
+from runtype_prefect.client.sandbox_control import NotASandboxError
 from runtype_prefect.jobs import load_jobs
 from runtype_prefect.limits import API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT
-from runtype_prefect.sandbox.control import NotASandboxError
 from runtype_prefect.setup import WORK_POOL
 from runtype_prefect.stack import ensure_port_free
 from runtype_prefect.warehouse import Warehouse
@@ -330,5 +330,14 @@ def test_the_cli_answers_without_a_server():
         text=True,
         check=True,
     )
-    for command in ("sandbox", "demo", "run", "setup", "backfill", "server", "report"):
-        assert command in done.stdout
+    listed = set(re.findall(r"^│ ([a-z]+) ", done.stdout, re.MULTILINE))  # the Commands panel
+    assert listed == {
+        "sandbox",
+        "demo",
+        "run",
+        "setup",
+        "backfill",
+        "server",
+        "report",
+        "adopt",
+    }

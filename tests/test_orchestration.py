@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import duckdb
 import pytest
 
-from runtype_prefect.client import RuntypeClient
+from runtype_prefect.client import BatchWaitTimeout, RuntypeClient
 from runtype_prefect.credentials import RuntypeCredentials
 from runtype_prefect.jobs import Job
 from runtype_prefect.orchestration import Outcome, nightly, run_record_type
@@ -165,7 +165,7 @@ def test_a_timeout_is_typed_and_marks_the_batch(admin, db):
         **FAST,
     )
     assert state.is_failed()
-    with pytest.raises(Exception, match="did not finish within 0s"):
+    with pytest.raises(BatchWaitTimeout, match="did not finish within 0s"):
         state.result()
     with Warehouse(db) as w:
         (batch,) = w.query("SELECT outcome, error FROM batches")

@@ -14,6 +14,7 @@ import duckdb
 import httpx
 import pytest
 
+from runtype_prefect.client import RuntypeTimeoutError
 from runtype_prefect.credentials import RuntypeCredentials
 from runtype_prefect.jobs import Job
 from runtype_prefect.orchestration import Outcome, nightly, run_record_type
@@ -165,7 +166,7 @@ def test_a_dead_endpoint_fails_a_job_within_its_call_budget_naming_the_first_cal
     )
     elapsed = time.monotonic() - started
     assert state.is_failed()
-    with pytest.raises(Exception, match=r"timed out: GET .*/v1/records"):
+    with pytest.raises(RuntypeTimeoutError, match=r"timed out: GET .*/v1/records"):
         state.result()
     assert elapsed < 15, f"one 3 s call budget, not retried by Prefect (took {elapsed:.1f}s)"
 

@@ -176,7 +176,7 @@ def raise_for_status(response: httpx.Response) -> None:
     raise cls(message, **kwargs)
 
 
-def _read_error_body(response: httpx.Response) -> tuple[str | None, str, list | None]:
+def _read_error_body(response: httpx.Response) -> tuple[str | None, str, list[Any] | None]:
     """Return (code, message, details) from the spec's error body, or a fallback for others."""
     fallback = response.reason_phrase or "error"
     try:
@@ -211,7 +211,8 @@ def read_json(response: httpx.Response) -> Any:
 def validate(model: type[R], data: Any, response: httpx.Response) -> R:
     """Return ``data`` validated as ``model``; raise `MalformedResponseError` naming the fields."""
     try:
-        return model.model_validate(data)  # type: ignore[attr-defined]
+        validated: R = model.model_validate(data)  # type: ignore[attr-defined]
+        return validated
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '<body>'}: {e['msg']}"
@@ -224,7 +225,7 @@ def validate(model: type[R], data: Any, response: httpx.Response) -> R:
         ) from exc
 
 
-def _data_list(body: Any, response: httpx.Response) -> tuple[list, dict]:
+def _data_list(body: Any, response: httpx.Response) -> tuple[list[Any], dict[str, Any]]:
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise MalformedResponseError(
             f"{response.request.url.path}: expected a listing with a 'data' array",
@@ -251,7 +252,7 @@ def list_flows_page(cursor: str | None = None, limit: int = MAX_PAGE_SIZE) -> Pa
     if cursor:
         params["cursor"] = cursor
 
-    def parse(response: httpx.Response):
+    def parse(response: httpx.Response) -> tuple[m.Page[Any], Call[Any] | None]:
         rows, pagination = _data_list(read_json(response), response)
         items = [validate(m.FlowSummary, r, response) for r in rows]
         nxt = pagination.get("nextCursor") if pagination.get("hasMore", False) else None
@@ -276,7 +277,9 @@ def run_on_record_type(flow_id: str, record_type: str) -> Call[m.RunStart]:
         deferred = response.status_code == 202 or (
             isinstance(body, dict) and body.get("executedImmediately") is False
         )
-        return validate(m.ScheduledBatch if deferred else m.ImmediateRun, body, response)
+        if deferred:
+            return validate(m.ScheduledBatch, body, response)
+        return validate(m.ImmediateRun, body, response)
 
     return Call(
         "POST",
@@ -323,13 +326,13 @@ def get_batch_cost(batch_id: str) -> Call[m.BatchCost]:
 
 
 def _offset_page(
-    path: str, model: type, params: dict[str, str], offset: int, limit: int
+    path: str, model: type[Any], params: dict[str, str], offset: int, limit: int
 ) -> PageCall:
     """Return the call for one offset-paginated page (spec styles B and C)."""
 
-    def parse(response: httpx.Response):
+    def parse(response: httpx.Response) -> tuple[m.Page[Any], Call[Any] | None]:
         rows, pagination = _data_list(read_json(response), response)
-        items = [validate(model, r, response) for r in rows]
+        items: list[Any] = [validate(model, r, response) for r in rows]
         has_more = bool(pagination.get("hasMore", len(rows) >= limit)) and bool(rows)
         page = m.Page[model](items=items, offset=offset, has_more=has_more)  # type: ignore[valid-type]
         nxt = _offset_page(path, model, params, offset + len(rows), limit) if has_more else None
@@ -383,7 +386,7 @@ def list_records_page(
     params = _filters(type=type, search=search, cursor=cursor)
     params["limit"] = str(limit)
 
-    def parse(response: httpx.Response):
+    def parse(response: httpx.Response) -> tuple[m.Page[Any], Call[Any] | None]:
         rows, pagination = _data_list(read_json(response), response)
         items = [validate(m.Record, r, response) for r in rows]
         nxt = pagination.get("nextCursor")

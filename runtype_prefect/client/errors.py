@@ -9,7 +9,7 @@ neither: the run may have started, so the caller must reconcile before starting 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .models import BatchStatus
@@ -37,7 +37,7 @@ class RuntypeAPIError(RuntypeError):
         request_id: str | None = None,
         method: str | None = None,
         url: str | None = None,
-        details: list | None = None,
+        details: list[Any] | None = None,
     ) -> None:
         self.message = message
         self.status_code = status_code
@@ -84,7 +84,7 @@ class RateLimitError(RuntypeAPIError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         self.retry_after = retry_after
         super().__init__(message, **kwargs)
 

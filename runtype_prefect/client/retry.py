@@ -38,7 +38,7 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         """Return the jittered wait before retry number ``attempt`` (1 = first retry)."""
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return ceiling * self.rng()
+        return float(ceiling * self.rng())
 
     def delay_before_retry(
         self,

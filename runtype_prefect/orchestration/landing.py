@@ -149,8 +149,10 @@ def land_batch_results(
             records += warehouse.land_record_results(record_results_table(rows))
     steps = 0
     pages = client.iter_step_results(job.flow_id, batch_execution_id=batch_id)
-    for chunk in chunked(pages, LANDING_CHUNK_ROWS):
-        steps += warehouse.land_step_results(step_results_table(chunk, record_type=job.record_type))
+    for step_chunk in chunked(pages, LANDING_CHUNK_ROWS):
+        steps += warehouse.land_step_results(
+            step_results_table(step_chunk, record_type=job.record_type)
+        )
     if not immediate:
         warehouse.derive_record_metrics(batch_id)
     cost = client.get_batch_cost(batch_id).total_cost_usd if status.total_records else 0.0

@@ -79,7 +79,8 @@ def resolve_jobs(
 
 @flow(
     name="runtype-nightly",
-    task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),
+    # Prefect 3.9's stubs infer ThreadPoolTaskRunner[Never] here; the runner is what it wants.
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),  # type: ignore[arg-type]
     on_cancellation=[cancel_in_flight_batches],
 )
 def nightly(

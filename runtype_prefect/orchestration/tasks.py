@@ -57,7 +57,7 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     return is_retryable(exc) or isinstance(exc, RunStartUncertainError | WarehouseLockedError)
 
 
-RETRYING = {
+RETRYING: dict[str, Any] = {
     "retries": 3,
     "retry_delay_seconds": exponential_backoff(backoff_factor=2),
     "retry_jitter_factor": 0.5,

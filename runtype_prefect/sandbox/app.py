@@ -27,11 +27,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from ..client.sandbox_control import SANDBOX_TEST_KEY
 from .faults import FaultConfig, FaultInjector, FaultMiddleware
 from .state import Batch, SandboxSettings, SandboxState
 from .world import SANDBOX_ORG, SANDBOX_USER, Flow, Record, Step, iso, type_id
 
-DEFAULT_API_KEY = "rt_test_sandbox"
+DEFAULT_API_KEY = SANDBOX_TEST_KEY
 #: Host names a loopback sandbox answers to.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 TICK_SECONDS = 0.02

@@ -94,7 +94,7 @@ class FaultInjector:
         ):
             if draw < rate:
                 retry = c.retry_after_seconds if status == 429 else None
-                return FaultAction(kind=kind, status=status, retry_after=retry)  # type: ignore[arg-type]
+                return FaultAction(kind=kind, status=status, retry_after=retry)
             draw -= rate
         return None
 

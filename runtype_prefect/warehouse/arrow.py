@@ -67,14 +67,16 @@ RECORD_COLUMNS: list[tuple[str, pa.DataType]] = [
 
 def _fields(step: Any) -> dict[str, Any]:
     # Pydantic models keep their fields in __dict__: reading it avoids a per-field Python call.
-    return step.__dict__
+    fields: dict[str, Any] = step.__dict__
+    return fields
 
 
 def _fields_exact(step: Any) -> dict[str, Any]:
     cost = step.estimated_cost
+    fields: dict[str, Any] = step.__dict__
     if cost is None:
-        return step.__dict__
-    return {**step.__dict__, "estimated_cost": cost.quantize(Decimal("0.00000001"))}
+        return fields
+    return {**fields, "estimated_cost": cost.quantize(Decimal("0.00000001"))}
 
 
 def step_results_table(steps: Sequence[Any], *, record_type: str | None) -> pa.Table:

@@ -53,15 +53,16 @@ BATCH_FIELDS = (
 )
 
 
-def default_db_path(path: str | os.PathLike | None = None) -> Path:
+def default_db_path(path: str | os.PathLike[str] | None = None) -> Path:
     """Return the working database path: the argument, ``$RUNTYPE_PREFECT_DB`` or the default."""
     return Path(path or os.environ.get(DB_ENV) or DEFAULT_DB).expanduser().resolve()
 
 
 def _has_duplicate_keys(table: pa.Table, key: list[str]) -> bool:
+    rows: int = table.num_rows
     if len(key) == 1:
-        return pc.count_distinct(table[key[0]]).as_py() != table.num_rows
-    return table.group_by(key).aggregate([]).num_rows != table.num_rows
+        return bool(pc.count_distinct(table[key[0]]).as_py() != rows)
+    return bool(table.group_by(key).aggregate([]).num_rows != rows)
 
 
 def snapshot_path_for(db_path: Path) -> Path:
@@ -108,7 +109,7 @@ class Warehouse:
 
     def __init__(
         self,
-        path: str | os.PathLike | None = None,
+        path: str | os.PathLike[str] | None = None,
         *,
         lock_timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -159,7 +160,7 @@ class Warehouse:
         finally:
             cur.close()
 
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Return all rows of a read query."""
         cur = self._con.cursor()
         try:
@@ -410,7 +411,7 @@ class Warehouse:
                 f" ON CONFLICT ({keys}) DO UPDATE SET {updates}",
                 [datetime.now(UTC)],
             )
-        return table.num_rows
+        return int(table.num_rows)
 
     def derive_record_metrics(self, batch_id: str) -> None:
         """Fill execution time, steps and prompts of a deferred batch's records from its steps."""

@@ -1,14 +1,19 @@
-"""A small client for the sandbox-only controls under ``/_sandbox`` (faults, clock, stats)."""
+"""A small client for the sandbox-only controls under ``/_sandbox`` (faults, clock, stats).
+
+It lives with the client (plain HTTP, no server code), so flows such as the backfill can drive
+a sandbox without importing it.
+"""
 
 from __future__ import annotations
 
 import os
 from datetime import datetime
+from typing import Any
 
 import httpx
 
-from .app import DEFAULT_API_KEY
-from .faults import FaultAction
+#: The key a sandbox accepts when started without one.
+SANDBOX_TEST_KEY = "rt_test_sandbox"
 
 
 class NotASandboxError(RuntimeError):
@@ -25,7 +30,7 @@ class SandboxControl:
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 10.0) -> None:
         self.root_url = base_url.rstrip("/").removesuffix("/v1")
-        key = api_key or os.environ.get("RUNTYPE_API_KEY") or DEFAULT_API_KEY
+        key = api_key or os.environ.get("RUNTYPE_API_KEY") or SANDBOX_TEST_KEY
         self.http = httpx.Client(
             base_url=self.root_url, timeout=timeout, headers={"Authorization": f"Bearer {key}"}
         )
@@ -40,7 +45,7 @@ class SandboxControl:
         """Close the HTTP connection pool."""
         self.http.close()
 
-    def check(self) -> dict:
+    def check(self) -> dict[str, Any]:
         """Return the sandbox's clock; raise `NotASandboxError` when there is no sandbox."""
         try:
             response = self.http.get("/_sandbox/clock")
@@ -59,7 +64,8 @@ class SandboxControl:
                 f"{self.root_url} has no sandbox controls (HTTP {response.status_code}):"
                 " simulated nights need the runtype-prefect sandbox"
             )
-        return response.json()
+        body: dict[str, Any] = response.json()
+        return body
 
     def reset(self) -> None:
         """Forget every batch and result and switch faults off."""
@@ -69,21 +75,23 @@ class SandboxControl:
         """Replace the fault switches (no arguments: all off)."""
         self.http.put("/_sandbox/faults", json=config).raise_for_status()
 
-    def script(self, *actions: dict | FaultAction) -> None:
-        """Fire exactly these faults on the next matching requests."""
-        scripted = [a.model_dump() if isinstance(a, FaultAction) else a for a in actions]
-        self.faults(script=scripted)
+    def script(self, *actions: dict[str, Any]) -> None:
+        """Fire exactly these faults (``FaultAction`` fields) on the next matching requests."""
+        self.faults(script=list(actions))
 
-    def clock(self, *, now: datetime | str | None = None, time_scale: float | None = None) -> dict:
+    def clock(
+        self, *, now: datetime | str | None = None, time_scale: float | None = None
+    ) -> dict[str, Any]:
         """Set the simulated time and/or the time scale; return the clock."""
-        body: dict = {}
+        body: dict[str, Any] = {}
         if now is not None:
             body["now"] = now.isoformat() if isinstance(now, datetime) else now
         if time_scale is not None:
             body["time_scale"] = time_scale
         response = self.http.put("/_sandbox/clock", json=body)
         response.raise_for_status()
-        return response.json()
+        clock: dict[str, Any] = response.json()
+        return clock
 
     def force_status(self, batch_id: str, status: str) -> None:
         """Make the batch report ``status`` while it really goes on (e.g. ``completed`` early)."""
@@ -91,7 +99,8 @@ class SandboxControl:
             f"/_sandbox/batches/{batch_id}/status", params={"status": status}
         ).raise_for_status()
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Return runs started, requests served, every batch with its ground truth (flow id,
         record type, creation time, step results so far), record types and flows."""
-        return self.http.get("/_sandbox/stats").json()
+        stats: dict[str, Any] = self.http.get("/_sandbox/stats").json()
+        return stats
