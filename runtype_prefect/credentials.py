@@ -12,8 +12,14 @@ import httpx
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr
 
-from .client import AsyncRuntypeClient, RetryPolicy, RuntypeClient
-from .client._core import DEFAULT_BASE_URL, resolve_api_key, resolve_base_url
+from .client import (
+    DEFAULT_BASE_URL,
+    AsyncRuntypeClient,
+    RetryPolicy,
+    RuntypeClient,
+    resolve_api_key,
+    resolve_base_url,
+)
 
 
 class RuntypeCredentials(CredentialsBlock):

@@ -30,7 +30,7 @@ from runtype_prefect.client import (
     ServerError,
     UnknownBatchStatusError,
 )
-from runtype_prefect.client import _core as core
+from runtype_prefect.client import _config as config
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
 from runtype_prefect.sandbox.world import RECORD_TYPE_SIZES
 
@@ -338,13 +338,13 @@ def test_api_key_never_in_logs_reprs_or_errors(sandbox, admin, caplog, sleeps):
 
 
 def test_unsafe_configuration_is_refused(monkeypatch):
-    monkeypatch.delenv(core.API_KEY_ENV, raising=False)
+    monkeypatch.delenv(config.API_KEY_ENV, raising=False)
     with pytest.raises(ValueError, match="RUNTYPE_API_KEY"):
         RuntypeClient(base_url="http://127.0.0.1:1")
     with pytest.raises(ValueError, match="unencrypted"):
         RuntypeClient("k", "http://api.runtype.com/v1")
-    monkeypatch.setenv(core.API_KEY_ENV, "rt_live_x")
-    monkeypatch.setenv(core.BASE_URL_ENV, "http://[::1]:9")
+    monkeypatch.setenv(config.API_KEY_ENV, "rt_live_x")
+    monkeypatch.setenv(config.BASE_URL_ENV, "http://[::1]:9")
     with RuntypeClient() as c:
         assert c.base_url == "http://[::1]:9/v1/"
 

@@ -3,6 +3,7 @@
 It knows nothing of Prefect or DuckDB; the orchestration layer builds on it.
 """
 
+from ._config import DEFAULT_BASE_URL, resolve_api_key, resolve_base_url
 from .async_ import AsyncRuntypeClient
 from .errors import (
     AuthenticationError,
@@ -49,6 +50,7 @@ from .retry import RetryPolicy
 from .sync import RuntypeClient
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "AsyncRuntypeClient",
     "AuthenticationError",
     "BadRequestError",
@@ -89,4 +91,6 @@ __all__ = [
     "UsageLimits",
     "UsagePeriod",
     "is_retryable",
+    "resolve_api_key",
+    "resolve_base_url",
 ]

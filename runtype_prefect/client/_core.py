@@ -7,41 +7,30 @@ and sleep, so their behaviour cannot drift apart.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
-from .. import __version__
 from . import models as m
 from .errors import (
-    BatchWaitTimeout,
     MalformedResponseError,
     RateLimitError,
-    RunStartUncertainError,
     RuntypeConnectionError,
     RuntypeError,
     RuntypeTimeoutError,
     UnknownBatchStatusError,
     error_class_for_status,
 )
-from .retry import RetryPolicy, certainly_not_processed, parse_retry_after
+from .retry import parse_retry_after
 
-DEFAULT_BASE_URL = "https://api.runtype.com/v1"
-API_KEY_ENV = "RUNTYPE_API_KEY"
-BASE_URL_ENV = "RUNTYPE_BASE_URL"
-USER_AGENT = f"runtype-prefect/{__version__}"
 MAX_PAGE_SIZE = 100
-#: Reads may take a while on a loaded API; a connection that does not open in 5 s will not.
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 R = TypeVar("R")
 
@@ -62,59 +51,6 @@ class Call(Generic[R]):
     def idempotent(self) -> bool:
         """False for the call that starts a run (see `RetryPolicy.delay_before_retry`)."""
         return self.run_target is None
-
-
-# --- configuration ---------------------------------------------------------------------------
-
-
-def resolve_api_key(api_key: str | SecretStr | None) -> SecretStr:
-    """Return the key from the argument or ``RUNTYPE_API_KEY``; raise ValueError if neither."""
-    if isinstance(api_key, SecretStr):
-        api_key = api_key.get_secret_value()
-    key = api_key or os.environ.get(API_KEY_ENV)
-    if not key:
-        raise ValueError(
-            f"no Runtype API key: set {API_KEY_ENV} (or pass api_key=..., or a credentials block)"
-        )
-    return SecretStr(key.strip())
-
-
-def resolve_base_url(base_url: str | None) -> str:
-    """Return the normalised API base URL (ending in ``/v1``) from the argument or environment.
-
-    Raises ValueError for a URL that is not http(s), or plain ``http://`` to a host that is not
-    loopback: the key would travel in clear text.
-    """
-    raw = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).strip().rstrip("/")
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"Runtype base URL must be an http(s) URL, got {raw!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError(
-            f"refusing plain http:// to {parts.hostname!r}: the API key would be sent unencrypted;"
-            " use https:// (http:// is allowed only for loopback hosts such as the sandbox)"
-        )
-    if not parts.path.endswith("/v1"):
-        raw += "/v1"
-    return raw + "/"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def default_headers(api_key: SecretStr) -> dict[str, str]:
-    """Return the headers every request carries (auth, JSON, User-Agent)."""
-    return {
-        "Authorization": f"Bearer {api_key.get_secret_value()}",
-        "Accept": "application/json",
-        "User-Agent": USER_AGENT,
-    }
 
 
 def build_request(
@@ -438,97 +374,7 @@ def get_usage_limits() -> Call[m.UsageLimits]:
     return Call("GET", "usage-limits/daily", lambda r: validate(m.UsageLimits, read_json(r), r))
 
 
-# --- the retry decision, shared by both clients' send loops -----------------------------------
-
 log = logging.getLogger("runtype_prefect.client")
-
-
-def delay_or_raise(
-    policy: RetryPolicy,
-    call: Call[Any],
-    error: RuntypeError,
-    *,
-    attempt: int,
-    waited: float,
-    started_at: datetime,
-    elapsed: float = 0.0,
-) -> float:
-    """Return seconds to wait before retrying ``call``; raise the error to surface instead.
-
-    An ambiguous failure of a run-starting call surfaces as `RunStartUncertainError`.
-    """
-    delay = policy.delay_before_retry(
-        error, attempt=attempt, waited=waited, idempotent=call.idempotent, elapsed=elapsed
-    )
-    if delay is not None:
-        log.warning(
-            "Runtype %s %s failed (%s); retry %d/%d in %.2fs",
-            call.method,
-            call.path,
-            type(error).__name__,
-            attempt,
-            policy.max_attempts - 1,
-            delay,
-        )
-        return delay
-    if call.run_target and error.retryable and not certainly_not_processed(error):
-        flow_id, record_type = call.run_target
-        raise RunStartUncertainError(
-            flow_id=flow_id, record_type=record_type, started_at=started_at, cause=error
-        ) from error
-    raise error
-
-
-# --- waiting for a batch, shared by both clients' wait loops ----------------------------------
-
-
-@dataclass
-class BatchWait:
-    """When to poll a batch next and when to stop: the one place the waiting rules live.
-
-    The interval grows by half per poll up to ``max_poll_interval``; the last poll happens at
-    the deadline. A batch that says ``completed`` with records unprocessed is not done: it is
-    polled on for ``incomplete_grace`` seconds (None: until the deadline), then returned as it
-    stands, so the caller can land what exists and call it incomplete.
-    """
-
-    batch_id: str
-    timeout: float
-    started: float
-    poll_interval: float = 5.0
-    max_poll_interval: float = 60.0
-    incomplete_grace: float | None = None
-    last: m.BatchStatus | None = None
-    _short_since: float | None = None
-
-    def __post_init__(self) -> None:
-        self._interval = self.poll_interval
-
-    def next(self, status: m.BatchStatus | None, now: float) -> float | m.BatchStatus:
-        """Return the final status, or seconds to sleep before the next poll.
-
-        ``status`` is None when the poll failed transiently. Raises `BatchWaitTimeout` at the
-        deadline.
-        """
-        if status is not None:
-            self.last = status
-            if status.has_ended:
-                return status
-            if status.is_short:
-                self._short_since = now if self._short_since is None else self._short_since
-                if (
-                    self.incomplete_grace is not None
-                    and now - self._short_since >= self.incomplete_grace
-                ):
-                    return status
-        elapsed = now - self.started
-        if elapsed >= self.timeout:
-            if self.last is not None and self.last.is_short:
-                return self.last
-            raise BatchWaitTimeout(self.batch_id, elapsed, self.timeout, self.last)
-        delay = min(self._interval, self.timeout - elapsed)
-        self._interval = min(self._interval * 1.5, self.max_poll_interval)
-        return delay
 
 
 def count_types(records: list[m.Record]) -> dict[str, int]:

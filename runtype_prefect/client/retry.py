@@ -7,13 +7,25 @@ sync and async clients own the sleeping, so both obey exactly the same rules.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
 
-from .errors import RateLimitError, RuntypeConnectionError, RuntypeError
+from .errors import (
+    RateLimitError,
+    RunStartUncertainError,
+    RuntypeConnectionError,
+    RuntypeError,
+)
+
+if TYPE_CHECKING:
+    from ._core import Call
+
+log = logging.getLogger("runtype_prefect.client")
 
 
 @dataclass(frozen=True)
@@ -95,3 +107,39 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def delay_or_raise(
+    policy: RetryPolicy,
+    call: Call[Any],
+    error: RuntypeError,
+    *,
+    attempt: int,
+    waited: float,
+    started_at: datetime,
+    elapsed: float = 0.0,
+) -> float:
+    """Return seconds to wait before retrying ``call``; raise the error to surface instead.
+
+    An ambiguous failure of a run-starting call surfaces as `RunStartUncertainError`.
+    """
+    delay = policy.delay_before_retry(
+        error, attempt=attempt, waited=waited, idempotent=call.idempotent, elapsed=elapsed
+    )
+    if delay is not None:
+        log.warning(
+            "Runtype %s %s failed (%s); retry %d/%d in %.2fs",
+            call.method,
+            call.path,
+            type(error).__name__,
+            attempt,
+            policy.max_attempts - 1,
+            delay,
+        )
+        return delay
+    if call.run_target and error.retryable and not certainly_not_processed(error):
+        flow_id, record_type = call.run_target
+        raise RunStartUncertainError(
+            flow_id=flow_id, record_type=record_type, started_at=started_at, cause=error
+        ) from error
+    raise error

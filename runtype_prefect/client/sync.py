@@ -10,10 +10,12 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import SecretStr
 
+from . import _config as config
 from . import _core as core
 from . import models as m
 from .errors import BatchWaitStopped, RuntypeError
-from .retry import RetryPolicy
+from .retry import RetryPolicy, delay_or_raise, log
+from .waiting import BatchWait
 
 R = TypeVar("R")
 
@@ -33,21 +35,21 @@ class RuntypeClient:
         api_key: str | SecretStr | None = None,
         base_url: str | None = None,
         *,
-        timeout: float | httpx.Timeout = core.DEFAULT_TIMEOUT,
+        timeout: float | httpx.Timeout = config.DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         request_hooks: list[Callable[[httpx.Request], None]] | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._api_key = core.resolve_api_key(api_key)
-        self.base_url = core.resolve_base_url(base_url)
+        self._api_key = config.resolve_api_key(api_key)
+        self.base_url = config.resolve_base_url(base_url)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
         self._http = httpx.Client(
             base_url=self.base_url,
-            headers=core.default_headers(self._api_key),
+            headers=config.default_headers(self._api_key),
             timeout=timeout,
             transport=transport,
             event_hooks={"request": list(request_hooks or [])},
@@ -84,7 +86,7 @@ class RuntypeClient:
                 error: RuntypeError = core.map_transport_error(exc, request)
             except RuntypeError as exc:
                 error = exc
-            delay = core.delay_or_raise(
+            delay = delay_or_raise(
                 self.retry,
                 call,
                 error,
@@ -181,7 +183,7 @@ class RuntypeClient:
         ``should_stop()`` says so, `UnknownBatchStatusError` for a status the client does not
         know, and any non-retryable `RuntypeError` (e.g. 404) at once.
         """
-        plan = core.BatchWait(
+        plan = BatchWait(
             batch_id,
             timeout,
             clock(),
@@ -198,7 +200,7 @@ class RuntypeClient:
             except RuntypeError as exc:
                 if not exc.retryable:
                     raise
-                core.log.warning("polling batch %s: transient error, polling on: %s", batch_id, exc)
+                log.warning("polling batch %s: transient error, polling on: %s", batch_id, exc)
             else:
                 if on_status is not None:
                     on_status(status)
