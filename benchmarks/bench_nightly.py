@@ -19,8 +19,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 from prefect.testing.utilities import prefect_test_harness
 
 from runtype_prefect.client import ImmediateRun, RuntypeClient
-from runtype_prefect.jobs import Job
 from runtype_prefect.orchestration import nightly
+from runtype_prefect.orchestration.jobs import Job
 from runtype_prefect.orchestration.landing import (
     immediate_status,
     land_batch_results,

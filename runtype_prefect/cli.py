@@ -58,7 +58,7 @@ def _is_expected(exc: BaseException) -> bool:
     these print one line; anything else is a bug and keeps its traceback."""
     from .client import RuntypeError
     from .client.sandbox_control import NotASandboxError
-    from .preflight import PreflightError
+    from .orchestration.preflight import PreflightError
     from .stack import StackError
     from .warehouse import WarehouseError
 
@@ -274,8 +274,8 @@ def run(
     The key, the base URL and the flow are checked first, within seconds, before Prefect starts.
     """
     from .client import RuntypeClient
-    from .jobs import Job
-    from .preflight import PREFLIGHT_RETRY, PREFLIGHT_TIMEOUT, check_access
+    from .orchestration.jobs import Job
+    from .orchestration.preflight import PREFLIGHT_RETRY, PREFLIGHT_TIMEOUT, check_access
 
     jobs = [Job(flow_id=flow_id, record_type=t) for t in record_type]
     if credentials_block is None:  # a block lives on the Prefect server: checked in the run
@@ -324,7 +324,7 @@ def setup(
 
     Safe to run twice: existing limits are updated, nothing is duplicated.
     """
-    from .setup import run_setup
+    from .orchestration.provisioning import run_setup
 
     announce_prefect()
     for line in run_setup(
@@ -483,7 +483,7 @@ def adopt(
     """Settle a start that reconciliation could not (AmbiguousBatchError): attribute a batch to
     the job's night, checked against the API, or clear the night so the next run starts one."""
     from .client import RuntypeClient
-    from .jobs import Job
+    from .orchestration.jobs import Job
     from .orchestration.reconcile import adopt_batch, forget_start
     from .warehouse import Warehouse
 

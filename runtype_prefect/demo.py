@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from .analytics import build_report
-from .jobs import Job
+from .orchestration.jobs import Job
 from .sandbox import SandboxServer, SandboxSettings
 from .warehouse import Warehouse, snapshot_path_for
 

@@ -24,9 +24,9 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.utilities.importtools import import_object
 
 from runtype_prefect.client.sandbox_control import NotASandboxError
-from runtype_prefect.jobs import load_jobs
-from runtype_prefect.limits import API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT
-from runtype_prefect.setup import WORK_POOL
+from runtype_prefect.orchestration.jobs import load_jobs
+from runtype_prefect.orchestration.limits import API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT
+from runtype_prefect.orchestration.provisioning import WORK_POOL
 from runtype_prefect.stack import ensure_port_free
 from runtype_prefect.warehouse import Warehouse
 
@@ -98,7 +98,7 @@ def test_serve_builds_the_same_deployments():
 def test_setup_is_idempotent():
     from prefect.client.orchestration import get_client
 
-    from runtype_prefect.setup import run_setup
+    from runtype_prefect.orchestration.provisioning import run_setup
 
     try:
         first = run_setup()
@@ -119,8 +119,8 @@ def test_setup_is_idempotent():
 
 @pytest.mark.usefixtures("prefect_api", "runtype_env")
 def test_backfill_lands_each_night_with_its_own_date(admin, tmp_path):
-    from runtype_prefect.jobs import Job
     from runtype_prefect.orchestration.backfill import backfill
+    from runtype_prefect.orchestration.jobs import Job
 
     db = str(tmp_path / "backfill.duckdb")
     jobs = [Job(flow_id=admin.flow_for("customer"), record_type="customer")]

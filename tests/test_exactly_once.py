@@ -14,10 +14,10 @@ from helpers import wait_for
 from typer.testing import CliRunner
 
 from runtype_prefect.client import RuntypeClient
-from runtype_prefect.credentials import RuntypeCredentials
-from runtype_prefect.jobs import Job
 from runtype_prefect.orchestration import Outcome, nightly, run_record_type
 from runtype_prefect.orchestration import tasks as job_tasks
+from runtype_prefect.orchestration.credentials import RuntypeCredentials
+from runtype_prefect.orchestration.jobs import Job
 from runtype_prefect.warehouse import Warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "runtype_env")
@@ -223,7 +223,7 @@ def test_cancelling_the_flow_run_cancels_its_batch_within_seconds_and_frees_the_
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
     from prefect.states import Cancelling
 
-    from runtype_prefect.limits import BATCH_CONCURRENCY_LIMIT
+    from runtype_prefect.orchestration.limits import BATCH_CONCURRENCY_LIMIT
 
     flow = admin.flow_for("lead")
     admin.clock(time_scale=100.0)  # the batch would take hours

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runtype_prefect.client import RuntypeClient
-from runtype_prefect.jobs import Job, JobsFileError, discover_jobs, load_jobs
+from runtype_prefect.orchestration.jobs import Job, JobsFileError, discover_jobs, load_jobs
 from runtype_prefect.sandbox.world import RECORD_TYPE_SIZES
 
 

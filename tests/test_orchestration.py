@@ -13,10 +13,10 @@ import duckdb
 import pytest
 
 from runtype_prefect.client import BatchWaitTimeout, RuntypeClient
-from runtype_prefect.credentials import RuntypeCredentials
-from runtype_prefect.jobs import Job
 from runtype_prefect.orchestration import Outcome, nightly, run_record_type
 from runtype_prefect.orchestration import tasks as job_tasks
+from runtype_prefect.orchestration.credentials import RuntypeCredentials
+from runtype_prefect.orchestration.jobs import Job
 from runtype_prefect.orchestration.record_type import cancel_in_flight_batches
 from runtype_prefect.sandbox.world import RECORD_TYPE_SIZES
 from runtype_prefect.warehouse import Warehouse, record_results_table, snapshot_path_for

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from runtype_prefect.client import RuntypeTimeoutError
-from runtype_prefect.credentials import RuntypeCredentials
-from runtype_prefect.jobs import Job
 from runtype_prefect.orchestration import Outcome, nightly, run_record_type
+from runtype_prefect.orchestration.credentials import RuntypeCredentials
+from runtype_prefect.orchestration.jobs import Job
 from runtype_prefect.warehouse import Warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "runtype_env")

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from prefect import flow, get_run_logger
 
 from ..client.sandbox_control import SandboxControl
-from ..credentials import resolve_credentials
-from ..jobs import Job
+from .credentials import resolve_credentials
+from .jobs import Job
 from .nightly import nightly
 from .outcomes import JobResult
 

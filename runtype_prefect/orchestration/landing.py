@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..client import BatchState, BatchStatus, ImmediateRun, Page, RuntypeClient
-from ..jobs import Job
 from ..warehouse import Warehouse, record_results_table, step_results_table
+from .jobs import Job
 
 T = TypeVar("T")
 

@@ -12,10 +12,10 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Cancelled, Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from ..credentials import resolve_credentials
-from ..jobs import Job, discover_jobs, load_jobs
 from ..warehouse import Warehouse
 from .cancellation import CancellationWatch
+from .credentials import resolve_credentials
+from .jobs import Job, discover_jobs, load_jobs
 from .observability import nightly_markdown, nightly_summary
 from .outcomes import JobResult, Outcome
 from .quality import (

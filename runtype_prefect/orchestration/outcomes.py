@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..client import BatchState, BatchStatus, RuntypeError, RuntypeTimeoutError
-from ..jobs import Job
+from .jobs import Job
 
 
 class Outcome(StrEnum):

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ..client import BatchSummaryItem, RuntypeClient
-from ..jobs import Job
 from ..warehouse import Intent, Warehouse
+from .jobs import Job
 from .outcomes import AmbiguousBatchError
 
 #: Margin on the API's clock: its ``Date`` header has whole seconds.

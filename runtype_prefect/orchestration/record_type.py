@@ -10,11 +10,11 @@ from prefect.concurrency.sync import concurrency
 from prefect.states import Cancelled, Completed, Failed, State
 
 from ..client import BatchWaitTimeout
-from ..credentials import resolve_credentials
-from ..jobs import Job
-from ..limits import BATCH_CONCURRENCY_LIMIT, api_rate_limit_hook
 from .cancellation import CANCELLED_MESSAGE, request_stop
+from .credentials import resolve_credentials
+from .jobs import Job
 from .landing import immediate_status
+from .limits import BATCH_CONCURRENCY_LIMIT, api_rate_limit_hook
 from .observability import emit_batch_event, job_table
 from .outcomes import JobResult, Outcome, outcome_of
 from .resources import shared_warehouse

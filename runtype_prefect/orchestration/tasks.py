@@ -28,21 +28,21 @@ from ..client import (
     RuntypeTimeoutError,
     is_retryable,
 )
-from ..credentials import resolve_credentials
-from ..jobs import Job
-from ..limits import start_slot
-from ..preflight import (
+from ..warehouse import Intent, Warehouse, WarehouseLockedError
+from .cancellation import CANCELLED_MESSAGE, CancellationWatch
+from .credentials import resolve_credentials
+from .jobs import Job
+from .landing import Landing, land_batch_results, land_immediate_records
+from .limits import start_slot
+from .observability import ProgressReporter, emit_batch_event, link_batch, preflight_artifact
+from .outcomes import JobResult, Outcome, StartUnresolvedError
+from .preflight import (
     PREFLIGHT_TIMEOUT,
     Level,
     PreflightReport,
     preflight_retry,
     run_preflight,
 )
-from ..warehouse import Intent, Warehouse, WarehouseLockedError
-from .cancellation import CANCELLED_MESSAGE, CancellationWatch
-from .landing import Landing, land_batch_results, land_immediate_records
-from .observability import ProgressReporter, emit_batch_event, link_batch, preflight_artifact
-from .outcomes import JobResult, Outcome, StartUnresolvedError
 from .reconcile import find_started_batch
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from .client import (
+from ..client import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
@@ -36,10 +36,10 @@ from .client import (
     RuntypeError,
     UsagePeriod,
 )
+from ..warehouse import Warehouse, WarehouseError, default_db_path
+from ..warehouse.connection import read_schema_version
+from ..warehouse.migrate import latest_version
 from .jobs import Job
-from .warehouse import Warehouse, WarehouseError, default_db_path
-from .warehouse.connection import read_schema_version
-from .warehouse.migrate import latest_version
 
 #: The preflight's bounds on one call: 12 s in all, at most 3 s of it spent waiting between
 #: tries (so a closed port fails within ~3 s and a silent one within 12 s), while 429s and

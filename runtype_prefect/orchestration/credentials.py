@@ -12,7 +12,7 @@ import httpx
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr
 
-from .client import (
+from ..client import (
     DEFAULT_BASE_URL,
     AsyncRuntypeClient,
     RetryPolicy,

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from .client import RuntypeClient
+from ..client import RuntypeClient
 
 
 class Job(BaseModel):
