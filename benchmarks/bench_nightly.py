@@ -18,15 +18,15 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from prefect.testing.utilities import prefect_test_harness
 
-from runtype_prefect.client import ImmediateRun, RuntypeClient
-from runtype_prefect.orchestration import nightly
+from runtype_prefect.client import RuntypeClient
+from runtype_prefect.flows import nightly
 from runtype_prefect.orchestration.jobs import Job
 from runtype_prefect.orchestration.landing import (
     immediate_status,
     land_batch_results,
-    land_immediate_records,
 )
 from runtype_prefect.orchestration.outcomes import outcome_of
+from runtype_prefect.orchestration.starting import start_job
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
 from runtype_prefect.warehouse import Warehouse
 
@@ -35,23 +35,20 @@ CONCURRENCY = 4
 
 
 def plain_job(client: RuntypeClient, warehouse: Warehouse, job: Job) -> int:
-    """The same work as one Prefect job, with the client and the warehouse alone."""
-    run = client.run_on_record_type(job.flow_id, job.record_type)
-    if isinstance(run, ImmediateRun):
-        status = immediate_status(run.batch_id, run)
-        land_immediate_records(warehouse, job, run.batch_id, run)
+    """The same work as one Prefect job (the same start, wait and landing functions), with the
+    client and the warehouse alone."""
+    started = start_job(client, warehouse, job, "bench")
+    if started.immediate is not None:
+        status = immediate_status(started.batch_id, started.immediate)
     else:
         status = client.wait_for_batch(
-            run.batch_id, timeout=600, poll_interval=0.05, max_poll_interval=0.2
+            started.batch_id, timeout=600, poll_interval=0.05, max_poll_interval=0.2
         )
-    warehouse.upsert_batch(
-        run.batch_id, flow_id=job.flow_id, record_type=job.record_type, status=status.status.value
-    )
     landing = land_batch_results(
-        client, warehouse, job, run.batch_id, status, immediate=isinstance(run, ImmediateRun)
+        client, warehouse, job, started.batch_id, status, immediate=started.immediate is not None
     )
     warehouse.upsert_batch(
-        run.batch_id, outcome=outcome_of(status, complete=landing.complete).value
+        started.batch_id, outcome=outcome_of(status, complete=landing.complete).value
     )
     return landing.steps
 

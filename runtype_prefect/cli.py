@@ -282,7 +282,7 @@ def run(
         with RuntypeClient(retry=PREFLIGHT_RETRY, timeout=PREFLIGHT_TIMEOUT) as client:
             check_access(client, jobs)
     announce_prefect()
-    from .orchestration import nightly
+    from .flows import nightly
 
     state = nightly(
         jobs=jobs,

@@ -13,7 +13,8 @@ import duckdb
 import pytest
 
 from runtype_prefect.client import BatchWaitTimeout, RuntypeClient
-from runtype_prefect.orchestration import Outcome, nightly, run_record_type
+from runtype_prefect.flows import nightly, run_record_type
+from runtype_prefect.orchestration import Outcome
 from runtype_prefect.orchestration import tasks as job_tasks
 from runtype_prefect.orchestration.credentials import RuntypeCredentials
 from runtype_prefect.orchestration.jobs import Job

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from runtype_prefect.client import RuntypeTimeoutError
-from runtype_prefect.orchestration import Outcome, nightly, run_record_type
+from runtype_prefect.flows import nightly, run_record_type
+from runtype_prefect.orchestration import Outcome
 from runtype_prefect.orchestration.credentials import RuntypeCredentials
 from runtype_prefect.orchestration.jobs import Job
 from runtype_prefect.warehouse import Warehouse

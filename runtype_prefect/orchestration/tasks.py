@@ -7,8 +7,6 @@ is safe to retry because it consults the warehouse's ledger before starting anyt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -20,19 +18,17 @@ from ..client import (
     BadRequestError,
     BatchStatus,
     BatchWaitStopped,
-    ImmediateRun,
     NotFoundError,
     RunStartUncertainError,
     RuntypeClient,
-    RuntypeError,
     RuntypeTimeoutError,
     is_retryable,
 )
-from ..warehouse import Intent, Warehouse, WarehouseLockedError
+from ..warehouse import Warehouse, WarehouseLockedError
 from .cancellation import CANCELLED_MESSAGE, CancellationWatch
 from .credentials import resolve_credentials
 from .jobs import Job
-from .landing import Landing, land_batch_results, land_immediate_records
+from .landing import Landing, land_batch_results
 from .limits import start_slot
 from .observability import ProgressReporter, emit_batch_event, link_batch, preflight_artifact
 from .outcomes import JobResult, Outcome, StartUnresolvedError
@@ -43,7 +39,7 @@ from .preflight import (
     preflight_retry,
     run_preflight,
 )
-from .reconcile import find_started_batch
+from .starting import Started, start_job
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -65,17 +61,6 @@ RETRYING: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class Started:
-    """Where a job stands after `start_or_reconnect`."""
-
-    batch_id: str
-    immediate: ImmediateRun | None = None
-    reconnected: bool = False
-    #: Set when this run key's batch already landed completely: its outcome, nothing to do.
-    landed_outcome: Outcome | None = None
-
-
 @task(name="start-or-reconnect", cache_policy=NO_CACHE, **RETRYING)
 def start_or_reconnect(
     client: RuntypeClient,
@@ -87,119 +72,30 @@ def start_or_reconnect(
     root_flow_run_id: str | None = None,
     force: bool = False,
 ) -> Started:
-    """Start the job's batch for ``run_key`` unless the ledger shows one; return where it stands.
-
-    Never starts a second batch: a known batch id is reconnected to; a start interrupted before
-    the id was known, or answered ambiguously, is reconciled through the batch summary
-    (`find_started_batch`) while holding the flow's start slot, so at most one start per flow
-    is in doubt at a time. Raises `AmbiguousBatchError` when reconciliation cannot tell, and
-    `BatchIdentityError` when the API names a batch the warehouse holds for another job.
-    """
-    log = get_run_logger()
-    intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
-    if force and intent is not None:
-        log.info("force=True: starting %s again for %s", job.label, run_key)
-        warehouse.forget_intent(job.flow_id, job.record_type, run_key)
-        intent = None
-    if intent is not None and intent.batch_id:
-        row = warehouse.get_batch(intent.batch_id) or {}
-        landed = row.get("landed_at") is not None and row.get("outcome") is not None
-        log.info(
-            "%s already has batch %s for %s: %s",
+    """Prefect task around `start_job` (retried for what a retry can cure), holding the flow's
+    Prefect start slot; announces a new batch with an event and a link artifact."""
+    started = start_job(
+        client,
+        warehouse,
+        job,
+        run_key,
+        flow_run_id=flow_run_id,
+        root_flow_run_id=root_flow_run_id,
+        force=force,
+        slot=start_slot,
+        log=get_run_logger(),
+    )
+    if started.new:
+        emit_batch_event(
+            "started",
+            started.batch_id,
             job.label,
-            intent.batch_id,
-            run_key,
-            "landed completely, nothing to do" if landed else "reconnecting",
+            records=started.records,
+            flow_id=job.flow_id,
+            record_type=job.record_type,
         )
-        return Started(
-            intent.batch_id,
-            reconnected=True,
-            landed_outcome=Outcome(row["outcome"]) if landed else None,
-        )
-    ids = {"prefect_flow_run_id": flow_run_id, "root_flow_run_id": root_flow_run_id}
-    with start_slot(job.flow_id):
-        if intent is not None:
-            found = find_started_batch(client, job, intent, warehouse.claimed_batch_ids())
-            if found:
-                log.warning(
-                    "reconciled an interrupted start of %s: adopting batch %s", job.label, found
-                )
-                claim(warehouse, job, intent, found, **ids)
-                return Started(found, reconnected=True)
-        count = client.count_records(job.record_type)
-        warehouse.record_intent(
-            job.flow_id,
-            job.record_type,
-            run_key,
-            requested_at=datetime.now(UTC),
-            prefect_flow_run_id=flow_run_id,
-            job_name=job.label,
-            api_requested_at=count.as_of,
-            expected_records=count.count,
-        )
-        intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
-        assert intent is not None
-        try:
-            run = client.run_on_record_type(job.flow_id, job.record_type)
-        except RunStartUncertainError as start_error:
-            try:
-                found = find_started_batch(client, job, intent, warehouse.claimed_batch_ids())
-            except RuntypeError as lookup_error:
-                raise StartUnresolvedError(start_error, lookup_error) from lookup_error
-            if found is None:
-                raise
-            log.warning(
-                "start of %s was ambiguous; the API shows batch %s: adopting it", job.label, found
-            )
-            claim(warehouse, job, intent, found, **ids)
-            return Started(found, reconnected=True)
-        batch_id = run.batch_id or f"immediate-{job.flow_id}-{job.record_type}-{run_key}"
-        immediate = run if isinstance(run, ImmediateRun) else None
-        claim(
-            warehouse,
-            job,
-            intent,
-            batch_id,
-            executed_immediately=immediate is not None,
-            status="completed" if immediate else "queued",
-            total_records=run.record_count,
-            **ids,
-        )
-    log.info(
-        "started %s: batch %s, %d records (%s)",
-        job.label,
-        batch_id,
-        run.record_count,
-        "ran immediately" if immediate else "deferred",
-    )
-    emit_batch_event(
-        "started",
-        batch_id,
-        job.label,
-        records=run.record_count,
-        flow_id=job.flow_id,
-        record_type=job.record_type,
-    )
-    link_batch(f"{client.base_url}batch/status/{batch_id}", batch_id, job.label)
-    if immediate is not None:
-        # The per-record results of an immediate run exist only in this response: land them now.
-        land_immediate_records(warehouse, job, batch_id, immediate)
-    return Started(batch_id, immediate=immediate)
-
-
-def claim(warehouse: Warehouse, job: Job, intent: Intent, batch_id: str, **fields: Any) -> None:
-    """Attach ``batch_id`` to the job's ledger row and write its batch row (see
-    `Warehouse.claim_batch`); raises `BatchIdentityError` for a batch stored as another's."""
-    fields.setdefault("status", "queued")
-    warehouse.claim_batch(
-        job.flow_id,
-        job.record_type,
-        intent.run_key,
-        batch_id,
-        requested_at=intent.requested_at,
-        job_name=job.label,
-        **fields,
-    )
+        link_batch(f"{client.base_url}batch/status/{started.batch_id}", started.batch_id, job.label)
+    return started
 
 
 def cancel_remote_batch(client: RuntypeClient, warehouse: Warehouse, batch_id: str) -> bool:

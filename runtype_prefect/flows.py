@@ -1,0 +1,12 @@
+"""The Prefect flows, in one place to import them from.
+
+``from runtype_prefect.flows import nightly, run_record_type``; deployments name them by module
+(``runtype_prefect.orchestration.nightly:nightly``, see ``deployments/prefect.yaml``).
+"""
+
+from .orchestration.backfill import backfill
+from .orchestration.nightly import nightly
+from .orchestration.quality import quality_followup
+from .orchestration.record_type import run_record_type
+
+__all__ = ["backfill", "nightly", "quality_followup", "run_record_type"]

@@ -1,0 +1,165 @@
+"""Starting a job's batch exactly once, without Prefect: the ledger row first, the batch id
+the moment the API names it, reconnection to a known batch, and reconciliation of a start whose
+answer was lost. The Prefect task (`tasks.start_or_reconnect`) wraps `start_job`, and so can a
+plain loop (the benchmarks)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..client import (
+    ImmediateRun,
+    RunStartUncertainError,
+    RuntypeClient,
+    RuntypeError,
+)
+from ..warehouse import Intent, Warehouse
+from .jobs import Job
+from .landing import land_immediate_records
+from .outcomes import Outcome, StartUnresolvedError
+from .reconcile import find_started_batch
+
+_log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _no_slot(flow_id: str) -> Iterator[None]:
+    yield
+
+
+@dataclass(frozen=True)
+class Started:
+    """Where a job stands after `start_or_reconnect`."""
+
+    batch_id: str
+    immediate: ImmediateRun | None = None
+    reconnected: bool = False
+    #: Set when this run key's batch already landed completely: its outcome, nothing to do.
+    landed_outcome: Outcome | None = None
+    #: True when this call started the batch (rather than finding or adopting it).
+    new: bool = False
+    records: int | None = None
+
+
+def start_job(
+    client: RuntypeClient,
+    warehouse: Warehouse,
+    job: Job,
+    run_key: str,
+    *,
+    flow_run_id: str | None = None,
+    root_flow_run_id: str | None = None,
+    force: bool = False,
+    slot: Callable[[str], AbstractContextManager[Any]] = _no_slot,
+    log: logging.Logger | logging.LoggerAdapter[Any] = _log,
+) -> Started:
+    """Start the job's batch for ``run_key`` unless the ledger shows one; return where it stands.
+
+    Never starts a second batch: a known batch id is reconnected to; a start interrupted before
+    the id was known, or answered ambiguously, is reconciled through the batch summary
+    (`find_started_batch`) while holding ``slot(flow_id)`` (the Prefect layer passes the flow's
+    start slot), so at most one start per flow is in doubt at a time. Raises
+    `AmbiguousBatchError` when reconciliation cannot tell, `StartUnresolvedError` when the
+    look-up fails too, and `BatchIdentityError` when the API names a batch the warehouse holds
+    for another job.
+    """
+    intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
+    if force and intent is not None:
+        log.info("force=True: starting %s again for %s", job.label, run_key)
+        warehouse.forget_intent(job.flow_id, job.record_type, run_key)
+        intent = None
+    if intent is not None and intent.batch_id:
+        row = warehouse.get_batch(intent.batch_id) or {}
+        landed = row.get("landed_at") is not None and row.get("outcome") is not None
+        log.info(
+            "%s already has batch %s for %s: %s",
+            job.label,
+            intent.batch_id,
+            run_key,
+            "landed completely, nothing to do" if landed else "reconnecting",
+        )
+        return Started(
+            intent.batch_id,
+            reconnected=True,
+            landed_outcome=Outcome(row["outcome"]) if landed else None,
+        )
+    ids = {"prefect_flow_run_id": flow_run_id, "root_flow_run_id": root_flow_run_id}
+    with slot(job.flow_id):
+        if intent is not None:
+            found = find_started_batch(client, job, intent, warehouse.claimed_batch_ids())
+            if found:
+                log.warning(
+                    "reconciled an interrupted start of %s: adopting batch %s", job.label, found
+                )
+                claim(warehouse, job, intent, found, **ids)
+                return Started(found, reconnected=True)
+        count = client.count_records(job.record_type)
+        warehouse.record_intent(
+            job.flow_id,
+            job.record_type,
+            run_key,
+            requested_at=datetime.now(UTC),
+            prefect_flow_run_id=flow_run_id,
+            job_name=job.label,
+            api_requested_at=count.as_of,
+            expected_records=count.count,
+        )
+        intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
+        assert intent is not None
+        try:
+            run = client.run_on_record_type(job.flow_id, job.record_type)
+        except RunStartUncertainError as start_error:
+            try:
+                found = find_started_batch(client, job, intent, warehouse.claimed_batch_ids())
+            except RuntypeError as lookup_error:
+                raise StartUnresolvedError(start_error, lookup_error) from lookup_error
+            if found is None:
+                raise
+            log.warning(
+                "start of %s was ambiguous; the API shows batch %s: adopting it", job.label, found
+            )
+            claim(warehouse, job, intent, found, **ids)
+            return Started(found, reconnected=True)
+        batch_id = run.batch_id or f"immediate-{job.flow_id}-{job.record_type}-{run_key}"
+        immediate = run if isinstance(run, ImmediateRun) else None
+        claim(
+            warehouse,
+            job,
+            intent,
+            batch_id,
+            executed_immediately=immediate is not None,
+            status="completed" if immediate else "queued",
+            total_records=run.record_count,
+            **ids,
+        )
+    log.info(
+        "started %s: batch %s, %d records (%s)",
+        job.label,
+        batch_id,
+        run.record_count,
+        "ran immediately" if immediate else "deferred",
+    )
+    if immediate is not None:
+        # The per-record results of an immediate run exist only in this response: land them now.
+        land_immediate_records(warehouse, job, batch_id, immediate)
+    return Started(batch_id, immediate=immediate, new=True, records=run.record_count)
+
+
+def claim(warehouse: Warehouse, job: Job, intent: Intent, batch_id: str, **fields: Any) -> None:
+    """Attach ``batch_id`` to the job's ledger row and write its batch row (see
+    `Warehouse.claim_batch`); raises `BatchIdentityError` for a batch stored as another's."""
+    fields.setdefault("status", "queued")
+    warehouse.claim_batch(
+        job.flow_id,
+        job.record_type,
+        intent.run_key,
+        batch_id,
+        requested_at=intent.requested_at,
+        job_name=job.label,
+        **fields,
+    )
