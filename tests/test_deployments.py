@@ -23,11 +23,11 @@ from prefect.client.schemas.schedules import CronSchedule
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.utilities.importtools import import_object
 
+from runtype_prefect.cli.stack import ensure_port_free
 from runtype_prefect.client.sandbox_control import NotASandboxError
 from runtype_prefect.orchestration.jobs import load_jobs
 from runtype_prefect.orchestration.limits import API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT
 from runtype_prefect.orchestration.provisioning import WORK_POOL
-from runtype_prefect.stack import ensure_port_free
 from runtype_prefect.warehouse import Warehouse
 
 ROOT = Path(__file__).parents[1]

@@ -13,6 +13,7 @@ import pytest
 from helpers import wait_for
 from typer.testing import CliRunner
 
+from runtype_prefect.cli import app as cli_app
 from runtype_prefect.client import RuntypeClient
 from runtype_prefect.flows import nightly, run_record_type
 from runtype_prefect.orchestration import Outcome
@@ -112,7 +113,7 @@ def test_when_two_batches_fit_nothing_is_adopted_or_started_until_adopt_settles_
     assert ledger(db) == {("customer", "2026-11-22"): None}, "nothing was adopted"
 
     cli = CliRunner().invoke(
-        __import__("runtype_prefect.cli", fromlist=["app"]).app,
+        cli_app,
         [
             "adopt",
             "--flow-id",

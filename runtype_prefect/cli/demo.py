@@ -9,10 +9,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .analytics import build_report
-from .orchestration.jobs import Job
-from .sandbox import SandboxServer, SandboxSettings
-from .warehouse import Warehouse, snapshot_path_for
+from ..analytics import build_report
+from ..orchestration.jobs import Job
+from ..sandbox import SandboxServer, SandboxSettings
+from ..warehouse import Warehouse, snapshot_path_for
+from .console import results_table
 
 
 def sandbox_jobs(server: SandboxServer) -> list[Job]:
@@ -28,8 +29,7 @@ def run_demo(
 
     Raises SystemExit(1) when a job of the last night failed.
     """
-    from .cli import results_table
-    from .orchestration.backfill import backfill
+    from ..orchestration.backfill import backfill
 
     db = Path(db_path).resolve()
     started = time.monotonic()

@@ -17,12 +17,11 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Prefect's temporary server (no PREFECT_API_URL) needs more than its default 20 s to start on
 # a fresh PREFECT_HOME on 2 cores: a newcomer's first command must not time out.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-from rich.console import Console
-from rich.table import Table
 
-from .sandbox import DEFAULT_API_KEY, FaultConfig, SandboxSettings, create_app
-from .sandbox.app import LOOPBACK_HOSTS
-from .sandbox.server import bind, uvicorn_server
+from ..sandbox import DEFAULT_API_KEY, FaultConfig, SandboxSettings, create_app
+from ..sandbox.app import LOOPBACK_HOSTS
+from ..sandbox.server import bind, uvicorn_server
+from .console import console, print_failures, results_table
 
 #: Where `runtype-prefect server` (``make server``) serves its sandbox.
 SERVER_SANDBOX_URL = "http://127.0.0.1:8765/v1"
@@ -32,8 +31,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-# Piped output (make, CI) gets a readable width instead of Rich's 80-column fallback.
-console = Console(width=None if sys.stdout.isatty() else 130)
 
 
 _options = {"verbose": False}
@@ -56,11 +53,11 @@ def _group(
 def _is_expected(exc: BaseException) -> bool:
     """Return True for failures an operator fixes (bad input, environment, service answers):
     these print one line; anything else is a bug and keeps its traceback."""
-    from .client import RuntypeError
-    from .client.sandbox_control import NotASandboxError
-    from .orchestration.preflight import PreflightError
+    from ..client import RuntypeError
+    from ..client.sandbox_control import NotASandboxError
+    from ..orchestration.preflight import PreflightError
+    from ..warehouse import WarehouseError
     from .stack import StackError
-    from .warehouse import WarehouseError
 
     kinds: list[type[BaseException]] = [
         RuntypeError,
@@ -206,48 +203,6 @@ def sandbox(
     uvicorn_server(app_).run(sockets=[sock])
 
 
-def results_table(title: str, results: list) -> Table:
-    """Return a rich table of job results (records, success rate, p50/p95, cost)."""
-    from .orchestration.observability import summary_row  # Prefect: slow to import
-
-    table = Table(title=title)
-    for column, justify in [
-        ("job", "left"),
-        ("outcome", "left"),
-        ("records", "right"),
-        ("success rate", "right"),
-        ("p50 s", "right"),
-        ("p95 s", "right"),
-        ("tokens", "right"),
-        ("cost USD", "right"),
-    ]:
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for r in results:
-        row = summary_row(r)
-        style = "red" if r.outcome.failed else ("yellow" if not r.outcome.ok else "green")
-        table.add_row(
-            r.job,
-            f"[{style}]{r.outcome.value}[/]",
-            str(r.records),
-            row["success rate"],
-            _num(row["p50 s"]),
-            _num(row["p95 s"]),
-            f"{r.tokens:,}",
-            f"{r.cost_usd:.4f}",
-        )
-    return table
-
-
-def _num(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
-
-
-def _print_failures(results: list) -> None:
-    for r in results:
-        if r.outcome.failed or r.message:
-            console.print(f"[bold]{r.job}[/]: {r.outcome.value}. {r.message}")
-
-
 @app.command()
 @friendly
 def run(
@@ -273,16 +228,16 @@ def run(
 
     The key, the base URL and the flow are checked first, within seconds, before Prefect starts.
     """
-    from .client import RuntypeClient
-    from .orchestration.jobs import Job
-    from .orchestration.preflight import PREFLIGHT_RETRY, PREFLIGHT_TIMEOUT, check_access
+    from ..client import RuntypeClient
+    from ..orchestration.jobs import Job
+    from ..orchestration.preflight import PREFLIGHT_RETRY, PREFLIGHT_TIMEOUT, check_access
 
     jobs = [Job(flow_id=flow_id, record_type=t) for t in record_type]
     if credentials_block is None:  # a block lives on the Prefect server: checked in the run
         with RuntypeClient(retry=PREFLIGHT_RETRY, timeout=PREFLIGHT_TIMEOUT) as client:
             check_access(client, jobs)
     announce_prefect()
-    from .flows import nightly
+    from ..flows import nightly
 
     state = nightly(
         jobs=jobs,
@@ -303,7 +258,7 @@ def run(
         console.print(f"[red]{state.message}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(results_table(f"Runtype run {results[0].run_key if results else ''}", results))
-    _print_failures(results)
+    print_failures(results)
     raise typer.Exit(1 if state.is_failed() else 0)
 
 
@@ -324,7 +279,7 @@ def setup(
 
     Safe to run twice: existing limits are updated, nothing is duplicated.
     """
-    from .orchestration.provisioning import run_setup
+    from ..orchestration.provisioning import run_setup
 
     announce_prefect()
     for line in run_setup(
@@ -353,14 +308,14 @@ def backfill(
     ] = SERVER_SANDBOX_URL,
 ) -> None:
     """Land several simulated nights from a running sandbox (sandbox only)."""
-    from .client.sandbox_control import SandboxControl
+    from ..client.sandbox_control import SandboxControl
 
     with SandboxControl(sandbox_url) as control:
         control.check()  # NotASandboxError, before Prefect starts
     os.environ["RUNTYPE_BASE_URL"] = sandbox_url
     os.environ.setdefault("RUNTYPE_API_KEY", DEFAULT_API_KEY)
     announce_prefect()
-    from .orchestration.backfill import backfill as backfill_flow
+    from ..orchestration.backfill import backfill as backfill_flow
 
     results = backfill_flow(nights=nights, jobs_file=jobs_file, db_path=db)
     for night, night_results in results.items():
@@ -454,7 +409,7 @@ def report(
     ] = None,
 ) -> None:
     """Write the self-contained HTML report (opens offline) from the analytics snapshot."""
-    from .analytics import AnalyticsUnavailableError, build_report
+    from ..analytics import AnalyticsUnavailableError, build_report
 
     try:
         path = build_report(db, out, since=since.date() if since else None)
@@ -482,10 +437,10 @@ def adopt(
 ) -> None:
     """Settle a start that reconciliation could not (AmbiguousBatchError): attribute a batch to
     the job's night, checked against the API, or clear the night so the next run starts one."""
-    from .client import RuntypeClient
-    from .orchestration.jobs import Job
-    from .orchestration.reconcile import adopt_batch, forget_start
-    from .warehouse import Warehouse
+    from ..client import RuntypeClient
+    from ..orchestration.jobs import Job
+    from ..orchestration.reconcile import adopt_batch, forget_start
+    from ..warehouse import Warehouse
 
     if (batch_id is None) == (not start_new):
         raise typer.BadParameter("give exactly one of --batch-id and --start-new")
