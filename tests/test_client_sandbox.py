@@ -425,3 +425,41 @@ def test_async_wait_for_batch_matches_sync(client, admin, sandbox):
 
     final = asyncio.run(wait())
     assert final.has_ended and final == client.wait_for_batch(run.batch_id, timeout=5)
+
+
+def test_the_flow_record_and_usage_routes_follow_the_spec(sandbox, admin, client):
+    """The routes the client does not call yet, over real HTTP: flows CRUD with draft versions
+    and publishing, records (409 on a duplicate), record costs and step results, usage."""
+    with httpx.Client(
+        base_url=sandbox.base_url + "/",
+        headers={"Authorization": f"Bearer {sandbox.api_key}"},
+    ) as http:
+        made = http.post(
+            "flows", json={"name": "Greeter", "steps": [{"type": "prompt", "name": "Hi"}]}
+        )
+        assert made.status_code == 201 and made.json()["stepCount"] == 1
+        flow_id = made.json()["id"]
+        assert http.post("flows", json={"name": ""}).status_code == 400
+        updated = http.put(f"flows/{flow_id}", json={"name": "Greeter 2"}).json()
+        assert updated["name"] == "Greeter 2" and updated["draftVersionId"]
+        published = http.post(f"flows/{flow_id}/publish", json={}).json()
+        assert published["success"] and published["publishedVersionId"] == updated["draftVersionId"]
+        assert http.get(f"flows/{flow_id}").json()["name"] == "Greeter 2"
+        assert http.delete(f"flows/{flow_id}").json()["success"] is True
+        assert http.get(f"flows/{flow_id}").status_code == 404
+
+        record = http.post("records", json={"type": "vip_account", "name": "New VIP"})
+        assert record.status_code == 201
+        again = http.post("records", json={"type": "vip_account", "name": "New VIP"})
+        assert again.status_code == 409 and again.json()["error"]["code"] == "RECORD_EXISTS"
+        assert http.get(f"records/{record.json()['id']}").json()["name"] == "New VIP"
+        assert http.get("records/record_nope").status_code == 404
+
+        run = client.run_on_record_type(admin.flow_for("vip_account"), "vip_account")
+        rid = run.results[0].record_id
+        steps = http.get(f"records/{rid}/step-results").json()
+        assert steps["data"] and {s["recordId"] for s in steps["data"]} == {rid}
+        costs = http.get(f"records/{rid}/costs").json()
+        assert costs["executionCount"] == 1 and costs["totalTokens"] > 0
+        usage = http.get("usage-limits").json()["usage"]
+        assert usage["daily"]["isUnlimited"] and usage["daily"]["executionsUsed"] == 7
