@@ -20,7 +20,8 @@ from runtype_prefect.warehouse import (
     record_results_table,
     step_results_table,
 )
-from runtype_prefect.warehouse.migrate import apply_migrations, migrations
+from runtype_prefect.warehouse.migrate import apply_migrations, apply_views, migrations, view_files
+from runtype_prefect.warehouse.rows import LANDED_COLUMNS
 
 
 def step(i: int, **over) -> StepResult:
@@ -206,3 +207,33 @@ def test_a_batch_id_stored_with_another_identity_is_refused_and_nothing_overwrit
     assert dump(warehouse, "run_intents") == before[1]
     assert warehouse.get_batch("batch_x")["run_key"] == "2026-11-20"
     assert warehouse.get_intent("flow_1", "lead", "2026-11-21").batch_id is None
+
+
+DUCKDB_TYPE = {
+    "string": "VARCHAR",
+    "bool": "BOOLEAN",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "double": "DOUBLE",
+    "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE",
+    "decimal128(18, 8)": "DECIMAL(18,8)",
+}
+
+
+@pytest.mark.parametrize("table", sorted(LANDED_COLUMNS))
+def test_the_ddl_matches_the_one_api_to_rows_mapping(warehouse, table):
+    ddl = warehouse.query(
+        "SELECT column_name, data_type FROM information_schema.columns"
+        " WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    )
+    mapped = [(name, DUCKDB_TYPE[str(dtype)]) for name, dtype in LANDED_COLUMNS[table]]
+    assert sorted(ddl) == sorted(mapped)
+
+
+def test_views_are_reapplied_only_when_their_sql_changed(warehouse):
+    con = warehouse._con
+    assert apply_views(con) == [], "opening the warehouse applied them already"
+    con.execute("UPDATE analytics_models SET digest = 'older models'")
+    assert apply_views(con) == [f.name for f in view_files()]
+    assert apply_views(con) == []

@@ -3,7 +3,6 @@
 It knows nothing of HTTP or Prefect: callers hand it Arrow tables and plain values.
 """
 
-from .arrow import record_results_table, step_results_table
 from .connection import (
     SchemaTooNewError,
     WarehouseCorruptError,
@@ -11,6 +10,7 @@ from .connection import (
     WarehouseLockedError,
     connect,
 )
+from .rows import record_results_table, step_results_table
 from .store import (
     DB_ENV,
     DEFAULT_DB,

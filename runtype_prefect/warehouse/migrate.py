@@ -2,44 +2,64 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import duckdb
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-_PACKAGE = Path(__file__).resolve().parents[1]
-#: The SQL models: the repository's analytics/ folder, or its copy inside an installed wheel.
-ANALYTICS_DIRS = (_PACKAGE.parent / "analytics", _PACKAGE / "_analytics")
+#: The SQL models: package data in an installed wheel (``runtype_prefect/_analytics``, copied
+#: from the repository's ``analytics/``), the repository's folder in a checkout.
+PACKAGED_ANALYTICS = "_analytics"
+REPOSITORY_ANALYTICS = Path(__file__).resolve().parents[2] / "analytics"
 
 
-def analytics_dir() -> Path:
+def analytics_dir() -> Traversable:
     """Return the folder of the analytics SQL models; raise FileNotFoundError if missing."""
-    for folder in ANALYTICS_DIRS:
-        if folder.is_dir() and any(folder.glob("*.sql")):
+    packaged = resources.files("runtype_prefect").joinpath(PACKAGED_ANALYTICS)
+    for folder in (packaged, REPOSITORY_ANALYTICS):
+        if folder.is_dir() and any(f.name.endswith(".sql") for f in folder.iterdir()):
             return folder
-    raise FileNotFoundError(f"no analytics SQL models in {[str(d) for d in ANALYTICS_DIRS]}")
+    raise FileNotFoundError(
+        f"no analytics SQL models in the package ({PACKAGED_ANALYTICS}) or {REPOSITORY_ANALYTICS}"
+    )
 
 
-def view_files() -> list[Path]:
+def view_files() -> list[Traversable]:
     """Return the analytics SQL files in the order they are applied (by file name)."""
-    return sorted(analytics_dir().glob("*.sql"))
+    return sorted(
+        (f for f in analytics_dir().iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
+    )
 
 
 def apply_views(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """(Re)create every analytics view and macro in one transaction; return the file names.
+    """(Re)create every analytics view and macro in one transaction, unless the database
+    already holds exactly these SQL texts; return the file names applied (none when unchanged).
 
     Raises duckdb.Error naming the file whose SQL failed.
     """
+    models = [(f.name, f.read_text()) for f in view_files()]
+    digest = hashlib.sha256("\0".join(f"{n}\0{t}" for n, t in models).encode()).hexdigest()
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS analytics_models (digest VARCHAR, applied_at TIMESTAMPTZ)"
+    )
+    current = con.execute("SELECT digest FROM analytics_models").fetchone()
+    if current is not None and current[0] == digest:
+        return []
     applied = []
     con.begin()
     try:
-        for path in view_files():
+        for name, sql in models:
             try:
-                con.execute(path.read_text())
+                con.execute(sql)
             except duckdb.Error as exc:
-                raise type(exc)(f"analytics model {path.name}: {exc}") from exc
-            applied.append(path.name)
+                raise type(exc)(f"analytics model {name}: {exc}") from exc
+            applied.append(name)
+        con.execute("DELETE FROM analytics_models")
+        con.execute("INSERT INTO analytics_models VALUES (?, ?)", [digest, datetime.now(UTC)])
         con.commit()
     except BaseException:
         con.rollback()

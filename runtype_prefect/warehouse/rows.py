@@ -1,4 +1,5 @@
-"""Columnar batches for landing: API models → Arrow tables with the warehouse's column types.
+"""The one mapping from the API's results to the warehouse's rows: API models → Arrow tables
+with the warehouse's column names and types (`LANDED_COLUMNS`; a test holds the DDL to it).
 
 Rows go to Arrow in one C++ pass over the models' own attribute dicts (no per-field Python
 work), the cheapest route from parsed models into DuckDB (see benchmarks/bench_landing.py).
@@ -100,3 +101,16 @@ def record_results_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
     return pa.table(
         {name: pa.array([r.get(name) for r in rows], type=dtype) for name, dtype in RECORD_COLUMNS}
     )
+
+
+def _step_columns() -> list[tuple[str, pa.DataType]]:
+    columns = [(_RENAMES.get(name, name), dtype) for name, dtype in STEP_FIELDS]
+    return [*columns, ("resolved_prompt", pa.string()), ("record_type", pa.string())]
+
+
+#: Every landed table's columns, in the order landing writes them (``landed_at`` is added by
+#: the warehouse on first landing).
+LANDED_COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
+    "step_results": [*_step_columns(), ("landed_at", TS)],
+    "record_results": [*RECORD_COLUMNS, ("landed_at", TS)],
+}
