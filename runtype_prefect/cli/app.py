@@ -18,9 +18,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # a fresh PREFECT_HOME on 2 cores: a newcomer's first command must not time out.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
-from ..sandbox import DEFAULT_API_KEY, FaultConfig, SandboxSettings, create_app
-from ..sandbox.app import LOOPBACK_HOSTS
-from ..sandbox.server import bind, uvicorn_server
+from ..client.sandbox_control import SANDBOX_TEST_KEY as DEFAULT_API_KEY
 from .console import console, print_failures, results_table
 
 #: Where `runtype-prefect server` (``make server``) serves its sandbox.
@@ -153,6 +151,10 @@ def sandbox(
 
     Loopback only unless --public; its /_sandbox controls take the same key as the API.
     """
+    from ..sandbox import FaultConfig, SandboxSettings, create_app  # the `sandbox` extra
+    from ..sandbox.app import LOOPBACK_HOSTS
+    from ..sandbox.server import bind, uvicorn_server
+
     loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
     if not loopback and not public:
         raise ValueError(

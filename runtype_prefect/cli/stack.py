@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..sandbox import DEFAULT_API_KEY
+from ..client.sandbox_control import SANDBOX_TEST_KEY as DEFAULT_API_KEY
 
 BIN = Path(sys.executable).parent
 #: Seconds children get to exit after SIGTERM before the whole group is killed.
