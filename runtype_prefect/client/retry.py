@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from .errors import (
     RateLimitError,
@@ -22,8 +22,22 @@ from .errors import (
     RuntypeError,
 )
 
-if TYPE_CHECKING:
-    from ._core import Call
+
+class RetriedCall(Protocol):
+    """What the retry decision needs to know of a call (`_core.Call` is one)."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def run_target(self) -> tuple[str, str] | None: ...
+
+    @property
+    def idempotent(self) -> bool: ...
+
 
 log = logging.getLogger("runtype_prefect.client")
 
@@ -111,7 +125,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 def delay_or_raise(
     policy: RetryPolicy,
-    call: Call[Any],
+    call: RetriedCall,
     error: RuntypeError,
     *,
     attempt: int,
