@@ -21,7 +21,7 @@ from runtype_prefect.warehouse import (
     step_results_table,
 )
 from runtype_prefect.warehouse.migrate import apply_migrations, apply_views, migrations, view_files
-from runtype_prefect.warehouse.rows import LANDED_COLUMNS
+from runtype_prefect.warehouse.rows import LANDED_COLUMNS, STEP_FIELDS
 
 
 def step(i: int, **over) -> StepResult:
@@ -237,3 +237,13 @@ def test_views_are_reapplied_only_when_their_sql_changed(warehouse):
     con.execute("UPDATE analytics_models SET digest = 'older models'")
     assert apply_views(con) == [f.name for f in view_files()]
     assert apply_views(con) == []
+
+
+def test_the_api_model_and_the_rows_mapping_name_the_same_step_fields(sandbox, admin, client):
+    """The client's `StepResult` and the rows mapping agree, and so do the sandbox's rows."""
+    assert {name for name, _ in STEP_FIELDS} == set(StepResult.model_fields)
+    flow_id = admin.flow_for("vip_account")
+    client.run_on_record_type(flow_id, "vip_account")
+    (page, *_) = client.iter_step_results(flow_id)
+    step_results_table(page.items, record_type="vip_account")  # every field converts
+    assert all(not set(s.model_extra or {}) & set(StepResult.model_fields) for s in page.items)
