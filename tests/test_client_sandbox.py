@@ -463,3 +463,15 @@ def test_the_flow_record_and_usage_routes_follow_the_spec(sandbox, admin, client
         assert costs["executionCount"] == 1 and costs["totalTokens"] > 0
         usage = http.get("usage-limits").json()["usage"]
         assert usage["daily"]["isUnlimited"] and usage["daily"]["executionsUsed"] == 7
+
+
+def test_the_sandbox_listens_with_ipproto_tcp_so_asyncio_sets_tcp_nodelay():
+    """With proto 0, asyncio leaves Nagle on for accepted connections and every small answer
+    on a kept-alive connection waits ~40 ms for a delayed ACK (issue 11's finding)."""
+    from runtype_prefect.sandbox.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

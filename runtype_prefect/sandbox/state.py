@@ -56,6 +56,10 @@ class Batch:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     forced_status: str | None = None  # set through the admin route, for client tests
+    #: Per-record result rows of the revealed records, built once as each record finishes, so
+    #: result pages and status polls are slices and counters, not rebuilds of the whole batch.
+    record_rows: list[dict] = field(default_factory=list)
+    failed_count: int = 0
 
     @property
     def total(self) -> int:
@@ -67,7 +71,7 @@ class Batch:
 
     @property
     def failed(self) -> int:
-        return sum(1 for o in self.done if not o.success)
+        return self.failed_count
 
     @property
     def terminal(self) -> bool:
@@ -242,6 +246,8 @@ class SandboxState:
 
     def _reveal(self, batch: Batch, upto: int) -> None:
         for outcome in batch.outcomes[batch.revealed : upto]:
+            batch.record_rows.append(record_result_row(batch, outcome))
+            batch.failed_count += not outcome.success
             for row in outcome.steps:
                 self.steps_by_flow[batch.flow.id].append(row)
                 self.steps_by_batch[batch.id].append(row)
@@ -279,22 +285,22 @@ class SandboxState:
 
     def record_result_rows(self, batch: Batch) -> list[dict]:
         """Return the per-record result rows of a batch, in completion order."""
-        rows = []
-        for o in batch.done:
-            rows.append(
-                {
-                    "recordResultId": "res_" + o.execution_id.removeprefix("exec_"),
-                    "agentExecutionId": None,
-                    "executionId": o.execution_id,
-                    "createdAt": iso(o.completed_at),
-                    "executedAt": iso(o.started_at),
-                    "failedAt": None if o.success else iso(o.completed_at),
-                    "error": o.error,
-                    "flowId": batch.flow.id,
-                    "flowName": batch.flow.name,
-                    "record": {"id": o.record.id, "name": o.record.name, "type": o.record.type},
-                    "recordId": o.record.id,
-                    "status": "completed" if o.success else "failed",
-                }
-            )
-        return rows
+        return batch.record_rows
+
+
+def record_result_row(batch: Batch, o: RecordOutcome) -> dict:
+    """Return one finished record's row of ``GET /schedules/batch/:id/results``."""
+    return {
+        "recordResultId": "res_" + o.execution_id.removeprefix("exec_"),
+        "agentExecutionId": None,
+        "executionId": o.execution_id,
+        "createdAt": iso(o.completed_at),
+        "executedAt": iso(o.started_at),
+        "failedAt": None if o.success else iso(o.completed_at),
+        "error": o.error,
+        "flowId": batch.flow.id,
+        "flowName": batch.flow.name,
+        "record": {"id": o.record.id, "name": o.record.name, "type": o.record.type},
+        "recordId": o.record.id,
+        "status": "completed" if o.success else "failed",
+    }
