@@ -36,8 +36,7 @@ from ..client import (
     RuntypeError,
     UsagePeriod,
 )
-from ..warehouse import Warehouse, WarehouseError, default_db_path
-from ..warehouse.connection import read_schema_version
+from ..warehouse import Warehouse, WarehouseError, default_db_path, validate_file
 from ..warehouse.migrate import latest_version
 from .jobs import Job
 
@@ -186,24 +185,15 @@ def check_warehouse(report: PreflightReport, db_path: str | os.PathLike[str] | N
     when it is usable. Opens an existing file read-only only: a bad file is never written to."""
     path = default_db_path(db_path)
     try:
-        version = read_schema_version(path, lock_timeout=5.0) if path.exists() else None
+        version = validate_file(path, lock_timeout=5.0)
     except WarehouseError as exc:
         report.add(Level.FAIL, "warehouse", str(exc))
-        return False
-    known = latest_version()
-    if version is not None and version > known:
-        report.add(
-            Level.FAIL,
-            "warehouse",
-            f"{path} was written by a newer runtype-prefect (schema {version}; this one knows"
-            f" up to {known}); upgrade runtype-prefect",
-        )
         return False
     writable = _writable(path)
     if writable:
         report.add(Level.FAIL, "warehouse", writable)
         return False
-    state = "new" if not path.exists() else f"schema {version or 0} of {known}"
+    state = "new" if not path.exists() else f"schema {version or 0} of {latest_version()}"
     report.add(Level.OK, "warehouse", f"{path} ({state}), writable")
     return True
 

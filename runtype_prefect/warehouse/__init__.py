@@ -19,6 +19,7 @@ from .store import (
     Warehouse,
     default_db_path,
     snapshot_path_for,
+    validate_file,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "record_results_table",
     "snapshot_path_for",
     "step_results_table",
+    "validate_file",
 ]

@@ -86,6 +86,24 @@ class Intent:
     expected_records: int | None = None
 
 
+def validate_file(
+    path: Path, *, lock_timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep
+) -> int | None:
+    """Check an existing warehouse file read-only (a bad file is never written to); return its
+    schema version, or None for a file not there yet (or without migrations).
+
+    Raises `WarehouseCorruptError` for a file DuckDB cannot read, `SchemaTooNewError` for a
+    schema newer than this version knows, and `WarehouseLockedError` when another process holds
+    the file.
+    """
+    if not path.exists():
+        return None
+    version = read_schema_version(path, lock_timeout=lock_timeout, sleep=sleep)
+    if version is not None and version > latest_version():
+        raise SchemaTooNewError(path, version, latest_version())
+    return version
+
+
 class BatchIdentityError(WarehouseError):
     """A batch id arrived for a job, night or request time other than the one it is stored
     under: nothing was overwritten."""
@@ -117,10 +135,7 @@ class Warehouse:
         self.path = default_db_path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.snapshot_path = snapshot_path_for(self.path)
-        if self.path.exists():  # validated read-only first: a bad file is never written to
-            version = read_schema_version(self.path, lock_timeout=lock_timeout, sleep=sleep)
-            if version is not None and version > latest_version():
-                raise SchemaTooNewError(self.path, version, latest_version())
+        validate_file(self.path, lock_timeout=lock_timeout, sleep=sleep)
         self._con = connect(self.path, lock_timeout=lock_timeout, sleep=sleep)
         self._snapshot_lock = threading.Lock()
         apply_migrations(self._con)
