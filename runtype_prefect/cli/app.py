@@ -232,11 +232,11 @@ def run(
     """
     from ..client import RuntypeClient
     from ..orchestration.jobs import Job
-    from ..orchestration.preflight import PREFLIGHT_RETRY, PREFLIGHT_TIMEOUT, check_access
+    from ..orchestration.preflight import PREFLIGHT_TIMEOUT, check_access, preflight_retry
 
     jobs = [Job(flow_id=flow_id, record_type=t) for t in record_type]
     if credentials_block is None:  # a block lives on the Prefect server: checked in the run
-        with RuntypeClient(retry=PREFLIGHT_RETRY, timeout=PREFLIGHT_TIMEOUT) as client:
+        with RuntypeClient(retry=preflight_retry(), timeout=PREFLIGHT_TIMEOUT) as client:
             check_access(client, jobs)
     announce_prefect()
     from ..flows import nightly
@@ -441,7 +441,7 @@ def adopt(
     the job's night, checked against the API, or clear the night so the next run starts one."""
     from ..client import RuntypeClient
     from ..orchestration.jobs import Job
-    from ..orchestration.reconcile import adopt_batch, forget_start
+    from ..orchestration.starting import adopt_batch, forget_start
     from ..warehouse import Warehouse
 
     if (batch_id is None) == (not start_new):

@@ -163,13 +163,14 @@ def nightly(
             running.remove(done)
             results.append(done.result())
         results.sort(key=lambda r: order.get(r.job, 0))
+        cancelled_run = _cancelled()
         findings = (
             _quality(warehouse, run_key, quality_thresholds)
-            if quality_gate and not _cancelled()
+            if quality_gate and not cancelled_run
             else []
         )
         warehouse.publish_snapshot()
-    if _cancelled():
+    if cancelled_run:
         cancelled = [r.job for r in results if r.outcome is Outcome.CANCELLED]
         log.warning("nightly %s cancelled: %d jobs cancelled", run_key, len(cancelled))
         return Cancelled(  # type: ignore[return-value]

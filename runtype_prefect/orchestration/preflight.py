@@ -42,12 +42,9 @@ from .jobs import Job
 
 #: The preflight's bounds on one call: 12 s in all, at most 3 s of it spent waiting between
 #: tries (so a closed port fails within ~3 s and a silent one within 12 s), while 429s and
-#: 5xx blips are still ridden out.
+#: 5xx blips are still ridden out (see `preflight_retry`).
 PREFLIGHT_CALL_SECONDS = 12.0
 PREFLIGHT_WAIT_SECONDS = 3.0
-PREFLIGHT_RETRY = RetryPolicy(
-    max_total_seconds=PREFLIGHT_WAIT_SECONDS, max_call_seconds=PREFLIGHT_CALL_SECONDS
-)
 #: The preflight's timeouts: a closed port fails at once, a silent one within the budget.
 PREFLIGHT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 #: Share of a quota used (tonight included) from which the preflight warns.
@@ -171,8 +168,10 @@ class PreflightReport:
 # --- the checks --------------------------------------------------------------------------------
 
 
-def preflight_retry(policy: RetryPolicy) -> RetryPolicy:
-    """Return ``policy`` (its attempts and delays) within the preflight's time bounds."""
+def preflight_retry(policy: RetryPolicy | None = None) -> RetryPolicy:
+    """Return ``policy`` (its attempts and delays; default: the client's) within the
+    preflight's time bounds."""
+    policy = policy or RetryPolicy()
     return dataclasses.replace(
         policy,
         max_total_seconds=min(policy.max_total_seconds, PREFLIGHT_WAIT_SECONDS),

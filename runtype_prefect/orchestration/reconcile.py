@@ -11,10 +11,10 @@ it, because adopting the wrong batch loses a night silently and starting again p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from ..client import BatchSummaryItem, RuntypeClient
-from ..warehouse import Intent, Warehouse
+from ..warehouse import Intent
 from .jobs import Job
 from .outcomes import AmbiguousBatchError
 
@@ -111,55 +111,3 @@ def find_started_batch(
         f"Settle it by hand: {adopt_command(job, intent.run_key)}, or with --start-new"
         " instead of --batch-id when none of them is it"
     )
-
-
-def adopt_batch(
-    client: RuntypeClient, warehouse: Warehouse, job: Job, run_key: str, batch_id: str
-) -> None:
-    """Attribute ``batch_id`` to the job's night by hand (settling an `AmbiguousBatchError`).
-
-    Checks with the API that the batch exists and belongs to the job's flow. Raises
-    `NotFoundError` for an unknown batch, ValueError for another flow's batch or a night that
-    already has a batch, and `BatchIdentityError` for a batch another job holds.
-    """
-    status = client.get_batch_status(batch_id)
-    if status.flow_id is not None and status.flow_id != job.flow_id:
-        raise ValueError(f"batch {batch_id!r} ran flow {status.flow_id!r}, not {job.flow_id!r}")
-    intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
-    if intent is not None and intent.batch_id:
-        raise ValueError(f"{job.label} already has batch {intent.batch_id!r} for {run_key!r}")
-    if intent is None:
-        warehouse.record_intent(
-            job.flow_id,
-            job.record_type,
-            run_key,
-            requested_at=datetime.now(UTC),
-            prefect_flow_run_id=None,
-            job_name=job.label,
-        )
-        intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
-        assert intent is not None
-    warehouse.claim_batch(
-        job.flow_id,
-        job.record_type,
-        run_key,
-        batch_id,
-        requested_at=intent.requested_at,
-        job_name=job.label,
-        status=status.status.value,
-        total_records=status.total_records,
-    )
-
-
-def forget_start(warehouse: Warehouse, job: Job, run_key: str) -> None:
-    """Drop the job's unsettled ledger row for ``run_key`` so the next run starts afresh.
-
-    Raises ValueError when the row already names a batch (re-running reconnects to it).
-    """
-    intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
-    if intent is not None and intent.batch_id:
-        raise ValueError(
-            f"{job.label} has batch {intent.batch_id!r} for {run_key!r}: a re-run reconnects to"
-            " it (run with --force to start a new one)"
-        )
-    warehouse.forget_intent(job.flow_id, job.record_type, run_key)

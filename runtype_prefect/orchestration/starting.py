@@ -99,7 +99,7 @@ def start_job(
                 claim(warehouse, job, intent, found, **ids)
                 return Started(found, reconnected=True)
         count = client.count_records(job.record_type)
-        warehouse.record_intent(
+        intent = warehouse.record_intent(
             job.flow_id,
             job.record_type,
             run_key,
@@ -109,8 +109,6 @@ def start_job(
             api_requested_at=count.as_of,
             expected_records=count.count,
         )
-        intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
-        assert intent is not None
         try:
             run = client.run_on_record_type(job.flow_id, job.record_type)
         except RunStartUncertainError as start_error:
@@ -163,3 +161,51 @@ def claim(warehouse: Warehouse, job: Job, intent: Intent, batch_id: str, **field
         job_name=job.label,
         **fields,
     )
+
+
+def adopt_batch(
+    client: RuntypeClient, warehouse: Warehouse, job: Job, run_key: str, batch_id: str
+) -> None:
+    """Attribute ``batch_id`` to the job's night by hand (settling an `AmbiguousBatchError`).
+
+    Checks with the API that the batch exists and belongs to the job's flow. Raises
+    `NotFoundError` for an unknown batch, ValueError for another flow's batch or a night that
+    already has a batch, and `BatchIdentityError` for a batch another job holds.
+    """
+    status = client.get_batch_status(batch_id)
+    if status.flow_id is not None and status.flow_id != job.flow_id:
+        raise ValueError(f"batch {batch_id!r} ran flow {status.flow_id!r}, not {job.flow_id!r}")
+    intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
+    if intent is not None and intent.batch_id:
+        raise ValueError(f"{job.label} already has batch {intent.batch_id!r} for {run_key!r}")
+    if intent is None:
+        intent = warehouse.record_intent(
+            job.flow_id,
+            job.record_type,
+            run_key,
+            requested_at=datetime.now(UTC),
+            prefect_flow_run_id=None,
+            job_name=job.label,
+        )
+    claim(
+        warehouse,
+        job,
+        intent,
+        batch_id,
+        status=status.status.value,
+        total_records=status.total_records,
+    )
+
+
+def forget_start(warehouse: Warehouse, job: Job, run_key: str) -> None:
+    """Drop the job's unsettled ledger row for ``run_key`` so the next run starts afresh.
+
+    Raises ValueError when the row already names a batch (re-running reconnects to it).
+    """
+    intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
+    if intent is not None and intent.batch_id:
+        raise ValueError(
+            f"{job.label} has batch {intent.batch_id!r} for {run_key!r}: a re-run reconnects to"
+            " it (run with --force to start a new one)"
+        )
+    warehouse.forget_intent(job.flow_id, job.record_type, run_key)

@@ -205,8 +205,9 @@ class Warehouse:
         job_name: str | None,
         api_requested_at: datetime | None = None,
         expected_records: int | None = None,
-    ) -> None:
-        """Write the ledger row before a run is started (replacing an earlier unstarted one)."""
+    ) -> Intent:
+        """Write the ledger row before a run is started (replacing an earlier unstarted one);
+        return it."""
         with self.transaction() as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO run_intents (flow_id, record_type, run_key,"
@@ -223,6 +224,16 @@ class Warehouse:
                     expected_records,
                 ],
             )
+        return Intent(
+            flow_id,
+            record_type,
+            run_key,
+            requested_at,
+            None,
+            prefect_flow_run_id,
+            api_requested_at,
+            expected_records,
+        )
 
     def claimed_batch_ids(self) -> set[str]:
         """Return every batch id the ledger or the batches table already attributes to a job."""
