@@ -475,3 +475,27 @@ def test_the_sandbox_listens_with_ipproto_tcp_so_asyncio_sets_tcp_nodelay():
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+def test_the_sandbox_says_what_it_planted_and_calm_plants_nothing(admin):
+    plan = admin.calendar("2026-11-01", "2026-11-30")
+    assert plan["calm"] is False
+    nights = {n["night"]: n["planted"] for n in plan["nights"]}
+    kinds = {p["kind"] for planted in nights.values() for p in planted}
+    assert kinds == {"slow_week", "incident"}
+    slow = [p for planted in nights.values() for p in planted if p["kind"] == "slow_week"]
+    start = next(p for p in slow if p["nightOf"] == 1)  # one starts in any 30 nights
+    assert start["description"] == "a slow week starts: prompt steps take 1.9× as long"
+    incident = next(p for planted in nights.values() for p in planted if p["kind"] == "incident")
+    hit = {h["recordType"] for h in incident["hits"]}
+    assert hit == {"customer", "ticket", "lead"}, "vip_account's flow has no api-call step"
+    with SandboxServer(SandboxSettings(calm=True)) as calm:
+        from runtype_prefect.client.sandbox_control import SandboxControl
+
+        with SandboxControl(calm.base_url, api_key=calm.api_key) as control:
+            assert control.calendar("2026-11-01", "2026-11-30") == {
+                "calm": True,
+                "start": "2026-11-01",
+                "end": "2026-11-30",
+                "nights": [],
+            }

@@ -289,17 +289,14 @@ def test_the_key_never_reaches_logs_artifacts_or_the_database(admin, db, runtype
     assert runtype_env not in out + err
 
 
-def test_the_nightly_quality_gate_flags_and_can_fail_a_regression(admin, db, monkeypatch):
-    from runtype_prefect.orchestration import quality
-
-    emitted = []
-    monkeypatch.setattr(quality, "emit_event", lambda **kw: emitted.append(kw))
+def test_the_nightly_quality_gate_flags_and_can_fail_a_regression(admin, db):
+    customer = job(admin, "customer")
     with Warehouse(db) as w:  # a history of fast, flawless nights makes tonight a regression
         for day in range(1, 8):
             night = f"2026-10-{day:02d}"
             w.upsert_batch(
                 f"past-{day}",
-                flow_id="f",
+                flow_id=customer.flow_id,
                 record_type="customer",
                 run_key=night,
                 status="completed",
@@ -312,27 +309,32 @@ def test_the_nightly_quality_gate_flags_and_can_fail_a_regression(admin, db, mon
                             "batch_id": f"past-{day}",
                             "record_id": f"r{i}",
                             "record_type": "customer",
-                            "flow_id": "f",
+                            "flow_id": customer.flow_id,
                             "status": "completed",
                             "success": True,
-                            "execution_time_s": 0.05,
+                            "execution_time_s": 0.05 + i / 1000,
                         }
                         for i in range(40)
                     ]
                 )
             )
     state = nightly(
-        jobs=[job(admin, "customer")],
+        jobs=[customer],
         db_path=db,
         run_key="2026-10-08",
         fail_on_degradation=True,
         return_state=True,
         **FAST,
     )
-    assert state.is_failed() and "quality degraded: customer: p95 execution time" in state.message
-    assert "p95_s" in [e["payload"]["metric"] for e in emitted]
+    assert state.is_failed() and "quality degraded: " in state.message
+    assert "customer: p95" in state.message and "degraded since 10-08, night 1" in state.message
     (result,) = state.result(raise_on_failure=False)
     assert result.records == 40, "the night still landed"
+    with Warehouse(db) as w:
+        stored = w.query(
+            "SELECT metric, verdict FROM quality_verdicts WHERE night = '2026-10-08' ORDER BY 1"
+        )
+    assert ("p95_s", "degraded") in stored
 
 
 def test_the_run_command_lands_and_prints_a_summary_and_refuses_a_typo(admin, db):

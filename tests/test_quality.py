@@ -1,93 +1,158 @@
-"""The quality gate on warehouses with and without a planted regression."""
+"""The quality gate: per job, n-aware tests, a baseline of clean nights, stored verdicts, and
+a replay that scores it against what the sandbox planted."""
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 
 import pytest
 
-from runtype_prefect.orchestration import quality
-from runtype_prefect.orchestration.quality import (
-    QualityThresholds,
-    evaluate_quality,
-    quality_markdown,
-)
+from runtype_prefect.gate import QualityThresholds, judge_night, judge_nights, latest_verdicts
+from runtype_prefect.gate.stats import binomial_sf, smallest_significant_count
+from runtype_prefect.gate.verdicts import Metric, VerdictKind
+from runtype_prefect.orchestration.quality import quality_markdown
 from runtype_prefect.warehouse import Warehouse
 
 TONIGHT = date(2026, 11, 20)
 
 
 def plant(
-    w: Warehouse, record_type: str, night: date, *, failed: int, seconds: float, records: int = 50
+    w: Warehouse,
+    record_type: str,
+    night: date,
+    *,
+    failed: int,
+    seconds: float,
+    records: int = 200,
+    flow_id: str = "flow_1",
 ) -> None:
-    """Land one night of ``records`` records, ``failed`` of them failed, taking ``seconds``."""
-    batch = f"batch_{record_type}_{night}"
+    """Land one night of a job: ``records`` records, ``failed`` of them failed, execution times
+    spread evenly from ``seconds`` to 2 × ``seconds``."""
+    batch = f"batch_{flow_id}_{record_type}_{night}"
+    every = max(1, records // max(1, failed))  # every n-th record fails, the first ``failed``
     with w.transaction() as cur:
         cur.execute(
-            "INSERT INTO batches (batch_id, flow_id, record_type, run_key, status, outcome)"
-            " VALUES (?, 'flow_1', ?, ?, 'completed', 'completed')",
-            [batch, record_type, night.isoformat()],
+            "INSERT INTO batches (batch_id, flow_id, record_type, run_key, job_name, status,"
+            " outcome) VALUES (?, ?, ?, ?, ?, 'completed', 'completed')",
+            [batch, flow_id, record_type, night.isoformat(), f"Job {flow_id}"],
         )
         cur.execute(
             "INSERT INTO record_results (batch_id, record_id, record_type, flow_id, status,"
-            " success, execution_time_s, landed_at) SELECT ?, 'r' || i, ?, 'flow_1',"
-            " CASE WHEN i < ? THEN 'failed' ELSE 'completed' END, i >= ?, ? + i / 100.0, now()"
-            " FROM range(?) t(i)",
-            [batch, record_type, failed, failed, seconds, records],
+            " success, execution_time_s, landed_at) SELECT ?, 'r' || i, ?, ?,"
+            " CASE WHEN i % ? = 0 AND i / ? < ? THEN 'failed' ELSE 'completed' END,"
+            " NOT (i % ? = 0 AND i / ? < ?), ? * (1 + i / ?), now() FROM range(?) t(i)",
+            [batch, record_type, flow_id, *([every, every, failed] * 2), seconds, records, records],
         )
 
 
+def history(
+    w: Warehouse, record_type: str, nights: int = 14, failed: int | None = None, **kw
+) -> None:
+    """Ordinary nights before TONIGHT: about 3 % failed (5 to 7 of 200), unless ``failed``."""
+    for days_ago in range(1, nights + 1):
+        count = failed if failed is not None else 5 + days_ago % 3
+        plant(w, record_type, TONIGHT - timedelta(days=days_ago), failed=count, seconds=1.0, **kw)
+
+
 @pytest.fixture
-def history(tmp_path):
-    with Warehouse(tmp_path / "q.duckdb") as w:
-        for days_ago in range(1, 8):
-            plant(w, "alpha", TONIGHT - timedelta(days=days_ago), failed=1, seconds=1.0)
-            plant(w, "beta", TONIGHT - timedelta(days=days_ago), failed=1, seconds=1.0)
-        plant(w, "young", TONIGHT - timedelta(days=1), failed=0, seconds=1.0)
-        yield w
+def w(tmp_path):
+    with Warehouse(tmp_path / "q.duckdb") as warehouse:
+        yield warehouse
 
 
-def by_key(findings):
-    return {(f.record_type, f.metric): f for f in findings}
+def by_key(verdicts):
+    return {(v.record_type, v.flow_id, v.metric): v for v in verdicts}
 
 
-def test_a_planted_regression_is_found(history):
-    plant(history, "alpha", TONIGHT, failed=10, seconds=3.0)  # 80 % success, 3× slower
-    plant(history, "beta", TONIGHT, failed=1, seconds=1.0)  # business as usual
-    plant(history, "young", TONIGHT, failed=25, seconds=9.0)  # bad, but only 1 night of history
-    found = by_key(evaluate_quality(history, TONIGHT))
-    success = found["alpha", "success_rate"]
-    assert success.degraded and success.current == 0.8 and success.baseline == pytest.approx(0.98)
-    assert success.change == pytest.approx(-0.18) and success.baseline_nights == 7
-    assert found["alpha", "p95_s"].degraded and found["alpha", "p95_s"].change > 1
-    assert not found["beta", "success_rate"].degraded and not found["beta", "p95_s"].degraded
-    assert ("young", "success_rate") not in found, "too little history for a verdict"
+def test_binomial_tail_is_exact():
+    assert binomial_sf(0, 10, 0.3) == 1.0
+    assert binomial_sf(11, 10, 0.3) == 0.0
+    # P(X ≥ 2) for Binomial(3, 0.5) = 4/8
+    assert binomial_sf(2, 3, 0.5) == pytest.approx(0.5)
+    exact = sum(math.comb(40, i) * 0.05**i * 0.95 ** (40 - i) for i in range(7, 41))
+    assert binomial_sf(7, 40, 0.05) == pytest.approx(exact, rel=1e-9)
+    assert 0 < binomial_sf(300, 1200, 0.1) < 1e-30  # log space: no underflow to garbage
+    k = smallest_significant_count(40, 0.05, 0.001)
+    assert k is not None and binomial_sf(k, 40, 0.05) < 0.001 <= binomial_sf(k - 1, 40, 0.05)
+    assert smallest_significant_count(3, 0.5, 0.001) is None
+
+
+def test_a_failure_spike_and_a_slowdown_are_flagged_and_business_as_usual_is_not(w):
+    history(w, "alpha")
+    history(w, "beta")
+    plant(w, "alpha", TONIGHT, failed=40, seconds=3.0)  # 80 % success, 3× slower
+    plant(w, "beta", TONIGHT, failed=7, seconds=1.05)
+    found = by_key(judge_night(w, TONIGHT))
+    success = found["alpha", "flow_1", Metric.SUCCESS_RATE]
+    assert success.degraded and success.current == pytest.approx(0.8)
+    assert success.baseline == pytest.approx(1 - 84.5 / 2801, abs=0.002)
+    assert success.p_value < 1e-12 and success.baseline_nights == 14
+    assert success.degraded_since == TONIGHT and success.degraded_nights == 1
+    assert found["alpha", "flow_1", Metric.P95].degraded
+    assert not found["beta", "flow_1", Metric.SUCCESS_RATE].degraded
+    assert not found["beta", "flow_1", Metric.P95].degraded
     text = quality_markdown(list(found.values()))
-    assert "**DEGRADED** alpha: success rate 80.0% vs 98.0%" in text
-    assert "ok beta" in text
+    assert "**DEGRADED** Job flow_1 · alpha: success rate 80.0% vs 97.0%" in text
+    assert "ok: 2 of 4 job metrics" in text
 
 
-def test_no_regression_no_degraded_finding(history):
-    plant(history, "alpha", TONIGHT, failed=2, seconds=1.1)
-    plant(history, "beta", TONIGHT, failed=0, seconds=0.9)
-    findings = evaluate_quality(history, TONIGHT)
-    assert findings and not any(f.degraded for f in findings)
+def test_two_flows_over_one_record_type_are_judged_apart(w):
+    history(w, "lead", flow_id="enrich")
+    history(w, "lead", flow_id="score", failed=60)  # a flow that always fails 30 %
+    plant(w, "lead", TONIGHT, failed=60, seconds=1.0, flow_id="enrich")
+    plant(w, "lead", TONIGHT, failed=60, seconds=1.0, flow_id="score")
+    found = by_key(judge_night(w, TONIGHT))
+    assert found["lead", "enrich", Metric.SUCCESS_RATE].degraded
+    assert not found["lead", "score", Metric.SUCCESS_RATE].degraded, "its own normal"
 
 
-def test_thresholds_are_settable(history):
-    plant(history, "alpha", TONIGHT, failed=3, seconds=1.0)  # 94 %: 4 points down
-    assert not any(f.degraded for f in evaluate_quality(history, TONIGHT))
-    strict = QualityThresholds(max_success_rate_drop=0.02)
-    assert by_key(evaluate_quality(history, TONIGHT, strict))["alpha", "success_rate"].degraded
+def test_too_little_data_is_an_explicit_verdict(w):
+    history(w, "vip_account", records=6, failed=0)
+    plant(w, "vip_account", TONIGHT, failed=3, seconds=5.0, records=6)
+    plant(w, "young", TONIGHT - timedelta(days=1), failed=0, seconds=1.0)
+    plant(w, "young", TONIGHT, failed=100, seconds=9.0)
+    found = by_key(judge_night(w, TONIGHT))
+    vip = found["vip_account", "flow_1", Metric.SUCCESS_RATE]
+    assert vip.verdict is VerdictKind.NO_VERDICT and vip.reason == "6 records < 10"
+    young = found["young", "flow_1", Metric.P95]
+    assert young.verdict is VerdictKind.NO_VERDICT
+    assert young.reason == "1 clean nights in the last 56 days < 3"
+    assert "Job flow_1 · vip_account: success_rate no verdict: 6 records < 10" in (
+        quality_markdown(list(found.values()))
+    )
 
 
-def test_degraded_findings_are_emitted_as_events(history, monkeypatch):
-    emitted = []
-    monkeypatch.setattr(quality, "emit_event", lambda **kw: emitted.append(kw))
-    plant(history, "alpha", TONIGHT, failed=20, seconds=1.0)
-    plant(history, "beta", TONIGHT, failed=1, seconds=1.0)
-    quality.emit_degraded(evaluate_quality(history, TONIGHT))
-    assert [e["event"] for e in emitted] == ["runtype.quality.degraded"]
-    assert emitted[0]["resource"]["prefect.resource.id"] == "runtype.record-type.alpha"
-    assert emitted[0]["payload"]["metric"] == "success_rate"
-    assert emitted[0]["payload"]["current"] == 0.6
+def test_a_persistent_regression_stays_flagged_and_says_since_when(w):
+    history(w, "alpha", nights=20)
+    start = TONIGHT
+    for night_of in range(5):  # five slow nights in a row
+        plant(w, "alpha", start + timedelta(days=night_of), failed=6, seconds=2.0)
+    verdicts = judge_nights(w, start + timedelta(days=4))
+    p95 = by_key(verdicts)["alpha", "flow_1", Metric.P95]
+    assert p95.degraded and p95.degraded_since == start and p95.degraded_nights == 5
+    first = by_key(latest_verdicts(w, start))["alpha", "flow_1", Metric.P95]
+    assert p95.baseline == pytest.approx(first.baseline), "the slow nights stay out of it"
+    assert "degraded since 11-20, night 5" in p95.describe()
+
+
+def test_every_verdict_is_stored_one_row_per_job_night_and_metric(w):
+    history(w, "alpha", nights=5)
+    judge_nights(w, TONIGHT - timedelta(days=1))  # judges the five nights in order
+    rows = w.query(
+        "SELECT night, metric, verdict, count(*) OVER (PARTITION BY night, metric)"
+        " FROM quality_verdicts ORDER BY night, metric"
+    )
+    assert len(rows) == 10 and {r[3] for r in rows} == {1}
+    assert [r[2] for r in rows[:6]] == ["no_verdict"] * 6  # three nights without a baseline
+    assert {r[2] for r in rows[6:]} == {"ok"}
+    judge_night(w, TONIGHT - timedelta(days=1), QualityThresholds())  # judging again replaces
+    assert w.query("SELECT count(*) FROM quality_verdicts")[0][0] == 10
+
+
+def test_thresholds_are_settable(w):
+    history(w, "alpha")
+    plant(w, "alpha", TONIGHT, failed=13, seconds=1.0)  # 6.5 % against ~3 %
+    assert not by_key(judge_night(w, TONIGHT))["alpha", "flow_1", Metric.SUCCESS_RATE].degraded
+    loose = QualityThresholds(alpha=0.05, min_failure_ratio=1.5)
+    assert by_key(judge_night(w, TONIGHT, loose))["alpha", "flow_1", Metric.SUCCESS_RATE].degraded

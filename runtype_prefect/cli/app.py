@@ -146,6 +146,13 @@ def sandbox(
     public: Annotated[
         bool, typer.Option(help="Allow --host beyond loopback (anyone who can reach it).")
     ] = False,
+    calm: Annotated[
+        bool,
+        typer.Option(
+            help="No planted regressions (slow weeks, incident nights): ordinary noise only.",
+            envvar=_env("CALM"),
+        ),
+    ] = False,
 ) -> None:
     """Serve the Runtype-compatible sandbox API (faults are off unless switched on).
 
@@ -170,6 +177,7 @@ def sandbox(
         record_concurrency=record_concurrency,
         daily_execution_limit=daily_limit,
         api_keys=keys,
+        calm=calm,
     )
     faults = FaultConfig(
         latency_ms=latency_ms,

@@ -104,3 +104,10 @@ class SandboxControl:
         record type, creation time, step results so far), record types and flows."""
         stats: dict[str, Any] = self.http.get("/_sandbox/stats").json()
         return stats
+
+    def calendar(self, start: str | None = None, end: str | None = None) -> dict[str, Any]:
+        """Return what the sandbox plants from ``start`` to ``end`` (ISO dates; default the 30
+        nights up to its today): ``{"calm": bool, "nights": [{"night", "planted": [...]}]}``."""
+        params = {k: v for k, v in (("start", start), ("end", end)) if v}
+        calendar: dict[str, Any] = self.http.get("/_sandbox/calendar", params=params).json()
+        return calendar

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import deque
-from datetime import date
 from pathlib import Path
 
 from prefect import flow, get_run_logger, runtime, task
@@ -12,19 +11,14 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Cancelled, Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from ..gate import QualityThresholds, Verdict
 from ..warehouse import Warehouse
 from .cancellation import CancellationWatch
 from .credentials import resolve_credentials
 from .jobs import Job, discover_jobs, load_jobs
 from .observability import nightly_markdown, nightly_summary
 from .outcomes import JobResult, Outcome
-from .quality import (
-    QualityFinding,
-    QualityThresholds,
-    emit_degraded,
-    evaluate_quality,
-    quality_markdown,
-)
+from .quality import emit_degraded, judge_run_key, quality_markdown
 from .record_type import (
     DEFAULT_TIMEOUT_SECONDS,
     cancel_in_flight_batches,
@@ -111,9 +105,10 @@ def nightly(
     ``max_cost_usd_per_job`` (or would take the night past ``max_cost_usd_per_night``) is
     skipped with the ``over_budget`` outcome; the rest run.
 
-    With ``quality_gate`` (and a date as run key) each record type's night is compared with
-    its trailing baseline; regressions emit ``runtype.quality.degraded``, appear in the summary
-    and, with ``fail_on_degradation``, fail the run.
+    With ``quality_gate`` (and a date as run key) each job's night is judged against its own
+    clean history (`runtype_prefect.gate`); every verdict is stored in ``quality_verdicts``,
+    regressions emit ``runtype.quality.degraded``, appear in the summary and, with
+    ``fail_on_degradation``, fail the run.
     """
     log = get_run_logger()
     job_list = resolve_jobs(jobs, jobs_file, discover_flow_ids, credentials_block)
@@ -177,9 +172,9 @@ def nightly(
             data=results,
             message=f"cancelled; jobs cancelled: {', '.join(cancelled) or 'none'}",
         )
-    degraded = [f for f in findings if f.degraded]
-    for finding in degraded:
-        log.warning("quality degraded: %s", finding.describe())
+    degraded = [v for v in findings if v.degraded]
+    for verdict in degraded:
+        log.warning("quality degraded: %s", verdict.describe())
     emit_degraded(findings)
     summary = nightly_markdown(run_key, results) + quality_markdown(findings)
     nightly_summary(run_key, summary)
@@ -194,7 +189,7 @@ def nightly(
         else []
     )
     if degraded and fail_on_degradation:
-        problems.append(f"quality degraded: {'; '.join(f.describe() for f in degraded)}")
+        problems.append(f"quality degraded: {'; '.join(v.describe() for v in degraded)}")
     if problems:
         return Failed(data=results, message=" · ".join(problems))  # type: ignore[return-value]
     partial = [r for r in results if r.outcome is not Outcome.COMPLETED]
@@ -217,10 +212,8 @@ def _cancelled() -> bool:
 
 def _quality(
     warehouse: Warehouse, run_key: str, thresholds: QualityThresholds | None
-) -> list[QualityFinding]:
-    try:
-        night = date.fromisoformat(run_key)
-    except ValueError:
-        get_run_logger().info("run key %r is not a night: no quality gate", run_key)
-        return []
-    return evaluate_quality(warehouse, night, thresholds)
+) -> list[Verdict]:
+    verdicts = judge_run_key(warehouse, run_key, thresholds)
+    if not verdicts:
+        get_run_logger().info("run key %r is not a night with records: no quality gate", run_key)
+    return verdicts

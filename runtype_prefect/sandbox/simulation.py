@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from .world import SANDBOX_ORG, SANDBOX_USER, Flow, Record, Step, iso, type_id
@@ -68,18 +68,95 @@ class NightProfile:
     failure_factor: dict[str, float]
 
 
-def night_profile(seed: int, record_type: str, night: datetime) -> NightProfile:
-    """Return the deterministic conditions of ``night`` for ``record_type``."""
-    rng = random.Random(f"night:{seed}:{record_type}:{night.date().isoformat()}")
+#: The regressions the sandbox plants, by calendar day: a slow week every 30 days for the model
+#: provider (prompt steps take 1.9× as long) and an incident night every 11 days (the CRM API,
+#: i.e. api-call steps, fails 6× as often).
+SLOW_WEEK_PERIOD, SLOW_WEEK_DAYS, SLOW_WEEK_FACTOR = 30, 7, 1.9
+INCIDENT_PERIOD, INCIDENT_PHASE, INCIDENT_FACTOR = 11, 3, 6.0
+
+
+@dataclass(frozen=True)
+class Planted:
+    """One regression the sandbox planted on a night."""
+
+    kind: str  # "slow_week" or "incident"
+    step_type: str  # the step type it hits
+    factor: float
+    metric: str  # what it moves: "duration" or "failure_rate"
+    night_of: int  # 1 for the first night of a slow week (or an incident), 2 for the next…
+
+    def describe(self) -> str:
+        """Return the effect in words, e.g. "a slow week starts: prompt steps × 1.9 as long"."""
+        if self.kind == "slow_week":
+            when = "starts" if self.night_of == 1 else f"goes on (night {self.night_of})"
+            return f"a slow week {when}: {self.step_type} steps take {self.factor:g}× as long"
+        return f"an incident night: {self.step_type} steps fail {self.factor:g}× as often"
+
+
+def planted_on(night: date) -> list[Planted]:
+    """Return the regressions the sandbox plants on ``night`` (for every record type; each
+    hits the flows that have a step of its type)."""
     day = night.toordinal()
+    planted = []
+    if day % SLOW_WEEK_PERIOD < SLOW_WEEK_DAYS:
+        night_of = day % SLOW_WEEK_PERIOD + 1
+        planted.append(Planted("slow_week", "prompt", SLOW_WEEK_FACTOR, "duration", night_of))
+    if day % INCIDENT_PERIOD == INCIDENT_PHASE:
+        planted.append(Planted("incident", "api-call", INCIDENT_FACTOR, "failure_rate", 1))
+    return planted
+
+
+def planted_calendar(
+    flows: list[Flow], start: date, end: date, *, calm: bool = False
+) -> list[dict]:
+    """Return, in the API's JSON casing, every night from ``start`` to ``end`` (inclusive)
+    with a planted regression: what it is and which flows' steps (and models) it hits."""
+    nights = []
+    day = start
+    while day <= end and not calm:
+        planted = []
+        for effect in planted_on(day):
+            hits = [
+                {
+                    "flowId": f.id,
+                    "flowName": f.name,
+                    "recordType": f.intended_record_type,
+                    "steps": [s.name for s in f.steps if s.type == effect.step_type],
+                    "models": sorted(
+                        {s.model for s in f.steps if s.type == effect.step_type and s.model}
+                    ),
+                }
+                for f in flows
+                if any(s.type == effect.step_type for s in f.steps)
+            ]
+            planted.append(
+                {
+                    "kind": effect.kind,
+                    "stepType": effect.step_type,
+                    "metric": effect.metric,
+                    "factor": effect.factor,
+                    "nightOf": effect.night_of,
+                    "description": effect.describe(),
+                    "hits": hits,
+                }
+            )
+        if planted:
+            nights.append({"night": day.isoformat(), "planted": planted})
+        day += timedelta(days=1)
+    return nights
+
+
+def night_profile(
+    seed: int, record_type: str, night: datetime, *, calm: bool = False
+) -> NightProfile:
+    """Return the deterministic conditions of ``night`` for ``record_type``: night-to-night
+    noise, and the planted regressions unless ``calm``."""
+    rng = random.Random(f"night:{seed}:{record_type}:{night.date().isoformat()}")
     duration = {t: math.exp(rng.gauss(0, 0.08)) for t in DURATIONS}
     failure = {t: math.exp(rng.gauss(0, 0.3)) for t in FAILURE_RATES}
-    # A slow week every month for the model provider: prompts take twice as long.
-    if day % 30 < 7:
-        duration["prompt"] *= 1.9
-    # An incident night every 11 days: the CRM API fails a lot.
-    if day % 11 == 3:
-        failure["api-call"] *= 6.0
+    for effect in [] if calm else planted_on(night.date()):
+        factors = duration if effect.metric == "duration" else failure
+        factors[effect.step_type] *= effect.factor
     return NightProfile(duration_factor=duration, failure_factor=failure)
 
 

@@ -38,6 +38,7 @@ class SandboxSettings:
     failure_scale: float = 1.0
     api_keys: tuple[str, ...] = ()
     record_type_sizes: dict[str, int] | None = None  # None: the seeded default types
+    calm: bool = False  # True: no planted slow weeks or incident nights, only ordinary noise
 
 
 @dataclass
@@ -203,7 +204,11 @@ class SandboxState:
         start: datetime,
         lanes: int,
     ) -> list[RecordOutcome]:
-        profile = night_profile(self.settings.seed, records[0].type, start) if records else None
+        profile = (
+            night_profile(self.settings.seed, records[0].type, start, calm=self.settings.calm)
+            if records
+            else None
+        )
         free_at = [(start, lane) for lane in range(min(lanes, len(records)))]
         heapq.heapify(free_at)
         outcomes = []

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -336,6 +336,25 @@ class Warehouse:
                     f" VALUES (?, {', '.join('?' * len(names))}, ?)",
                     [run_key, *(row.get(n) for n in names), now],
                 )
+
+    def record_verdicts(self, night: date, rows: list[dict[str, Any]]) -> None:
+        """Store the quality gate's verdicts of ``night`` (one row per job and metric, keyed as
+        ``quality_verdicts``), replacing that night's earlier verdicts, in one transaction."""
+        names = [
+            "flow_id", "record_type", "metric", "job_name", "records", "current_value",
+            "baseline_value", "baseline_nights", "p_value", "alpha", "min_effect", "verdict",
+            "reason", "degraded_since", "degraded_nights",
+        ]  # fmt: skip
+        now = datetime.now(UTC)
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM quality_verdicts WHERE night = ?", [night])
+            if not rows:
+                return
+            cur.executemany(
+                f"INSERT INTO quality_verdicts (night, {', '.join(names)}, evaluated_at)"
+                f" VALUES (?, {', '.join('?' * len(names))}, ?)",
+                [[night, *(row.get(n) for n in names), now] for row in rows],
+            )
 
     # --- batches -----------------------------------------------------------------------------
 

@@ -3,14 +3,15 @@ reset), which the real service does not have."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from ..common import _authenticate, _batch, _state
 from ..faults import FaultConfig
+from ..simulation import planted_calendar
 from ..state import SandboxState
 from ..world import iso
 
@@ -65,6 +66,29 @@ async def stats(request: Request) -> dict:
             {"id": f.id, "name": f.name, "recordType": f.intended_record_type}
             for f in state.world.flows.values()
         ],
+    }
+
+
+@router.get("/calendar")
+async def calendar(
+    request: Request,
+    start: Annotated[date | None, Query()] = None,
+    end: Annotated[date | None, Query()] = None,
+) -> dict:
+    """The regressions the sandbox plants (slow weeks, incident nights) from ``start`` to
+    ``end`` (default: the 30 nights up to the sandbox's today), so a replay can score itself."""
+    state = _state(request)
+    today = state.clock.now().date()
+    end = end or today
+    start = start or end - timedelta(days=29)
+    if (end - start).days > 3660:
+        raise HTTPException(400, "at most ten years at a time")
+    flows = list(state.world.flows.values())
+    return {
+        "calm": state.settings.calm,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "nights": planted_calendar(flows, start, end, calm=state.settings.calm),
     }
 
 

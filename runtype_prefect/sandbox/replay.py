@@ -1,0 +1,223 @@
+"""Score the quality gate against what the sandbox planted, over a simulated stretch of nights.
+
+The sandbox's own simulation (the same draws a batch would make) produces every job's
+records for each night; they land in a scratch warehouse as record results, the gate judges the
+nights in order, and each verdict is set against the planted calendar. No HTTP, no Prefect: the
+gate is a function of the warehouse. ``make bench`` replays a year, the test suite 60 nights.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..gate import QualityThresholds, Verdict, judge_nights, latest_verdicts
+from ..gate.verdicts import Metric, VerdictKind
+from ..warehouse import Warehouse
+from .simulation import night_profile, planted_on, simulate_record
+from .world import seed_world
+
+#: Jobs this size or larger are held to the detection targets.
+DETECTION_MIN_RECORDS = 40
+
+
+@dataclass
+class Rate:
+    """k of n, printed as a share."""
+
+    hits: int = 0
+    total: int = 0
+
+    def add(self, hit: bool) -> None:
+        """Count one more case, a hit or not."""
+        self.total += 1
+        self.hits += int(hit)
+
+    @property
+    def share(self) -> float | None:
+        """hits / total, or None without cases."""
+        return self.hits / self.total if self.total else None
+
+    def __str__(self) -> str:
+        share = self.share
+        return f"{self.hits}/{self.total}" + (f" ({share:.0%})" if share is not None else "")
+
+
+@dataclass
+class ReplayScore:
+    """How the gate did against the planted calendar."""
+
+    nights: int
+    #: job-nights with nothing planted that hits the job, and a verdict on some metric
+    clean: Rate = field(default_factory=Rate)  # hits = false alarms
+    incidents: Rate = field(default_factory=Rate)  # success rate flagged on incident nights
+    slow_starts: Rate = field(default_factory=Rate)  # p95 flagged on a slow week's first night
+    persistent: Rate = field(default_factory=Rate)  # p95 flagged on a slow week's later nights
+    by_job: dict[str, dict[str, Rate]] = field(default_factory=dict)
+    false_alarms: list[str] = field(default_factory=list)  # the verdicts, described
+    missed: list[str] = field(default_factory=list)  # planted, big job, not flagged
+    #: per job: the incident detection of the best failure-count threshold that keeps
+    #: clean-night alarms at 1 % or fewer, chosen knowing the answers: what any success-rate
+    #: test could reach on this job's data
+    incident_bound: dict[str, Rate] = field(default_factory=dict)
+
+    @property
+    def false_alarms_per_100(self) -> float:
+        """False alarms per 100 clean job-nights."""
+        return 100 * self.clean.hits / self.clean.total if self.clean.total else 0.0
+
+
+def simulate_nights(
+    warehouse: Warehouse, start: date, nights: int, *, seed: int = 7, calm: bool = False
+) -> dict[str, int]:
+    """Land ``nights`` nights from ``start`` of every seeded job's records (record results and
+    batches only, as the sandbox would run them); return the records per job."""
+    world = seed_world(seed, datetime.combine(start - timedelta(days=1), time(), UTC))
+    jobs = [(f, world.records_of(f.intended_record_type or "")) for f in world.flows.values()]
+    sizes = {f"{f.name} · {f.intended_record_type}": len(records) for f, records in jobs}
+    for offset in range(nights):
+        night = start + timedelta(days=offset)
+        when = datetime.combine(night, time(2), UTC)
+        batches: dict[str, list[object]] = defaultdict(list)
+        records: dict[str, list[object]] = defaultdict(list)
+        for flow, members in jobs:
+            if not members:
+                continue
+            rtype = members[0].type
+            batch_id = f"replay_{flow.id}_{night.isoformat()}"
+            profile = night_profile(seed, rtype, when, calm=calm)
+            for column, value in (
+                ("batch_id", batch_id), ("flow_id", flow.id), ("record_type", rtype),
+                ("run_key", night.isoformat()), ("job_name", flow.name),
+                ("status", "completed"), ("outcome", "completed"),
+            ):  # fmt: skip
+                batches[column].append(value)
+            for record in members:
+                o = simulate_record(
+                    seed=seed, flow=flow, record=record, batch_id=batch_id, started_at=when,
+                    profile=profile,
+                )  # fmt: skip
+                row: dict[str, object] = {
+                    "batch_id": batch_id, "record_id": record.id, "record_type": rtype,
+                    "flow_id": flow.id, "status": "completed" if o.success else "failed",
+                    "success": o.success, "error": o.error,
+                    "execution_time_s": o.execution_time, "landed_at": when,
+                }  # fmt: skip
+                for column, cell in row.items():
+                    records[column].append(cell)
+        with warehouse.transaction(
+            register={"b": pa.table(batches), "r": pa.table(records)}
+        ) as cur:
+            cur.execute(f"INSERT INTO batches ({', '.join(batches)}) SELECT * FROM b")
+            cur.execute(f"INSERT INTO record_results ({', '.join(records)}) SELECT * FROM r")
+    return sizes
+
+
+def score(
+    verdicts: list[Verdict], sizes: dict[str, int], step_types: dict[str, set[str]], nights: int
+) -> ReplayScore:
+    """Set each verdict against what the sandbox planted on its night for its job (a planted
+    regression hits a job whose flow has a step of its type)."""
+    result = ReplayScore(nights=nights)
+    by_job: dict[tuple[date, str], dict[Metric, Verdict]] = defaultdict(dict)
+    for v in verdicts:
+        by_job[v.night, v.job][v.metric] = v
+    for (night, job), metrics in sorted(by_job.items()):
+        planted = planted_on(night)
+        hits = [p for p in planted if p.step_type in step_types.get(job, set())]
+        judged = [v for v in metrics.values() if v.verdict is not VerdictKind.NO_VERDICT]
+        rates = result.by_job.setdefault(
+            job,
+            {
+                "clean": Rate(),
+                "incidents": Rate(),
+                "incidents_judged": Rate(),
+                "slow_starts": Rate(),
+                "persistent": Rate(),
+            },
+        )
+        if not hits:
+            if judged:
+                alarm = any(v.degraded for v in judged)
+                result.false_alarms += [f"{night} {v.describe()}" for v in judged if v.degraded]
+                result.clean.add(alarm)
+                rates["clean"].add(alarm)
+            continue
+        big = sizes.get(job, 0) >= DETECTION_MIN_RECORDS
+        for p in hits:
+            metric = Metric.SUCCESS_RATE if p.metric == "failure_rate" else Metric.P95
+            verdict = metrics.get(metric)
+            flagged = verdict is not None and verdict.degraded
+            name = (
+                "incidents"
+                if p.kind == "incident"
+                else ("slow_starts" if p.night_of == 1 else "persistent")
+            )
+            rates[name].add(flagged)
+            if (
+                name == "incidents"
+                and verdict is not None
+                and verdict.verdict is not VerdictKind.NO_VERDICT
+            ):
+                rates["incidents_judged"].add(flagged)
+            if big:
+                getattr(result, name).add(flagged)
+                if not flagged:
+                    shown = verdict.describe() if verdict else f"{job}: no verdict"
+                    result.missed.append(f"{night} {p.kind} {shown}")
+    return result
+
+
+def replay(
+    workdir: Path,
+    *,
+    start: date = date(2025, 12, 1),
+    nights: int = 365,
+    thresholds: QualityThresholds | None = None,
+    seed: int = 7,
+) -> ReplayScore:
+    """Simulate ``nights`` nights into a scratch warehouse in ``workdir``, judge them in order
+    with ``thresholds`` and return the score."""
+    world = seed_world(seed, datetime.combine(start, time(), UTC))
+    step_types = {
+        f"{flow.name} · {flow.intended_record_type}": {s.type for s in flow.steps}
+        for flow in world.flows.values()
+    }
+    with Warehouse(workdir / f"replay-{start}-{nights}.duckdb") as warehouse:
+        sizes = simulate_nights(warehouse, start, nights, seed=seed)
+        last = start + timedelta(days=nights - 1)
+        judge_nights(warehouse, last, thresholds)
+        rows = warehouse.query("SELECT DISTINCT night FROM quality_verdicts ORDER BY 1")
+        verdicts = [v for (night,) in rows for v in latest_verdicts(warehouse, night)]
+        counts = warehouse.query(
+            "SELECT job_name || ' · ' || record_type, night, failed FROM job_nights"
+        )
+    result = score(verdicts, sizes, step_types, nights)
+    result.incident_bound = incident_bound(counts, step_types)
+    return result
+
+
+def incident_bound(
+    counts: list[tuple[str, date, int]], step_types: dict[str, set[str]]
+) -> dict[str, Rate]:
+    """Per job hit by incidents: how many incident nights the best threshold on the night's
+    failure count catches, among thresholds with at most 1 % of clean nights above them."""
+    clean: dict[str, list[int]] = defaultdict(list)
+    incident: dict[str, list[int]] = defaultdict(list)
+    for job, night, failed in counts:
+        planted = [p for p in planted_on(night) if p.step_type in step_types.get(job, set())]
+        if not planted:
+            clean[job].append(failed)
+        elif any(p.kind == "incident" for p in planted):
+            incident[job].append(failed)
+    bounds = {}
+    for job, bad in incident.items():
+        ordinary = sorted(clean[job])
+        allowed = len(ordinary) // 100  # clean nights allowed at or above the threshold
+        threshold = ordinary[len(ordinary) - allowed - 1] + 1 if ordinary else 0
+        bounds[job] = Rate(sum(1 for b in bad if b >= threshold), len(bad))
+    return bounds
