@@ -18,3 +18,32 @@ def wait_for(condition: Callable[[], T], what: str, timeout: float = 60.0) -> T:
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def read_events(prefix: str, *, resource: str | None = None) -> list[dict]:
+    """Return the events the Prefect server (the session's test harness) stored whose name
+    starts with ``prefix`` (and whose resource id is ``resource``), oldest first. Events still
+    queued in this process are sent first."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=10, at_exit=False)
+    event_filter: dict = {"event": {"prefix": [prefix]}, "order": "ASC"}
+    if resource:
+        event_filter["resource"] = {"id": [resource]}
+    with get_client(sync_client=True) as client:
+        response = client.request(
+            "POST", "/events/filter", json={"filter": event_filter, "limit": 50}
+        )
+    return response.json()["events"]
+
+
+def wait_for_events(prefix: str, count: int, *, resource: str | None = None) -> list[dict]:
+    """Return the stored events (as `read_events`) once there are at least ``count``."""
+    return wait_for(
+        lambda: (
+            (events := read_events(prefix, resource=resource)) and len(events) >= count and events
+        ),
+        f"{count} {prefix} events" + (f" of {resource}" if resource else ""),
+        timeout=30,
+    )

@@ -55,7 +55,14 @@ def test_the_first_demo_on_a_fresh_machine_works(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "starts a temporary local server" in done.stdout
     assert "Last night" in done.stdout and "report:" in done.stdout
+    assert "the sandbox planted nothing for" in done.stdout or "the sandbox's " in done.stdout
     assert (tmp_path / "runtype.duckdb").exists() and (tmp_path / "reports/report.html").exists()
+    # A quiet terminal: progress and results here, Prefect's own lines in its log file.
+    log = tmp_path / "home/.prefect/logs/runtype-prefect.log"
+    assert f"Prefect's logs: {log}" in done.stdout
+    assert "Flow run" not in done.stdout + done.stderr and "Flow run" in log.read_text()
+    assert "do not exist" not in log.read_text(), "the demo creates its limits"
+    assert len(done.stdout.splitlines()) < 40, done.stdout
     print(f"\nfirst demo on a fresh PREFECT_HOME: {elapsed:.0f}s")
 
 

@@ -12,7 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date
+import uuid
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
@@ -201,6 +202,37 @@ def run_prefect(api_url: str, *args: str, timeout: float = 360) -> str:
     return done.stdout
 
 
+def fire_quality_event(api: str) -> dict:
+    """Send ``runtype.quality.degraded`` to the server as the gate does; return the flow run
+    the ``quality-followup`` automation creates for it."""
+    event = {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.now(UTC).isoformat(),
+        "event": "runtype.quality.degraded",
+        "resource": {
+            "prefect.resource.id": "runtype.job.flow_x.customer",
+            "prefect.resource.name": "Customer Health Summary · customer",
+        },
+        "payload": {
+            "record_type": "customer",
+            "metric": "success_rate",
+            "current": 0.8,
+            "baseline": 0.97,
+            "night": "2026-11-15",
+        },
+    }
+    httpx.post(f"{api}/events", json=[event]).raise_for_status()
+
+    def followup_run() -> dict | None:
+        runs = httpx.post(
+            f"{api}/flow_runs/filter",
+            json={"flows": {"name": {"any_": ["runtype-quality-followup"]}}},
+        ).json()
+        return runs[0] if runs else None
+
+    return wait_for(followup_run, "the quality-followup automation's flow run", timeout=60)
+
+
 @pytest.mark.e2e
 def test_deployments_run_and_cancel_end_to_end_on_a_real_server(admin, sandbox, tmp_path):
     """`runtype-prefect server` (real Prefect server, process worker, deployments) as a
@@ -238,6 +270,14 @@ def test_deployments_run_and_cancel_end_to_end_on_a_real_server(admin, sandbox, 
         assert "CompletedWithFailures" in out or "Completed" in out
         artifacts = httpx.post(f"{api}/artifacts/filter", json={"limit": 50}).json()
         deployments = httpx.post(f"{api}/deployments/filter", json={}).json()
+        flow_runs = httpx.post(f"{api}/flow_runs/filter", json={"limit": 50}).json()
+        task_runs = httpx.post(f"{api}/task_runs/filter", json={"limit": 200}).json()
+        pages = [
+            httpx.get(re.search(r"\((http[^)]+)\)", a["data"]).group(1))
+            for a in artifacts
+            if a["key"] and a["key"].startswith("runtype-batch-")
+        ]
+        followup = fire_quality_event(api)
 
         admin.clock(time_scale=1000.0)  # the next night runs slowly enough to be cancelled
         out = run_prefect(
@@ -294,6 +334,23 @@ def test_deployments_run_and_cancel_end_to_end_on_a_real_server(admin, sandbox, 
         os.killpg(group, 0)  # every child of the stack is gone
     ensure_port_free(port, "the Prefect server", "--port")  # free again: nothing listens
 
+    # What the UI shows: runs named after their jobs, red for failures, batch links that open.
+    names = {r["name"] for r in flow_runs}
+    assert {
+        "Churn Risk Score · vip_account",
+        "Customer Health Summary · customer",
+        "Ticket Triage · ticket",
+        "Lead Enrichment · lead",
+    } <= names
+    assert "Lead Enrichment · lead" in {t["name"] for t in task_runs}
+    assert {"start · Lead Enrichment · lead", "land · Lead Enrichment · lead"} <= {
+        t["name"] for t in task_runs
+    }
+    assert len(pages) == 4 and all(p.status_code == 200 for p in pages)
+    assert all("text/html" in p.headers["content-type"] for p in pages)
+    assert any("Lead Enrichment · lead" in p.text for p in pages)
+    assert followup["state"]["type"] in ("SCHEDULED", "PENDING", "RUNNING", "COMPLETED")
+    assert followup["parameters"]["record_type"] == "customer"
     keys = {a["key"] for a in artifacts}
     assert "runtype-nightly-summary" in keys
     assert {k for k in keys if k.startswith("runtype-job-")} == {

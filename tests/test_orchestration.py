@@ -166,7 +166,7 @@ def test_a_timeout_is_typed_and_marks_the_batch(admin, db):
         **FAST,
     )
     assert state.is_failed()
-    with pytest.raises(BatchWaitTimeout, match="did not finish within 0s"):
+    with pytest.raises(BatchWaitTimeout, match=r"did not finish within 0\.3s"):
         state.result()
     with Warehouse(db) as w:
         (batch,) = w.query("SELECT outcome, error FROM batches")
@@ -342,14 +342,14 @@ def test_the_run_command_lands_and_prints_a_summary_and_refuses_a_typo(admin, db
 
     from runtype_prefect.cli import app
 
-    def run(*record_types: str):
-        args = ["run", "--flow-id", admin.flow_for("customer"), "--db", db, "--run-key", "cli"]
+    def run(*record_types: str, flow: str = "customer", extra: tuple[str, ...] = ()):
+        args = ["run", "--flow-id", admin.flow_for(flow), "--db", db, "--run-key", "cli", *extra]
         for record_type in record_types:
             args += ["--record-type", record_type]
         return CliRunner().invoke(app, args)
 
     typo = run("customer", "nope")
-    assert typo.exit_code == 1, typo.output
+    assert typo.exit_code == 5, typo.output  # the preflight failed: nothing started
     assert "preflight failed, nothing was started" in typo.stdout
     assert "'nope' has no records" in typo.stdout
     assert admin.stats()["runsStarted"] == 0
@@ -358,3 +358,10 @@ def test_the_run_command_lands_and_prints_a_summary_and_refuses_a_typo(admin, db
     assert "customer" in result.stdout and "completed" in result.stdout
     with Warehouse(db) as w:
         assert w.query("SELECT count(*) FROM record_results") == [(40,)]
+    floor = run("ticket", flow="ticket", extra=("--min-success-rate", "0.999"))
+    assert floor.exit_code == 3, floor.output
+    assert "below_floor" in floor.stdout
+    admin.clock(time_scale=100.0)  # the batch would take hours
+    late = run("lead", flow="lead", extra=("--timeout", "0.3"))
+    assert late.exit_code == 1, late.output
+    assert "timed_out" in late.stdout

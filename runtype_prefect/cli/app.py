@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -19,7 +20,11 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from ..client.sandbox_control import SANDBOX_TEST_KEY as DEFAULT_API_KEY
-from .console import console, print_failures, results_table
+from ..client.sandbox_control import sandbox_page_template
+from .console import console, print_failures, print_verdicts, results_table
+from .exit_codes import ExitCode, exit_code_for
+from .prefect_logs import prefect_logs_to_file
+from .progress import job_progress
 
 #: Where `runtype-prefect server` (``make server``) serves its sandbox.
 SERVER_SANDBOX_URL = "http://127.0.0.1:8765/v1"
@@ -38,7 +43,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 @app.callback()
 def _group(
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show the traceback of a failure.")
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Print Prefect's logs here and the traceback of a failure."
+        ),
     ] = False,
 ) -> None:
     """Run Runtype AI flows on a schedule with Prefect and turn their results into analytics."""
@@ -91,13 +99,17 @@ def friendly(command: F) -> F:
 
 
 def announce_prefect() -> None:
-    """Say what the command waits for when Prefect must start its temporary server."""
+    """Say what the command waits for when Prefect must start its temporary server, and send
+    Prefect's own log lines to a file (printed here) unless ``--verbose``."""
     if not os.environ.get("PREFECT_API_URL"):
         console.print(
             "Prefect: PREFECT_API_URL is unset, so Prefect starts a temporary local server"
             " (no UI; up to a minute on a first run) · `make server` runs one with the UI",
             highlight=False,
         )
+    if not _options["verbose"]:
+        path = prefect_logs_to_file()
+        console.print(f"Prefect's logs: {path} (--verbose prints them here)", highlight=False)
 
 
 def _env(name: str) -> str:
@@ -233,10 +245,16 @@ def run(
     max_cost_usd_per_night: Annotated[
         float | None, typer.Option(help="Skip jobs that would take the night past this.")
     ] = None,
+    min_success_rate: Annotated[
+        float,
+        typer.Option(help="A job whose records succeed less often ends Failed (exit code 3)."),
+    ] = 0.5,
 ) -> None:
     """Run one Runtype flow over record types through Prefect and land results in DuckDB.
 
     The key, the base URL and the flow are checked first, within seconds, before Prefect starts.
+    Exit codes: 0 landed, 1 a job failed, 3 below the success floor, 4 no records, 5 the
+    preflight failed (nothing started).
     """
     from ..client import RuntypeClient
     from ..orchestration.jobs import Job
@@ -249,27 +267,34 @@ def run(
     announce_prefect()
     from ..flows import nightly
 
-    state = nightly(
-        jobs=jobs,
-        db_path=db,
-        credentials_block=credentials_block,
-        run_key=run_key,
-        timeout_seconds=timeout,
-        force=force,
-        max_cost_usd_per_job=max_cost_usd_per_job,
-        max_cost_usd_per_night=max_cost_usd_per_night,
-        return_state=True,
-    )
+    with job_progress(console):
+        state = nightly(
+            jobs=jobs,
+            db_path=db,
+            credentials_block=credentials_block,
+            run_key=run_key,
+            timeout_seconds=timeout,
+            force=force,
+            max_cost_usd_per_job=max_cost_usd_per_job,
+            max_cost_usd_per_night=max_cost_usd_per_night,
+            min_success_rate=min_success_rate,
+            return_state=True,
+        )
     results = state.result(raise_on_failure=False)
     if not isinstance(results, list):
         console.print(f"[red]run failed:[/] {results}")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.JOB_FAILED)
     if not results:  # the preflight failed: nothing was started
         console.print(f"[red]{state.message}[/]", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.PREFLIGHT_FAILED)
     console.print(results_table(f"Runtype run {results[0].run_key if results else ''}", results))
     print_failures(results)
-    raise typer.Exit(1 if state.is_failed() else 0)
+    from ..gate import latest_verdicts
+    from ..warehouse import Warehouse
+
+    with contextlib.suppress(ValueError), Warehouse(db) as warehouse:  # a night: its verdicts
+        print_verdicts(console, latest_verdicts(warehouse, date.fromisoformat(results[0].run_key)))
+    raise typer.Exit(exit_code_for(results))
 
 
 @app.command()
@@ -323,13 +348,16 @@ def backfill(
     with SandboxControl(sandbox_url) as control:
         control.check()  # NotASandboxError, before Prefect starts
     os.environ["RUNTYPE_BASE_URL"] = sandbox_url
+    os.environ["RUNTYPE_DASHBOARD_URL_TEMPLATE"] = sandbox_page_template(sandbox_url)
     os.environ.setdefault("RUNTYPE_API_KEY", DEFAULT_API_KEY)
     announce_prefect()
     from ..orchestration.backfill import backfill as backfill_flow
 
-    results = backfill_flow(nights=nights, jobs_file=jobs_file, db_path=db)
+    with job_progress(console):
+        results = backfill_flow(nights=nights, jobs_file=jobs_file, db_path=db)
     for night, night_results in results.items():
         console.print(results_table(f"Night {night}", night_results))
+    raise typer.Exit(exit_code_for(r for night in results.values() for r in night))
 
 
 @app.command()

@@ -53,3 +53,21 @@ def print_failures(results: list[Any]) -> None:
     for r in results:
         if r.outcome.failed or r.message:
             console.print(f"[bold]{r.job}[/]: {r.outcome.value}. {r.message}")
+
+
+def print_verdicts(console: Console, verdicts: list[Any]) -> None:
+    """Print the quality gate's verdicts of a night: degraded ones and missing verdicts one per
+    line, then how many were ok."""
+    if not verdicts:
+        return
+    degraded = [v for v in verdicts if v.degraded]
+    console.print(
+        f"[bold]quality gate[/] ({verdicts[0].night}): {len(degraded)} degraded,"
+        f" {sum(v.verdict.value == 'ok' for v in verdicts)} ok of {len(verdicts)} job metrics",
+        highlight=False,
+    )
+    for v in degraded:
+        console.print(f"  [yellow]DEGRADED[/] {v.describe()}", highlight=False)
+    for v in verdicts:
+        if v.verdict.value == "no_verdict":
+            console.print(f"  [dim]{v.describe()}[/]", highlight=False)

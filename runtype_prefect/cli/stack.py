@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..client.sandbox_control import SANDBOX_TEST_KEY as DEFAULT_API_KEY
+from ..client.sandbox_control import sandbox_page_template
 
 BIN = Path(sys.executable).parent
 #: Seconds children get to exit after SIGTERM before the whole group is killed.
@@ -81,6 +82,7 @@ class LocalStack:
             "PREFECT_WORKER_ENABLE_CANCELLATION": "true",
             "RUNTYPE_API_KEY": api_key,
             "RUNTYPE_BASE_URL": self.sandbox_url,
+            "RUNTYPE_DASHBOARD_URL_TEMPLATE": sandbox_page_template(self.sandbox_url),
             "RUNTYPE_PREFECT_DB": str(self.db_path),
         }
         self._procs: list[tuple[str, subprocess.Popen]] = []

@@ -167,7 +167,7 @@ class BatchWaitTimeout(RuntypeError):
             else "; its status could not be read"
         )
         super().__init__(
-            f"batch {batch_id!r} did not finish within {limit:.0f}s (waited {elapsed:.1f}s)"
+            f"batch {batch_id!r} did not finish within {limit:.3g}s (waited {elapsed:.1f}s)"
             f"{progress}. It was left running: a re-run reconnects to it."
         )
 

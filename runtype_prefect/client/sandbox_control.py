@@ -111,3 +111,10 @@ class SandboxControl:
         params = {k: v for k, v in (("start", start), ("end", end)) if v}
         calendar: dict[str, Any] = self.http.get("/_sandbox/calendar", params=params).json()
         return calendar
+
+
+def sandbox_page_template(base_url: str) -> str:
+    """Return the sandbox's batch page URL template for an API base URL
+    (``http://127.0.0.1:8765/v1`` → ``http://127.0.0.1:8765/ui/batches/{batch_id}``)."""
+    root = base_url.rstrip("/").removesuffix("/v1")
+    return f"{root}/ui/batches/{{batch_id}}"

@@ -6,6 +6,7 @@ it adds no second API. Flows take a block name and otherwise fall back to the en
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import httpx
@@ -20,6 +21,10 @@ from ..client import (
     resolve_api_key,
     resolve_base_url,
 )
+
+#: Where a person looks at a job's batch. The spec documents only the flows' dashboard page
+#: (a flow's ``dashboardUrl``, https://dashboard.runtype.com/flows/<id>); no batch page.
+DEFAULT_DASHBOARD_URL_TEMPLATE = "https://dashboard.runtype.com/flows/{flow_id}"
 
 
 class RuntypeCredentials(CredentialsBlock):
@@ -45,14 +50,29 @@ class RuntypeCredentials(CredentialsBlock):
     retry_base_delay: float = Field(
         default=0.5, ge=0, description="First backoff ceiling in seconds (doubles per try)."
     )
+    dashboard_url_template: str = Field(
+        default=DEFAULT_DASHBOARD_URL_TEMPLATE,
+        description="The page a batch link in the Prefect UI opens: {flow_id} and {batch_id}"
+        " are filled in (the sandbox serves http://127.0.0.1:8765/ui/batches/{batch_id}).",
+    )
 
     @classmethod
     def from_env(cls) -> RuntypeCredentials:
-        """Return credentials from ``RUNTYPE_API_KEY`` / ``RUNTYPE_BASE_URL``.
+        """Return credentials from ``RUNTYPE_API_KEY`` / ``RUNTYPE_BASE_URL`` (and
+        ``RUNTYPE_DASHBOARD_URL_TEMPLATE``).
 
         Raises ValueError when no key is set.
         """
-        return cls(api_key=resolve_api_key(None), base_url=resolve_base_url(None))
+        return cls(
+            api_key=resolve_api_key(None),
+            base_url=resolve_base_url(None),
+            dashboard_url_template=os.environ.get("RUNTYPE_DASHBOARD_URL_TEMPLATE")
+            or DEFAULT_DASHBOARD_URL_TEMPLATE,
+        )
+
+    def batch_page_url(self, flow_id: str, batch_id: str) -> str:
+        """Return the page a person opens for this batch (``dashboard_url_template`` filled)."""
+        return self.dashboard_url_template.format(flow_id=flow_id, batch_id=batch_id)
 
     def retry_policy(self) -> RetryPolicy:
         """Return the `RetryPolicy` these settings describe."""

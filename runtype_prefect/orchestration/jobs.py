@@ -22,6 +22,12 @@ class Job(BaseModel):
         """A readable name: ``name`` if given, else ``record_type/flow_id``."""
         return self.name or f"{self.record_type}/{self.flow_id}"
 
+    @property
+    def display(self) -> str:
+        """The job as run names show it: ``Lead Enrichment · lead`` (the flow id without a
+        name)."""
+        return f"{self.name or self.flow_id} · {self.record_type}"
+
 
 class JobsFileError(ValueError):
     """The jobs file is missing or does not describe a list of jobs."""

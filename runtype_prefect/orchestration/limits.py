@@ -9,7 +9,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import httpx
 from prefect.client.orchestration import get_client
@@ -32,12 +32,16 @@ _registry_lock = threading.Lock()
 log = logging.getLogger(__name__)
 
 
-def ensure_limits(*, api_requests_per_second: float = 20.0, max_running_batches: int = 4) -> dict:
-    """Create or update both global concurrency limits; return {name: "created"|"updated"}."""
-    wanted = {
-        API_RATE_LIMIT: (max(1, int(api_requests_per_second)), api_requests_per_second),
-        BATCH_CONCURRENCY_LIMIT: (max_running_batches, None),
+def ensure_limits(
+    *, api_requests_per_second: float | None = 20.0, max_running_batches: int = 4
+) -> dict:
+    """Create or update the global concurrency limits (the API rate limit only when
+    ``api_requests_per_second`` is given); return {name: "created"|"updated"}."""
+    wanted: dict[str, tuple[int, float | None]] = {
+        BATCH_CONCURRENCY_LIMIT: (max_running_batches, None)
     }
+    if api_requests_per_second is not None:
+        wanted[API_RATE_LIMIT] = (max(1, int(api_requests_per_second)), api_requests_per_second)
     done = {}
     with get_client(sync_client=True) as client:
         for name, (limit, decay) in wanted.items():
@@ -52,18 +56,52 @@ def ensure_limits(*, api_requests_per_second: float = 20.0, max_running_batches:
     return done
 
 
-def api_rate_limit_hook() -> Callable[[httpx.Request], None] | None:
-    """Return an HTTP request hook taking a slot of the API rate limit, or None when unset.
+_limits_by_run: dict[str, frozenset[str]] = {}
 
-    Checking once avoids a round trip to the Prefect API per request when no limit exists.
-    """
-    try:
-        with get_client(sync_client=True) as client:
-            client.read_global_concurrency_limit_by_name(API_RATE_LIMIT)
-    except ObjectNotFound:
-        log.info(
-            "no %r rate limit (run `runtype-prefect setup`); not rate limiting", API_RATE_LIMIT
+
+def existing_limits(run_id: str | None) -> frozenset[str]:
+    """Return the names of this project's global concurrency limits that exist, looked up
+    once per flow run (pass the root run's id: a night's jobs share one look-up). The first
+    look-up that finds one missing logs it once, naming the command that creates it."""
+    key = run_id or ""
+    with _registry_lock:
+        known = _limits_by_run.get(key)
+    if known is not None:
+        return known
+    with get_client(sync_client=True) as client:
+        names = frozenset(
+            limit.name
+            for limit in client.read_global_concurrency_limits(limit=200)
+            if limit.name in (API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT)
         )
+    with _registry_lock:
+        if key not in _limits_by_run:
+            if BATCH_CONCURRENCY_LIMIT not in names:
+                log.warning(
+                    "no %r limit on this Prefect server: batches are not limited"
+                    " (`runtype-prefect setup` creates it)",
+                    BATCH_CONCURRENCY_LIMIT,
+                )
+            if API_RATE_LIMIT not in names:
+                log.info("no %r limit: API requests are not rate limited", API_RATE_LIMIT)
+            if len(_limits_by_run) > 1000:  # a long-lived worker: forget old runs
+                _limits_by_run.clear()
+            _limits_by_run[key] = names
+    return names
+
+
+def batch_slot(limits: frozenset[str]) -> AbstractContextManager[object]:
+    """Return a context holding one slot of the running-batch limit, or nothing when the
+    limit does not exist (see `existing_limits`)."""
+    if BATCH_CONCURRENCY_LIMIT not in limits:
+        return nullcontext()
+    return concurrency(BATCH_CONCURRENCY_LIMIT, occupy=1, strict=False)
+
+
+def api_rate_limit_hook(limits: frozenset[str]) -> Callable[[httpx.Request], None] | None:
+    """Return an HTTP request hook taking a slot of the API rate limit, or None when the limit
+    does not exist (see `existing_limits`): no round trip to the Prefect API per request."""
+    if API_RATE_LIMIT not in limits:
         return None
 
     def hook(request: httpx.Request) -> None:

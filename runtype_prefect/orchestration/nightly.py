@@ -20,6 +20,7 @@ from .observability import nightly_markdown, nightly_summary
 from .outcomes import JobResult, Outcome
 from .quality import emit_degraded, judge_run_key, quality_markdown
 from .record_type import (
+    DEFAULT_MIN_SUCCESS_RATE,
     DEFAULT_TIMEOUT_SECONDS,
     cancel_in_flight_batches,
     default_run_key,
@@ -32,7 +33,7 @@ from .tasks import preflight_night
 MAX_WORKERS = 16
 
 
-@task(name="run-job", cache_policy=NO_CACHE)
+@task(name="run-job", task_run_name="{job.display}", cache_policy=NO_CACHE)
 def run_job(job: Job, run_key: str, options: dict) -> JobResult:
     """Run one job as a ``run-record-type`` subflow; return its result, failed or not."""
     state = run_record_type(
@@ -95,6 +96,7 @@ def nightly(
     preflight: bool = True,
     max_cost_usd_per_job: float | None = None,
     max_cost_usd_per_night: float | None = None,
+    min_success_rate: float = DEFAULT_MIN_SUCCESS_RATE,
 ) -> list[JobResult]:
     """Run every job concurrently (at most ``max_concurrent_jobs`` at once), land what
     succeeds, publish the analytics snapshot, and end Failed naming the jobs that failed.
@@ -121,6 +123,7 @@ def nightly(
         "poll_interval_seconds": poll_interval_seconds,
         "max_poll_interval_seconds": max_poll_interval_seconds,
         "force": force,
+        "min_success_rate": min_success_rate,
     }
     results: list[JobResult] = []
     if preflight:

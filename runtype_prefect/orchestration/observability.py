@@ -49,6 +49,47 @@ def emit_batch_event(name: str, batch_id: str, job_label: str, **payload: Any) -
     )
 
 
+class BatchEvents:
+    """The terminal event of one batch, emitted exactly once on every path.
+
+    Use as a context manager around following and landing the batch: `end` emits
+    ``runtype.batch.completed`` or ``.failed`` with the outcome and numbers; if the block raises
+    before `end` was called (polling or landing failed for good), ``runtype.batch.failed`` goes
+    out with the error and the outcome ``timed_out`` or ``error``.
+    """
+
+    def __init__(self, batch_id: str, job_label: str, **known: Any) -> None:
+        self.batch_id = batch_id
+        self.job_label = job_label
+        self.known = known
+        self.ended = False
+
+    def end(self, outcome: str, *, failed: bool, **payload: Any) -> None:
+        """Emit the batch's terminal event (once; later calls do nothing)."""
+        if self.ended:
+            return
+        self.ended = True
+        emit_batch_event(
+            "failed" if failed else "completed",
+            self.batch_id,
+            self.job_label,
+            outcome=outcome,
+            **{**self.known, **payload},
+        )
+
+    def __enter__(self) -> BatchEvents:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None and not self.ended:
+            timed_out = type(exc).__name__ == "BatchWaitTimeout"
+            self.end(
+                "timed_out" if timed_out else "error",
+                failed=True,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+
+
 def link_batch(batch_url: str, batch_id: str, job_label: str) -> None:
     """Create a link artifact pointing at the batch's status."""
     _quietly(
@@ -108,10 +149,16 @@ def summary_row(result: JobResult) -> dict[str, Any]:
     }
 
 
+#: The nightly summary's columns: what fits a 1,400 px window beside the Prefect UI's sidebar.
+#: The per-job table artifacts keep every number (batch id, p50, tokens…).
+SUMMARY_COLUMNS = ("job", "outcome", "records", "failed", "success rate", "p95 s", "cost USD")
+
+
 def nightly_markdown(run_key: str, results: list[JobResult]) -> str:
-    """Return the nightly run's markdown summary (a table, then what needs attention)."""
-    rows = [summary_row(r) for r in results]
-    header = list(rows[0]) if rows else ["job"]
+    """Return the nightly run's markdown summary (the essential columns of every job, then
+    what needs attention)."""
+    rows = [{k: v for k, v in summary_row(r).items() if k in SUMMARY_COLUMNS} for r in results]
+    header = list(SUMMARY_COLUMNS)
     lines = [
         f"# Runtype nightly run `{run_key}`",
         "",

@@ -25,6 +25,8 @@ class Outcome(StrEnum):
     INCOMPLETE = "incomplete"
     #: The preflight's cost forecast exceeded a budget: the job was not started.
     OVER_BUDGET = "over_budget"
+    #: Landed in full, but fewer records succeeded than the job's floor: a bad night.
+    BELOW_FLOOR = "below_floor"
     ERROR = "error"  # the job itself failed (bad key, unknown flow, ...) before an outcome
 
     @property
@@ -40,13 +42,17 @@ class Outcome(StrEnum):
             Outcome.CANCELLED,
             Outcome.TIMED_OUT,
             Outcome.INCOMPLETE,
+            Outcome.BELOW_FLOOR,
             Outcome.ERROR,
         )
 
 
-def outcome_of(status: BatchStatus, *, complete: bool = True) -> Outcome:
+def outcome_of(
+    status: BatchStatus, *, complete: bool = True, min_success_rate: float = 0.0
+) -> Outcome:
     """Return the outcome of a batch in a terminal remote status whose landing was (or was
-    not) ``complete``."""
+    not) ``complete``; a landed batch whose records succeeded less often than
+    ``min_success_rate`` is `Outcome.BELOW_FLOOR`."""
     if status.status is BatchState.COMPLETED and not complete:
         return Outcome.INCOMPLETE
     if status.status is BatchState.CANCELLED:
@@ -55,7 +61,12 @@ def outcome_of(status: BatchStatus, *, complete: bool = True) -> Outcome:
         return Outcome.FAILED
     if status.total_records == 0:
         return Outcome.NO_RECORDS
-    return Outcome.COMPLETED_WITH_FAILURES if status.failed_records else Outcome.COMPLETED
+    if not status.failed_records:
+        return Outcome.COMPLETED
+    succeeded = status.total_records - status.failed_records
+    if succeeded < min_success_rate * status.total_records:
+        return Outcome.BELOW_FLOOR
+    return Outcome.COMPLETED_WITH_FAILURES
 
 
 class JobResult(BaseModel):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, runtime
-from prefect.concurrency.sync import concurrency
 from prefect.states import Cancelled, Completed, Failed, State
 
 from ..client import BatchWaitTimeout
@@ -14,9 +14,10 @@ from .cancellation import CANCELLED_MESSAGE, request_stop
 from .credentials import resolve_credentials
 from .jobs import Job
 from .landing import immediate_status
-from .limits import BATCH_CONCURRENCY_LIMIT, api_rate_limit_hook
-from .observability import emit_batch_event, job_table
+from .limits import api_rate_limit_hook, batch_slot, existing_limits
+from .observability import BatchEvents, emit_batch_event, job_table
 from .outcomes import JobResult, Outcome, outcome_of
+from .progress import JobProgress, publish
 from .resources import shared_warehouse
 from .tasks import (
     cancel_remote_batch,
@@ -30,6 +31,11 @@ from .tasks import (
 DEFAULT_TIMEOUT_SECONDS = 6 * 3600.0
 #: How long a batch that says ``completed`` with records missing is polled on for them.
 DEFAULT_INCOMPLETE_GRACE_SECONDS = 600.0
+#: Below this share of succeeded records a landed job ends Failed (``BelowFloor``): red in the
+#: UI and counted on the dashboard. Above it, failures make it ``CompletedWithFailures``. The
+#: floor is for the night something is badly broken (most records failing); the quality gate
+#: judges the subtler drops against each job's own history.
+DEFAULT_MIN_SUCCESS_RATE = 0.5
 
 
 def default_run_key() -> str:
@@ -46,6 +52,8 @@ def state_for(result: JobResult) -> State:
         return Cancelled(data=result, message=message)
     if result.outcome is Outcome.INCOMPLETE:
         return Failed(data=result, message=message, name="Incomplete")
+    if result.outcome is Outcome.BELOW_FLOOR:
+        return Failed(data=result, message=message, name="BelowFloor")
     if result.outcome.failed:
         return Failed(data=result, message=message)
     names = {
@@ -65,12 +73,21 @@ def cancel_in_flight_batches(flow: Any, flow_run: Any, state: Any) -> None:
     credentials = resolve_credentials(params.get("credentials_block"))
     with shared_warehouse(params.get("db_path")) as warehouse, credentials.get_client() as client:
         for batch_id in warehouse.unfinished_batches(str(flow_run.id)):
-            cancel_remote_batch(client, warehouse, batch_id)
+            if cancel_remote_batch(client, warehouse, batch_id):
+                batch = warehouse.get_batch(batch_id) or {}
+                label = str(batch.get("job_name") or batch.get("record_type") or batch_id)
+                emit_batch_event("failed", batch_id, label, outcome=Outcome.CANCELLED.value)
+
+
+def job_run_name() -> str:
+    """The subflow run's name: the job as an operator knows it, ``Lead Enrichment · lead``."""
+    params = runtime.flow_run.parameters
+    return f"{params.get('job_name') or params.get('flow_id')} · {params.get('record_type')}"
 
 
 @flow(
     name="run-record-type",
-    flow_run_name="{record_type} · {flow_id}",
+    flow_run_name=job_run_name,
     on_cancellation=[cancel_in_flight_batches],
 )
 def run_record_type(
@@ -88,6 +105,7 @@ def run_record_type(
     incomplete_grace_seconds: float = DEFAULT_INCOMPLETE_GRACE_SECONDS,
     preflight: bool = True,
     max_cost_usd: float | None = None,
+    min_success_rate: float = DEFAULT_MIN_SUCCESS_RATE,
 ) -> JobResult:
     """Run a Runtype flow over every record of a type and land every result in DuckDB.
 
@@ -97,9 +115,11 @@ def run_record_type(
     batch that said ``completed`` but whose records did not all arrive within
     ``incomplete_grace_seconds``, Cancelled when it was cancelled (its batch is cancelled within
     seconds), CompletedWithFailures when some records failed, NoRecords for a record type
-    without records. With ``preflight`` (the default when run on its own) the preflight checks
-    come first: a failed check fails the run before anything starts, and a cost forecast above
-    ``max_cost_usd`` ends it OverBudget without starting.
+    without records, and Failed (``BelowFloor``) when fewer than ``min_success_rate`` of the
+    records succeeded (the batch is landed in full either way). With ``preflight`` (the default
+    when run on its own) the preflight checks come first: a failed check fails the run before
+    anything starts, and a cost forecast above ``max_cost_usd`` ends it OverBudget without
+    starting.
     """
     log = get_run_logger()
     job = Job(flow_id=flow_id, record_type=record_type, name=job_name)
@@ -124,12 +144,14 @@ def run_record_type(
             )
             return state_for(skipped)  # type: ignore[return-value]
     credentials = resolve_credentials(credentials_block)
-    hook = api_rate_limit_hook()
+    limits = existing_limits(root_id)
+    hook = api_rate_limit_hook(limits)
     with (
+        ExitStack() as stack,
         shared_warehouse(db_path) as warehouse,
         credentials.get_client(request_hooks=[hook] if hook else None) as client,
     ):
-        with concurrency(BATCH_CONCURRENCY_LIMIT, occupy=1, strict=False):
+        with batch_slot(limits):
             started = start_or_reconnect(
                 client,
                 warehouse,
@@ -138,6 +160,7 @@ def run_record_type(
                 flow_run_id=flow_run_id,
                 root_flow_run_id=root_id,
                 force=force,
+                batch_page=credentials.batch_page_url(job.flow_id, "{batch_id}"),
             )
             if started.landed_outcome is not None:
                 result = summarise_job(
@@ -150,6 +173,9 @@ def run_record_type(
                     message="already landed for this run key; nothing to do",
                 )
                 return state_for(result)  # type: ignore[return-value]
+            events = stack.enter_context(
+                BatchEvents(started.batch_id, job.label, records=started.records)
+            )
             if started.immediate is not None:
                 status = immediate_status(started.batch_id, started.immediate)
             else:
@@ -163,11 +189,13 @@ def run_record_type(
                     max_poll_interval=max_poll_interval_seconds,
                     incomplete_grace=incomplete_grace_seconds,
                     flow_run_ids=[flow_run_id, root_id],
+                    run_key=run_key,
                     return_state=True,
                 )
                 if waited.is_cancelled():
                     log.warning("%s: %s", job.label, CANCELLED_MESSAGE)
                     cancel_remote_batch(client, warehouse, started.batch_id)
+                    events.end(Outcome.CANCELLED.value, failed=True)
                     result = JobResult.of(
                         job,
                         run_key,
@@ -183,9 +211,6 @@ def run_record_type(
                     warehouse.upsert_batch(
                         started.batch_id, outcome=Outcome.TIMED_OUT.value, error=str(exc)
                     )
-                    emit_batch_event(
-                        "failed", started.batch_id, job.label, outcome=Outcome.TIMED_OUT.value
-                    )
                     raise
         landing = land_results(
             client,
@@ -195,11 +220,17 @@ def run_record_type(
             status,
             immediate=started.immediate is not None,
         )
-        outcome = outcome_of(status, complete=landing.complete)
+        outcome = outcome_of(status, complete=landing.complete, min_success_rate=min_success_rate)
         warehouse.upsert_batch(started.batch_id, outcome=outcome.value)
         message = ""
         if outcome is Outcome.NO_RECORDS:
             message = f"record type {record_type!r} has no records: nothing ran (is it misspelt?)"
+            log.warning(message)
+        elif outcome is Outcome.BELOW_FLOOR:
+            message = (
+                f"{status.total_records - status.failed_records}/{status.total_records} records"
+                f" succeeded, below the floor of {min_success_rate:.0%} (landed in full)"
+            )
             log.warning(message)
         elif outcome is Outcome.INCOMPLETE:
             message = (
@@ -217,13 +248,12 @@ def run_record_type(
             reconnected=started.reconnected,
             message=message,
         )
-        emit_batch_event(
-            "failed" if outcome.failed else "completed",
-            started.batch_id,
-            job.label,
-            outcome=outcome.value,
+        publish(JobProgress(job.display, run_key, result.records, result.records, outcome.value))
+        events.end(
+            outcome.value,
+            failed=outcome.failed,
             records=result.records,
-            failed=result.failed,
+            failures=result.failed,
             cost_usd=result.cost_usd,
         )
         job_table(result)

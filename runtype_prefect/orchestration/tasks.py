@@ -39,6 +39,7 @@ from .preflight import (
     preflight_retry,
     run_preflight,
 )
+from .progress import JobProgress, publish
 from .starting import Started, start_job
 
 
@@ -61,7 +62,12 @@ RETRYING: dict[str, Any] = {
 }
 
 
-@task(name="start-or-reconnect", cache_policy=NO_CACHE, **RETRYING)
+@task(
+    name="start-or-reconnect",
+    task_run_name="start · {job.display}",
+    cache_policy=NO_CACHE,
+    **RETRYING,
+)
 def start_or_reconnect(
     client: RuntypeClient,
     warehouse: Warehouse,
@@ -71,9 +77,11 @@ def start_or_reconnect(
     flow_run_id: str | None = None,
     root_flow_run_id: str | None = None,
     force: bool = False,
+    batch_page: str | None = None,
 ) -> Started:
     """Prefect task around `start_job` (retried for what a retry can cure), holding the flow's
-    Prefect start slot; announces a new batch with an event and a link artifact."""
+    Prefect start slot; announces a new batch with an event and a link artifact to
+    ``batch_page`` (``{batch_id}`` filled in: the dashboard, or the sandbox's page)."""
     started = start_job(
         client,
         warehouse,
@@ -94,13 +102,17 @@ def start_or_reconnect(
             flow_id=job.flow_id,
             record_type=job.record_type,
         )
-        link_batch(f"{client.base_url}batch/status/{started.batch_id}", started.batch_id, job.label)
+        if batch_page:
+            link_batch(
+                batch_page.replace("{batch_id}", started.batch_id), started.batch_id, job.label
+            )
     return started
 
 
 def cancel_remote_batch(client: RuntypeClient, warehouse: Warehouse, batch_id: str) -> bool:
     """Cancel a batch for a cancelled flow run and record it; return False when it had already
-    ended (it is then left for a re-run to land, not called cancelled)."""
+    ended (it is then left for a re-run to land, not called cancelled). The caller emits the
+    batch's terminal event."""
     try:
         client.cancel_batch(batch_id)
     except (BadRequestError, NotFoundError):
@@ -108,11 +120,10 @@ def cancel_remote_batch(client: RuntypeClient, warehouse: Warehouse, batch_id: s
     warehouse.upsert_batch(
         batch_id, status="cancelled", outcome=Outcome.CANCELLED.value, error=CANCELLED_MESSAGE
     )
-    emit_batch_event("failed", batch_id, batch_id, outcome=Outcome.CANCELLED.value)
     return True
 
 
-@task(name="wait-for-batch", cache_policy=NO_CACHE)
+@task(name="wait-for-batch", task_run_name="wait · {job.display}", cache_policy=NO_CACHE)
 def wait_for_batch(
     client: RuntypeClient,
     warehouse: Warehouse,
@@ -124,6 +135,7 @@ def wait_for_batch(
     max_poll_interval: float,
     incomplete_grace: float | None,
     flow_run_ids: list[str | None],
+    run_key: str = "",
 ) -> BatchStatus:
     """Follow the batch until it has ended (`RuntypeClient.wait_for_batch`), updating progress
     in the UI, and stop within seconds when ``flow_run_ids`` are being cancelled.
@@ -140,6 +152,15 @@ def wait_for_batch(
             return  # nothing moved: no log line, no artifact or warehouse write
         last[0] = status.processed_records
         progress(status.progress)
+        publish(
+            JobProgress(
+                job.display,
+                run_key,
+                status.processed_records,
+                status.total_records,
+                status.status.value,
+            )
+        )
         log.info(
             "%s: batch %s %s, %d/%d records (%d failed)",
             job.label,
@@ -169,7 +190,12 @@ def wait_for_batch(
             return Cancelled(message=f"stopped waiting for batch {batch_id}: run cancelled")  # type: ignore[return-value]
 
 
-@task(name="land-results", cache_policy=NO_CACHE, **RETRYING)
+@task(
+    name="land-results",
+    task_run_name="land · {job.display}",
+    cache_policy=NO_CACHE,
+    **RETRYING,
+)
 def land_results(
     client: RuntypeClient,
     warehouse: Warehouse,

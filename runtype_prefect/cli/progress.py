@@ -1,0 +1,39 @@
+"""A live display of every job's batch: records processed out of total, from its status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+from ..orchestration.progress import JobProgress, listen
+
+
+@contextmanager
+def job_progress(console: Console) -> Iterator[None]:
+    """Show one bar per job while inside (a night after another reuses the job's bar)."""
+    progress = Progress(
+        TextColumn("{task.fields[night]}", style="dim"),
+        TextColumn("{task.description:<40}"),
+        BarColumn(bar_width=30),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+    )
+    bars: dict[str, TaskID] = {}
+
+    def show(p: JobProgress) -> None:
+        if p.job not in bars:
+            bars[p.job] = progress.add_task(p.job, total=p.total or None, night="", status="")
+        progress.update(
+            bars[p.job],
+            completed=p.processed,
+            total=p.total or None,
+            night=p.run_key,
+            status=p.status,
+        )
+
+    with progress, listen(show):
+        yield
