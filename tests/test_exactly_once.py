@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
-from helpers import wait_for
+from helpers import wait_for, wait_for_events
 from typer.testing import CliRunner
 
 from runtype_prefect.cli import app as cli_app
@@ -271,6 +271,9 @@ def test_cancelling_the_flow_run_cancels_its_batch_within_seconds_and_frees_the_
         row = w.get_batch(batch["id"])
         assert row["outcome"] == "cancelled" and row["landed_at"] is None
         assert w.landed_counts(batch["id"]) == (0, 0), "nothing landed after the cancel"
+    *_, ended = wait_for_events("runtype.batch.", 2, resource=f"runtype.batch.{batch['id']}")
+    assert ended["event"] == "runtype.batch.failed"
+    assert ended["payload"]["outcome"] == "cancelled"
 
 
 def test_a_lost_start_whose_lookup_fails_too_names_the_start_and_recovers(
