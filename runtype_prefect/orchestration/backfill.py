@@ -27,6 +27,7 @@ def backfill(
     credentials_block: str | None = None,
     last_night_time_scale: float = 0.0,
     poll_interval_seconds: float = 0.1,
+    max_concurrent_jobs: int = 4,
 ) -> dict[str, list[JobResult]]:
     """Run the nightly flow for ``nights`` nights ending ``last_night`` (default: today, UTC).
 
@@ -57,6 +58,8 @@ def backfill(
                 credentials_block=credentials_block,
                 poll_interval_seconds=poll_interval_seconds,
                 max_poll_interval_seconds=2.0,
+                publish_snapshot=last,  # the analytics snapshot once, after the last night
+                max_concurrent_jobs=max_concurrent_jobs,
                 return_state=True,
             )
             outcome = state.result(raise_on_failure=False)

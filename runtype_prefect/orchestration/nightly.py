@@ -97,6 +97,7 @@ def nightly(
     max_cost_usd_per_job: float | None = None,
     max_cost_usd_per_night: float | None = None,
     min_success_rate: float = DEFAULT_MIN_SUCCESS_RATE,
+    publish_snapshot: bool = True,
 ) -> list[JobResult]:
     """Run every job concurrently (at most ``max_concurrent_jobs`` at once), land what
     succeeds, publish the analytics snapshot, and end Failed naming the jobs that failed.
@@ -106,6 +107,9 @@ def nightly(
     anything starts, one line per problem. A job whose cost forecast exceeds
     ``max_cost_usd_per_job`` (or would take the night past ``max_cost_usd_per_night``) is
     skipped with the ``over_budget`` outcome; the rest run.
+
+    ``publish_snapshot=False`` leaves the analytics snapshot to a later run (a backfill
+    publishes once, after its last night).
 
     With ``quality_gate`` (and a date as run key) each job's night is judged against its own
     clean history (`runtype_prefect.gate`); every verdict is stored in ``quality_verdicts``,
@@ -167,7 +171,8 @@ def nightly(
             if quality_gate and not cancelled_run
             else []
         )
-        warehouse.publish_snapshot()
+        if publish_snapshot:
+            warehouse.publish_snapshot()
     if cancelled_run:
         cancelled = [r.job for r in results if r.outcome is Outcome.CANCELLED]
         log.warning("nightly %s cancelled: %d jobs cancelled", run_key, len(cancelled))
