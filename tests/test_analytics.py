@@ -338,3 +338,20 @@ def test_report_is_one_offline_file_with_every_chart(con, tmp_path):
 def test_report_without_a_snapshot_names_the_problem(tmp_path):
     with pytest.raises(rta.AnalyticsUnavailableError, match="run the nightly flow"):
         rta.build_report(tmp_path / "missing.duckdb", tmp_path / "r.html")
+
+
+def test_the_report_shows_the_quality_gates_verdicts(tmp_path):
+    from runtype_prefect.gate import judge_nights
+    from runtype_prefect.warehouse import Warehouse
+
+    db = build(tmp_path / "gate.duckdb")
+    with Warehouse(db) as w:
+        (last,) = w.query("SELECT max(night) FROM job_nights")[0]
+        verdicts = judge_nights(w, last)
+        w.publish_snapshot()
+    page = rta.build_report(db, tmp_path / "r.html").read_text()
+    assert "<h2>Quality gate</h2>" in page and f"<p>Night {last}:</p>" in page
+    with rta.connect(db) as con:
+        history = rta.quality_history(con)
+    assert len(history[history["night"] == pd.Timestamp(last)]) == len(verdicts) > 0
+    assert set(history["verdict"]) <= {"ok", "degraded", "no_verdict"}

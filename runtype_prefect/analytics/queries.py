@@ -208,6 +208,18 @@ def freshness(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return _df(con, "SELECT * FROM freshness ORDER BY night")
 
 
+def quality_history(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """Return the quality gate's verdicts over the selection (view ``quality_history``):
+    one row per job, night and metric, newest night first, degraded ones first within it."""
+    where, params = f.where()
+    return _df(
+        con,
+        f"SELECT * FROM quality_history{where}"
+        " ORDER BY night DESC, verdict <> 'degraded', job, metric",
+        params,
+    )
+
+
 def latest_night(con: duckdb.DuckDBPyConnection) -> date | None:
     """Return the most recent night with landed results, or None for an empty warehouse."""
     return con.execute("SELECT max(night) FROM record_facts").fetchone()[0]  # type: ignore[index]

@@ -92,6 +92,50 @@ def _failures_table(failures: pd.DataFrame, top: int = 15) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _quality_table(history: pd.DataFrame) -> str:
+    """The gate's verdicts of the latest judged night, and every degraded run in the
+    selection (job, metric, since when, for how many nights)."""
+    if history.empty:
+        return "<p>The quality gate has not judged any night in this selection.</p>"
+    latest = history[history["night"] == history["night"].max()]
+    rows = []
+    for r in latest.itertuples(index=False):
+        if r.verdict == "no_verdict":
+            figures_text = r.reason or ""
+        elif r.metric == "success_rate":
+            figures_text = (
+                f"{r.current_value:.1%} vs {r.baseline_value:.1%} ({r.change * 100:+.1f} points)"
+            )
+        else:
+            figures_text = f"{r.current_value:.2f}s vs {r.baseline_value:.2f}s ({r.change:+.0%})"
+        since = (
+            f"since {pd.Timestamp(r.degraded_since).date()}, night {r.degraded_nights}"
+            if r.verdict == "degraded" and not pd.isna(r.degraded_since)
+            else ""
+        )
+        cells = [r.job, r.metric, r.verdict.replace("_", " "), figures_text, since]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ["job", "metric", "verdict", "tonight vs baseline", ""])
+    night = pd.Timestamp(latest["night"].iloc[0]).date()
+    runs = (
+        history[history["verdict"] == "degraded"]
+        .groupby(["job", "metric", "degraded_since"], as_index=False)
+        .agg(nights=("night", "count"), last=("night", "max"))
+        .sort_values("last", ascending=False)
+    )
+    spans = "".join(
+        f"<li>{html.escape(r.job)}: {html.escape(r.metric)} degraded"
+        f" {pd.Timestamp(r.degraded_since).date()} – {pd.Timestamp(r.last).date()}"
+        f" ({r.nights} night{'s' if r.nights != 1 else ''})</li>"
+        for r in runs.itertuples(index=False)
+    )
+    return (
+        f"<p>Night {night}:</p><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        + (f"<p>Degraded runs in this selection:</p><ul>{spans}</ul>" if spans else "")
+    )
+
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
 header p { color: #555; margin: .2rem 0; }
@@ -108,6 +152,7 @@ def render_html(
     failures: pd.DataFrame,
     *,
     source: Path,
+    quality: pd.DataFrame | None = None,
     freshness: pd.DataFrame,
     since: date | None,
     generated_at: datetime,
@@ -143,6 +188,9 @@ def render_html(
         body.extend(chart(n) for n in names)
     body.append("<h2>Top failures</h2>")
     body.append(_failures_table(failures))
+    if quality is not None:
+        body.append("<h2>Quality gate</h2>")
+        body.append(_quality_table(quality))
     scope = f"nights since {since}" if since else "all nights"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -175,8 +223,15 @@ def build_report(
         figs = build_figures(con, f, trailing_nights=trailing_nights)
         failures = queries.failures(con, f)
         fresh = queries.freshness(con)
+        quality = queries.quality_history(con, f)
     page = render_html(
-        figs, failures, source=source, freshness=fresh, since=since, generated_at=datetime.now(UTC)
+        figs,
+        failures,
+        source=source,
+        quality=quality,
+        freshness=fresh,
+        since=since,
+        generated_at=datetime.now(UTC),
     )
     path = Path(out).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -248,7 +248,7 @@ def summarise_job(
     )
 
 
-@task(name="preflight", cache_policy=NO_CACHE)
+@task(name="preflight", task_run_name="preflight · {run_key}", cache_policy=NO_CACHE)
 def preflight_night(
     jobs: list[Job],
     run_key: str,

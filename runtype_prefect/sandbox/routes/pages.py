@@ -20,7 +20,7 @@ router = APIRouter(prefix="/ui", tags=["pages"])
 _STYLE = (
     "body{font:15px system-ui,sans-serif;margin:2rem;max-width:1100px;color:#1f2937}"
     "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #d1d5db;padding:4px 10px;"
-    "text-align:left}th{background:#f3f4f6}.status{font-weight:600}"
+    "text-align:left}th{background:#f3f4f6}.status{font-weight:600}td:first-child{white-space:nowrap}"
 )
 
 
