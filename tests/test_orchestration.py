@@ -49,10 +49,12 @@ def remote_step_count(sandbox, flow_id: str, batch_id: str) -> int:
         return sum(len(p.items) for p in c.iter_step_results(flow_id, batch_execution_id=batch_id))
 
 
-def test_immediate_and_deferred_jobs_land_exact_counts(admin, sandbox, db):
+def test_immediate_and_deferred_jobs_land_exact_counts(admin, sandbox, db, caplog):
     jobs = [job(admin, "vip_account"), job(admin, "customer")]
     results = nightly(jobs=jobs, db_path=db, run_key="2026-11-01", **FAST)
     assert [r.records for r in results] == [6, 40]
+    landed_lines = [m for m in caplog.messages if ": landed " in m]
+    assert any("landed 6 record and " in m for m in landed_lines), landed_lines
     with Warehouse(db) as w:
         for r, j in zip(results, jobs, strict=True):
             assert w.query(
