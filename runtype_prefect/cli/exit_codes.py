@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any
 
+from ..orchestration.outcomes import Outcome
+
 
 class ExitCode(IntEnum):
     """How ``run``, ``demo`` and ``backfill`` ended (the README lists them)."""
@@ -21,11 +23,11 @@ class ExitCode(IntEnum):
 def exit_code_for(results: Iterable[Any]) -> ExitCode:
     """Return the exit code of a run's job results: the most serious outcome wins (a failed
     job, then a job below its floor, then one without records)."""
-    outcomes = {r.outcome.value for r in results}
-    if outcomes & {"failed", "cancelled", "timed_out", "incomplete", "error"}:
+    outcomes = {r.outcome for r in results}
+    if any(o.failed and o is not Outcome.BELOW_FLOOR for o in outcomes):
         return ExitCode.JOB_FAILED
-    if "below_floor" in outcomes:
+    if Outcome.BELOW_FLOOR in outcomes:
         return ExitCode.BELOW_FLOOR
-    if "no_records" in outcomes:
+    if Outcome.NO_RECORDS in outcomes:
         return ExitCode.NO_RECORDS
     return ExitCode.OK

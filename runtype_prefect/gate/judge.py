@@ -84,22 +84,20 @@ def judge_night(
     ``quality_verdicts`` (replacing that night's earlier ones) and return them, ordered by job
     and metric. Reads the ``job_nights`` and ``record_facts`` models and earlier verdicts."""
     t = thresholds or QualityThresholds()
-    tonight = {
-        (flow_id, rtype): (name, _Night(night, records, failed, p95))
-        for flow_id, rtype, name, records, failed, p95 in warehouse.query(
-            "SELECT flow_id, record_type, job_name, records, failed, p95_s"
-            " FROM job_nights WHERE night = ? ORDER BY record_type, flow_id",
-            [night],
-        )
-    }
     start = night - timedelta(days=t.lookback_days)
+    # One pass over the model for the window: tonight and the history before it.
+    tonight: dict[JobKey, tuple[str | None, _Night]] = {}
     history: dict[JobKey, list[_Night]] = defaultdict(list)
-    for flow_id, rtype, past, records, failed, p95 in warehouse.query(
-        "SELECT flow_id, record_type, night, records, failed, p95_s FROM job_nights"
-        " WHERE night >= ? AND night < ? ORDER BY night",
+    for flow_id, rtype, day, name, records, failed, p95 in warehouse.query(
+        "SELECT flow_id, record_type, night, job_name, records, failed, p95_s FROM job_nights"
+        " WHERE night >= ? AND night <= ? ORDER BY record_type, flow_id, night",
         [start, night],
     ):
-        history[flow_id, rtype].append(_Night(past, records, failed, p95))
+        entry = _Night(day, records, failed, p95)
+        if day == night:
+            tonight[flow_id, rtype] = (name, entry)
+        else:
+            history[flow_id, rtype].append(entry)
     flags: dict[tuple[str, str, str], dict[date, _Flag]] = defaultdict(dict)
     for flow_id, rtype, past, metric, verdict, since, count in warehouse.query(
         "SELECT flow_id, record_type, night, metric, verdict, degraded_since, degraded_nights"

@@ -17,7 +17,7 @@ from prefect.artifacts import (
 )
 from prefect.events import emit_event
 
-from .outcomes import JobResult
+from .outcomes import JobResult, outcome_of_error
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,7 @@ class BatchEvents:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and not self.ended:
-            timed_out = type(exc).__name__ == "BatchWaitTimeout"
-            self.end(
-                "timed_out" if timed_out else "error",
-                failed=True,
-                error=f"{type(exc).__name__}: {exc}",
-            )
+            self.end(outcome_of_error(exc).value, failed=True, error=f"{type(exc).__name__}: {exc}")
 
 
 def link_batch(batch_url: str, batch_id: str, job_label: str) -> None:

@@ -7,7 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..client import BatchState, BatchStatus, RuntypeError, RuntypeTimeoutError
+from ..client import (
+    BatchState,
+    BatchStatus,
+    BatchWaitTimeout,
+    RuntypeError,
+    RuntypeTimeoutError,
+)
 from .jobs import Job
 
 
@@ -67,6 +73,12 @@ def outcome_of(
     if succeeded < min_success_rate * status.total_records:
         return Outcome.BELOW_FLOOR
     return Outcome.COMPLETED_WITH_FAILURES
+
+
+def outcome_of_error(exc: BaseException) -> Outcome:
+    """Return the outcome of a job that an error ended before it had one: ``timed_out`` when
+    waiting for the batch ran out of time, else ``error``."""
+    return Outcome.TIMED_OUT if isinstance(exc, BatchWaitTimeout) else Outcome.ERROR
 
 
 class JobResult(BaseModel):

@@ -16,7 +16,7 @@ from .jobs import Job
 from .landing import immediate_status
 from .limits import api_rate_limit_hook, batch_slot, existing_limits
 from .observability import BatchEvents, emit_batch_event, job_table
-from .outcomes import JobResult, Outcome, outcome_of
+from .outcomes import JobResult, Outcome, outcome_of, outcome_of_error
 from .progress import JobProgress, publish
 from .resources import shared_warehouse
 from .tasks import (
@@ -264,13 +264,10 @@ def run_record_type(
 
 def job_error_result(job: Job, run_key: str, exc: BaseException) -> JobResult:
     """Return the result of a job that failed before it had an outcome (e.g. a bad key)."""
-    outcome = Outcome.TIMED_OUT if isinstance(exc, BatchWaitTimeout) else Outcome.ERROR
-    batch_id = getattr(exc, "batch_id", None)
-    kind = type(exc).__name__
     return JobResult.of(
         job,
         run_key,
-        batch_id=batch_id,
-        outcome=outcome,
-        message=f"{kind}: {exc}",
+        batch_id=getattr(exc, "batch_id", None),
+        outcome=outcome_of_error(exc),
+        message=f"{type(exc).__name__}: {exc}",
     )

@@ -208,11 +208,10 @@ def land_results(
     """Prefect task around `land_batch_results` (retried for transient errors); returns what
     was landed and whether the batch is now complete in the warehouse."""
     landing = land_batch_results(client, warehouse, job, batch_id, status, immediate=immediate)
-    # An immediate run's records landed with its response: the batch's count says what it has.
     get_run_logger().info(
         "%s: landed %d record and %d step results%s",
         job.label,
-        landing.landed_records if immediate else landing.records,
+        landing.landed_records,  # an immediate run's records landed with its response
         landing.steps,
         "" if landing.complete else f" — incomplete: {landing.missing}",
     )

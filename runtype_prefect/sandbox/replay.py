@@ -19,7 +19,7 @@ from ..gate import QualityThresholds, Verdict, judge_nights, latest_verdicts
 from ..gate.verdicts import Metric, VerdictKind
 from ..warehouse import Warehouse
 from .simulation import night_profile, planted_on, simulate_record
-from .world import seed_world
+from .world import World, seed_world
 
 #: Jobs this size or larger are held to the detection targets.
 DETECTION_MIN_RECORDS = 40
@@ -72,11 +72,16 @@ class ReplayScore:
 
 
 def simulate_nights(
-    warehouse: Warehouse, start: date, nights: int, *, seed: int = 7, calm: bool = False
+    warehouse: Warehouse,
+    world: World,
+    start: date,
+    nights: int,
+    *,
+    seed: int = 7,
+    calm: bool = False,
 ) -> dict[str, int]:
-    """Land ``nights`` nights from ``start`` of every seeded job's records (record results and
+    """Land ``nights`` nights from ``start`` of every job of ``world`` (record results and
     batches only, as the sandbox would run them); return the records per job."""
-    world = seed_world(seed, datetime.combine(start - timedelta(days=1), time(), UTC))
     jobs = [(f, world.records_of(f.intended_record_type or "")) for f in world.flows.values()]
     sizes = {f"{f.name} · {f.intended_record_type}": len(records) for f, records in jobs}
     for offset in range(nights):
@@ -188,7 +193,7 @@ def replay(
         for flow in world.flows.values()
     }
     with Warehouse(workdir / f"replay-{start}-{nights}.duckdb") as warehouse:
-        sizes = simulate_nights(warehouse, start, nights, seed=seed)
+        sizes = simulate_nights(warehouse, world, start, nights, seed=seed)
         last = start + timedelta(days=nights - 1)
         judge_nights(warehouse, last, thresholds)
         rows = warehouse.query("SELECT DISTINCT night FROM quality_verdicts ORDER BY 1")
