@@ -165,7 +165,7 @@ def build(path) -> str:
                 list(step),
             )
     with Warehouse(path) as w:
-        w.publish_snapshot()
+        w.publish_snapshot(full=True)  # the rows above were written around the landing
     return str(path)
 
 

@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from runtype_prefect.client import StepResult
+from runtype_prefect.client import StepResult, models_to_table
 from runtype_prefect.warehouse import (
     BatchIdentityError,
     Warehouse,
@@ -22,6 +22,11 @@ from runtype_prefect.warehouse import (
 )
 from runtype_prefect.warehouse.migrate import apply_migrations, apply_views, migrations, view_files
 from runtype_prefect.warehouse.rows import LANDED_COLUMNS, STEP_FIELDS
+
+
+def steps_table(steps: list[StepResult], *, record_type: str | None) -> pa.Table:
+    """Step results as they arrive from the client's Arrow listings, ready to land."""
+    return step_results_table(models_to_table(steps, StepResult), record_type=record_type)
 
 
 def step(i: int, **over) -> StepResult:
@@ -65,7 +70,7 @@ def test_migrations_are_versioned_and_applied_once(warehouse):
 
 
 def test_relanding_leaves_tables_identical(warehouse):
-    table = step_results_table([step(i) for i in range(250)], record_type="lead")
+    table = steps_table([step(i) for i in range(250)], record_type="lead")
     assert warehouse.land_step_results(table) == 250
     before = dump(warehouse, "step_results")
     warehouse.land_step_results(table)
@@ -78,13 +83,13 @@ def test_relanding_leaves_tables_identical(warehouse):
 def test_duplicate_keys_within_a_page_keep_the_newest(warehouse):
     older = step(1, createdAt="2026-11-01T00:00:00Z", status="failed")
     newer = step(1, createdAt="2026-11-02T00:00:00Z", status="completed")
-    warehouse.land_step_results(step_results_table([older, newer], record_type="x"))
+    warehouse.land_step_results(steps_table([older, newer], record_type="x"))
     assert warehouse.query("SELECT status FROM step_results") == [("completed",)]
 
 
 def test_a_failing_page_lands_nothing(warehouse):
-    warehouse.land_step_results(step_results_table([step(0)], record_type="x"))
-    good = step_results_table([step(i) for i in range(1, 100)], record_type="x")
+    warehouse.land_step_results(steps_table([step(0)], record_type="x"))
+    good = steps_table([step(i) for i in range(1, 100)], record_type="x")
     broken = good.set_column(
         good.column_names.index("status"),
         "status",
@@ -109,7 +114,7 @@ def test_record_results_upsert_and_metrics_derived_from_steps(warehouse):
     ]
     warehouse.land_record_results(record_results_table(rows))
     warehouse.land_record_results(record_results_table(rows))
-    warehouse.land_step_results(step_results_table([step(i) for i in range(9)], record_type="lead"))
+    warehouse.land_step_results(steps_table([step(i) for i in range(9)], record_type="lead"))
     warehouse.derive_record_metrics("batch_1")
     assert warehouse.query(
         "SELECT record_id, execution_time_s, context_steps, prompts_executed"
@@ -163,11 +168,11 @@ def test_a_lock_held_by_another_process_names_it(tmp_path):
 
 
 def test_snapshot_does_not_block_on_open_readers(warehouse):
-    warehouse.land_step_results(step_results_table([step(0)], record_type="x"))
+    warehouse.land_step_results(steps_table([step(0)], record_type="x"))
     snapshot = warehouse.publish_snapshot()
     reader = hold(snapshot, "ro")
     try:
-        warehouse.land_step_results(step_results_table([step(1), step(2)], record_type="x"))
+        warehouse.land_step_results(steps_table([step(1), step(2)], record_type="x"))
         assert warehouse.publish_snapshot() == snapshot
         with duckdb.connect(str(snapshot), read_only=True) as con:
             assert con.execute("SELECT count(*) FROM step_results").fetchone() == (3,)
@@ -178,7 +183,7 @@ def test_snapshot_does_not_block_on_open_readers(warehouse):
 
 def test_costs_finer_than_the_column_scale_are_rounded_not_rejected(warehouse):
     fine = step(1, estimatedCost="0.000000123456789")
-    warehouse.land_step_results(step_results_table([fine, step(2)], record_type="x"))
+    warehouse.land_step_results(steps_table([fine, step(2)], record_type="x"))
     assert warehouse.query("SELECT estimated_cost FROM step_results ORDER BY id") == [
         (Decimal("0.00000012"),),
         (Decimal("0.00123456"),),
@@ -245,5 +250,8 @@ def test_the_api_model_and_the_rows_mapping_name_the_same_step_fields(sandbox, a
     flow_id = admin.flow_for("vip_account")
     client.run_on_record_type(flow_id, "vip_account")
     (page, *_) = client.iter_step_results(flow_id)
-    step_results_table(page.items, record_type="vip_account")  # every field converts
     assert all(not set(s.model_extra or {}) & set(StepResult.model_fields) for s in page.items)
+    (table, *_) = client.iter_step_result_tables(flow_id)  # every field converts
+    assert table.column_names == list(StepResult.model_fields)
+    assert table.num_rows and table["resolved_prompt"].null_count < table.num_rows
+    assert step_results_table(table, record_type="vip_account").num_rows == table.num_rows

@@ -4,6 +4,7 @@ It knows nothing of Prefect or DuckDB; the orchestration layer builds on it.
 """
 
 from ._config import DEFAULT_BASE_URL, resolve_api_key, resolve_base_url
+from .arrow import models_to_table
 from .async_ import AsyncRuntypeClient
 from .errors import (
     AuthenticationError,
@@ -91,6 +92,7 @@ __all__ = [
     "UsageLimits",
     "UsagePeriod",
     "is_retryable",
+    "models_to_table",
     "resolve_api_key",
     "resolve_base_url",
 ]

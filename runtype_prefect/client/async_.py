@@ -10,14 +10,16 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
+import pyarrow as pa
 from pydantic import SecretStr
 
 from . import _config as config
 from . import _core as core
 from . import models as m
+from .arrow import DEFAULT_CHUNK_BYTES, PageBuffer, RawPage
 from .errors import BatchWaitStopped, RuntypeError
 from .retry import RetryPolicy, delay_or_raise, log
 from .waiting import BatchWait
@@ -142,6 +144,25 @@ class AsyncRuntypeClient:
             )
         )
 
+    async def iter_step_result_tables(
+        self,
+        flow_id: str,
+        *,
+        batch_execution_id: str | None = None,
+        page_size: int = core.MAX_PAGE_SIZE,
+        max_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> AsyncIterator[pa.Table]:
+        """Yield step results as Arrow tables (see `RuntypeClient.iter_step_result_tables`)."""
+        call = core.step_results_page(
+            flow_id, batch_execution_id=batch_execution_id, limit=page_size, raw=True
+        )
+        buffer = PageBuffer(m.StepResult, max_bytes)
+        async for page in self.pages(call):
+            if (table := buffer.add(cast(RawPage, page))) is not None:
+                yield table
+        if (table := buffer.flush()) is not None:
+            yield table
+
     async def get_batch_status(self, batch_id: str) -> m.BatchStatus:
         """Return a batch's status (see `RuntypeClient.get_batch_status`)."""
         return await self.request(core.get_batch_status(batch_id))
@@ -203,6 +224,23 @@ class AsyncRuntypeClient:
     ) -> AsyncIterator[m.Page[m.BatchRecordResult]]:
         """Yield pages of per-record results (see `RuntypeClient.iter_batch_record_results`)."""
         return self.pages(core.batch_record_results_page(batch_id, status=status, limit=page_size))
+
+    async def iter_batch_record_result_tables(
+        self,
+        batch_id: str,
+        *,
+        page_size: int = core.MAX_PAGE_SIZE,
+        max_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> AsyncIterator[pa.Table]:
+        """Yield per-record results as Arrow tables (see
+        `RuntypeClient.iter_batch_record_result_tables`)."""
+        call = core.batch_record_results_page(batch_id, limit=page_size, raw=True)
+        buffer = PageBuffer(m.BatchRecordResult, max_bytes)
+        async for page in self.pages(call):
+            if (table := buffer.add(cast(RawPage, page))) is not None:
+                yield table
+        if (table := buffer.flush()) is not None:
+            yield table
 
     async def list_records(
         self, type: str | None = None, search: str | None = None

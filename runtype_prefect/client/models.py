@@ -187,6 +187,7 @@ class BatchRecordResult(RuntypeModel):
     record: RecordRef | None = None
     status: str
     error: str | None = None
+    execution_id: str | None = None
     executed_at: datetime | None = None
     failed_at: datetime | None = None
     record_result_id: str | None = None
@@ -222,6 +223,7 @@ class StepResult(RuntypeModel):
     total_tokens: int | None = None
     estimated_cost: Decimal | None = None
     error_message: str | None = None
+    resolved_prompt: str | None = None
     retry_count: int = 0
     user_id: str | None = None
     organization_id: str | None = None

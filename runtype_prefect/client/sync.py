@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
+import pyarrow as pa
 from pydantic import SecretStr
 
 from . import _config as config
 from . import _core as core
 from . import models as m
+from .arrow import DEFAULT_CHUNK_BYTES, PageBuffer
 from .errors import BatchWaitStopped, RuntypeError
 from .retry import RetryPolicy, delay_or_raise, log
 from .waiting import BatchWait
@@ -147,6 +149,23 @@ class RuntypeClient:
             )
         )
 
+    def iter_step_result_tables(
+        self,
+        flow_id: str,
+        *,
+        batch_execution_id: str | None = None,
+        page_size: int = core.MAX_PAGE_SIZE,
+        max_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> Iterator[pa.Table]:
+        """Yield step results as Arrow tables in `StepResult`'s layout (its field names as
+        columns), each from about ``max_bytes`` of pages, validated by the model's schema
+        without a model per row (see `client.arrow`); raises `MalformedResponseError` for rows
+        the model refuses."""
+        call = core.step_results_page(
+            flow_id, batch_execution_id=batch_execution_id, limit=page_size, raw=True
+        )
+        yield from _tables(self.pages(call), PageBuffer(m.StepResult, max_bytes))
+
     # --- batches -------------------------------------------------------------------------
 
     def get_batch_status(self, batch_id: str) -> m.BatchStatus:
@@ -221,6 +240,19 @@ class RuntypeClient:
             core.batch_record_results_page(batch_id, status=status, limit=page_size)
         )
 
+    def iter_batch_record_result_tables(
+        self,
+        batch_id: str,
+        *,
+        page_size: int = core.MAX_PAGE_SIZE,
+        max_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> Iterator[pa.Table]:
+        """Yield a deferred batch's per-record results as Arrow tables in
+        `BatchRecordResult`'s layout (``record`` a struct), each from about ``max_bytes`` of
+        pages; raises `MalformedResponseError` for rows the model refuses."""
+        call = core.batch_record_results_page(batch_id, limit=page_size, raw=True)
+        yield from _tables(self.pages(call), PageBuffer(m.BatchRecordResult, max_bytes))
+
     # --- records and account -------------------------------------------------------------
 
     def list_records(self, type: str | None = None, search: str | None = None) -> list[m.Record]:
@@ -248,3 +280,12 @@ class RuntypeClient:
     def get_usage_limits(self) -> m.UsageLimits:
         """Return the daily and monthly execution quota usage."""
         return self.request(core.get_usage_limits())
+
+
+def _tables(pages: Iterator[Any], buffer: PageBuffer) -> Iterator[pa.Table]:
+    """Yield a table each time ``buffer`` fills from ``pages``, then what is left."""
+    for page in pages:
+        if (table := buffer.add(page)) is not None:
+            yield table
+    if (table := buffer.flush()) is not None:
+        yield table

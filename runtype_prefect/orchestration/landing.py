@@ -6,19 +6,20 @@ and run exactly the same work.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
-from ..client import BatchState, BatchStatus, ImmediateRun, Page, RuntypeClient
-from ..warehouse import Warehouse, record_results_table, step_results_table
+import pyarrow as pa
+
+from ..client import BatchState, BatchStatus, ImmediateRun, RuntypeClient
+from ..warehouse import (
+    Warehouse,
+    batch_record_results_table,
+    record_results_table,
+    step_results_table,
+)
 from .jobs import Job
-
-T = TypeVar("T")
-
-#: Rows landed per transaction: API pages (≤ 100 rows) are buffered up to this many, which
-#: keeps memory bounded while amortising DuckDB's per-statement cost (see benchmarks/).
-LANDING_CHUNK_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -54,17 +55,27 @@ def expected_records(status: BatchStatus) -> int:
     return status.processed_records
 
 
-def chunked(pages: Iterable[Page[T]], rows: int) -> Iterator[list[T]]:
-    """Yield the items of consecutive pages in lists of at least ``rows`` (the last may be
-    shorter), holding at most one list plus one page in memory."""
-    buffer: list[T] = []
-    for page in pages:
-        buffer.extend(page.items)
-        if len(buffer) >= rows:
-            yield buffer
-            buffer = []
-    if buffer:
-        yield buffer
+def land_overlapped(chunks: Iterable[pa.Table], land: Callable[[pa.Table], int]) -> int:
+    """Land each of ``chunks`` in order with ``land`` (one transaction each) while the next
+    chunk is fetched and parsed; return the sum of what ``land`` returned.
+
+    Fetching (sockets, Arrow's JSON reader) and landing (DuckDB) both run outside the GIL,
+    so on two cores the two overlap; at most one chunk lands while one more is built. An error
+    on either side is raised once the chunk in flight has committed or rolled back.
+    """
+    total = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="landing") as writer:
+        landing: Future[int] | None = None
+        try:
+            for chunk in chunks:
+                if landing is not None:
+                    total += landing.result()
+                landing = writer.submit(land, chunk)
+        finally:
+            if landing is not None:
+                # Wait for the chunk in flight even when fetching failed, so it ends whole.
+                total += landing.result()
+    return total
 
 
 def land_immediate_records(warehouse: Warehouse, job: Job, batch_id: str, run: ImmediateRun) -> int:
@@ -121,38 +132,29 @@ def land_batch_results(
     and, only when the warehouse now holds every record result the batch should have, stamp
     it landed; return what was landed.
 
-    Pages stream through in chunks of at most `LANDING_CHUNK_ROWS` rows, one transaction each, so
-    memory stays bounded and a crash leaves no partial chunk. Idempotent: re-landing leaves
-    the tables identical, and an incomplete batch landed again later gains only what is new.
-    An immediate run's records came with its response (see `land_immediate_records`), so only
-    its steps are paged here.
+    Pages stream through as Arrow tables of about 16 MiB of JSON each (the client's byte
+    budget), one transaction each, so memory stays bounded whatever the batch's size and a
+    crash leaves no partial chunk; the next chunk is fetched while one is landing. Idempotent:
+    re-landing leaves the tables identical, and an incomplete batch landed again later gains
+    only what is new. An immediate run's records came with its response (see
+    `land_immediate_records`), so only its steps are paged here.
     """
     records = 0
     if not immediate:
-        for chunk in chunked(client.iter_batch_record_results(batch_id), LANDING_CHUNK_ROWS):
-            rows = [
-                {
-                    "batch_id": batch_id,
-                    "record_id": r.record_id,
-                    "record_name": r.record.name if r.record else None,
-                    "record_type": job.record_type,
-                    "flow_id": job.flow_id,
-                    "status": r.status,
-                    "success": r.status == "completed",
-                    "error": r.error,
-                    "execution_id": (r.model_extra or {}).get("executionId"),
-                    "executed_at": r.executed_at,
-                    "failed_at": r.failed_at,
-                }
-                for r in chunk
-            ]
-            records += warehouse.land_record_results(record_results_table(rows))
-    steps = 0
-    pages = client.iter_step_results(job.flow_id, batch_execution_id=batch_id)
-    for step_chunk in chunked(pages, LANDING_CHUNK_ROWS):
-        steps += warehouse.land_step_results(
-            step_results_table(step_chunk, record_type=job.record_type)
+        records = land_overlapped(
+            client.iter_batch_record_result_tables(batch_id),
+            lambda chunk: warehouse.land_record_results(
+                batch_record_results_table(
+                    chunk, batch_id=batch_id, record_type=job.record_type, flow_id=job.flow_id
+                )
+            ),
         )
+    steps = land_overlapped(
+        client.iter_step_result_tables(job.flow_id, batch_execution_id=batch_id),
+        lambda chunk: warehouse.land_step_results(
+            step_results_table(chunk, record_type=job.record_type)
+        ),
+    )
     if not immediate:
         warehouse.derive_record_metrics(batch_id)
     cost = client.get_batch_cost(batch_id).total_cost_usd if status.total_records else 0.0

@@ -10,7 +10,7 @@ from .connection import (
     WarehouseLockedError,
     connect,
 )
-from .rows import record_results_table, step_results_table
+from .rows import batch_record_results_table, record_results_table, step_results_table
 from .store import (
     DB_ENV,
     DEFAULT_DB,
@@ -32,6 +32,7 @@ __all__ = [
     "WarehouseCorruptError",
     "WarehouseError",
     "WarehouseLockedError",
+    "batch_record_results_table",
     "connect",
     "default_db_path",
     "record_results_table",

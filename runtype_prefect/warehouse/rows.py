@@ -1,17 +1,18 @@
-"""The one mapping from the API's results to the warehouse's rows: API models → Arrow tables
+"""The one mapping from the API's results to the warehouse's rows: Arrow pages → Arrow tables
 with the warehouse's column names and types (`LANDED_COLUMNS`; a test holds the DDL to it).
 
-Rows go to Arrow in one C++ pass over the models' own attribute dicts (no per-field Python
-work), the cheapest route from parsed models into DuckDB (see benchmarks/bench_landing.py).
+Pages arrive as Arrow batches (the client validates them by its models' schema), so a result
+row never becomes a Python object here: columns are renamed, cast to the warehouse's types and
+completed with what the job knows (see benchmarks/bench_landing.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -40,11 +41,11 @@ STEP_FIELDS: list[tuple[str, pa.DataType]] = [
     ("total_tokens", pa.int32()),
     ("estimated_cost", pa.decimal128(18, 8)),
     ("error_message", pa.string()),
+    ("resolved_prompt", pa.string()),
     ("retry_count", pa.int32()),
     ("user_id", pa.string()),
     ("organization_id", pa.string()),
 ]
-_STEP_SCHEMA = pa.schema(STEP_FIELDS)
 #: Warehouse names that differ from the model's (``order`` is an SQL keyword).
 _RENAMES = {"order": "step_order"}
 
@@ -66,34 +67,57 @@ RECORD_COLUMNS: list[tuple[str, pa.DataType]] = [
 ]
 
 
-def _fields(step: Any) -> dict[str, Any]:
-    # Pydantic models keep their fields in __dict__: reading it avoids a per-field Python call.
-    fields: dict[str, Any] = step.__dict__
-    return fields
+def _column(table: pa.Table, name: str, dtype: pa.DataType) -> pa.ChunkedArray:
+    """Return ``name`` cast to the warehouse's type (a column the page lacks is all null)."""
+    if name not in table.column_names:
+        return pa.nulls(table.num_rows, dtype)
+    column = table[name]
+    if pa.types.is_decimal(dtype) and column.type != dtype:
+        column = pc.round(column, dtype.scale)  # a cost finer than the column's scale
+    return column.cast(dtype)
 
 
-def _fields_exact(step: Any) -> dict[str, Any]:
-    cost = step.estimated_cost
-    fields: dict[str, Any] = step.__dict__
-    if cost is None:
-        return fields
-    return {**fields, "estimated_cost": cost.quantize(Decimal("0.00000001"))}
+def step_results_table(table: pa.Table, *, record_type: str | None) -> pa.Table:
+    """Return step_results rows (without ``landed_at``) from Arrow step results named as the
+    API model's fields (what the client's ``iter_step_result_tables`` yields).
 
-
-def step_results_table(steps: Sequence[Any], *, record_type: str | None) -> pa.Table:
-    """Return an Arrow table of step_results rows (without ``landed_at``) for ``steps``.
-
-    Costs with more than 8 decimal places are rounded to 8 (the column's scale).
+    Costs with more than 8 decimal places are rounded to 8 (the column's scale); integers that
+    do not fit the column raise `pyarrow.ArrowInvalid` (nothing is truncated).
     """
-    try:
-        table = pa.Table.from_pylist([_fields(s) for s in steps], schema=_STEP_SCHEMA)
-    except pa.ArrowInvalid:  # a cost finer than the column's scale
-        table = pa.Table.from_pylist([_fields_exact(s) for s in steps], schema=_STEP_SCHEMA)
-    table = table.rename_columns([_RENAMES.get(n, n) for n in table.column_names])
-    extras = [(s.model_extra or {}).get("resolvedPrompt") for s in steps]
-    return table.append_column("resolved_prompt", pa.array(extras, type=pa.string())).append_column(
-        "record_type", pa.array([record_type] * len(steps), type=pa.string())
-    )
+    columns = {_RENAMES.get(name, name): _column(table, name, dtype) for name, dtype in STEP_FIELDS}
+    columns["record_type"] = pa.repeat(pa.scalar(record_type, pa.string()), table.num_rows)
+    return pa.table(columns)
+
+
+def batch_record_results_table(
+    table: pa.Table, *, batch_id: str, record_type: str, flow_id: str
+) -> pa.Table:
+    """Return record_results rows (without ``landed_at``) from Arrow per-record results of a
+    deferred batch, named as the API model's fields (``record`` a struct with ``name``)."""
+    n = table.num_rows
+    status = table["status"]
+    record = table["record"] if "record" in table.column_names else None
+
+    def constant(value: str) -> pa.Array:
+        return pa.repeat(pa.scalar(value, pa.string()), n)
+
+    columns = {
+        "batch_id": constant(batch_id),
+        "record_id": table["record_id"],
+        "record_name": pc.struct_field(record, "name") if record is not None else pa.nulls(n),
+        "record_type": constant(record_type),
+        "flow_id": constant(flow_id),
+        "status": status,
+        "success": pc.equal(status, "completed"),
+        "error": table["error"],
+        "execution_id": _column(table, "execution_id", pa.string()),
+        "execution_time_s": pa.nulls(n, pa.float64()),
+        "context_steps": pa.nulls(n, pa.int32()),
+        "prompts_executed": pa.nulls(n, pa.int32()),
+        "executed_at": _column(table, "executed_at", TS),
+        "failed_at": _column(table, "failed_at", TS),
+    }
+    return pa.table(columns).cast(pa.schema(RECORD_COLUMNS))
 
 
 def record_results_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
@@ -105,7 +129,7 @@ def record_results_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
 
 def _step_columns() -> list[tuple[str, pa.DataType]]:
     columns = [(_RENAMES.get(name, name), dtype) for name, dtype in STEP_FIELDS]
-    return [*columns, ("resolved_prompt", pa.string()), ("record_type", pa.string())]
+    return [*columns, ("record_type", pa.string())]
 
 
 #: Every landed table's columns, in the order landing writes them (``landed_at`` is added by

@@ -1,0 +1,223 @@
+"""Streamed landing: pages → Arrow tables by the model's schema (and the model's way when a
+page does not fit), byte-bounded chunks, the upsert's paths, and chunks landed while the next
+one is fetched."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import httpx
+import pyarrow as pa
+import pytest
+
+from runtype_prefect.client import (
+    AsyncRuntypeClient,
+    MalformedResponseError,
+    RuntypeClient,
+    StepResult,
+    models_to_table,
+)
+from runtype_prefect.orchestration.landing import land_overlapped
+from runtype_prefect.warehouse import Warehouse, step_results_table
+
+
+def row(i: int, **over) -> dict:
+    base = {
+        "id": f"stepres_{i:05d}",
+        "batchExecutionId": "batch_1",
+        "flowId": "flow_1",
+        "recordId": f"record_{i // 3}",
+        "recordName": f"Record {i // 3}",
+        "stepType": "prompt",
+        "order": i % 3 + 1,
+        "status": "completed",
+        "startedAt": "2026-11-01T02:00:00.000Z",
+        "completedAt": "2026-11-01T02:00:01.500Z",
+        "createdAt": "2026-11-01T02:00:01.500Z",
+        "durationMs": 1500,
+        "promptTokens": 700,
+        "estimatedCost": "0.001234567891",
+        "resolvedPrompt": "Qualify",
+        "recordMetadata": {"tier": "gold"},  # not a column: ignored
+        "retryCount": 0,
+    }
+    return {**base, **over}
+
+
+def listing(rows: list[dict], page_size: int = 10):
+    """Return a handler serving ``rows`` in offset pages, and the offsets it was asked for."""
+    asked: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        asked.append(offset)
+        page = rows[offset : offset + page_size]
+        more = offset + page_size < len(rows)
+        return httpx.Response(200, json={"data": page, "pagination": {"hasMore": more}})
+
+    return handler, asked
+
+
+def client_for(handler) -> RuntypeClient:
+    return RuntypeClient(
+        "rt_test", "https://api.runtype.test/v1", transport=httpx.MockTransport(handler)
+    )
+
+
+def test_pages_become_typed_tables_in_the_models_layout():
+    handler, _ = listing([row(i) for i in range(25)])
+    (table,) = client_for(handler).iter_step_result_tables("flow_1", page_size=10)
+    assert table.column_names == list(StepResult.model_fields)
+    assert table.num_rows == 25
+    first = table.slice(0, 1).to_pylist()[0]
+    model = StepResult.model_validate(row(0))
+    assert first == model.model_dump(exclude=set(model.model_extra or {}))  # as the model reads
+    assert table.schema.field("started_at").type == pa.timestamp("us", tz="UTC")
+
+
+def test_the_byte_budget_bounds_each_table():
+    rows = [row(i) for i in range(100)]
+    handler, asked = listing(rows)
+    page_bytes = len(httpx.Response(200, json={"data": rows[:10]}).content)
+    tables = list(
+        client_for(handler).iter_step_result_tables(
+            "flow_1", page_size=10, max_bytes=page_bytes * 3
+        )
+    )
+    assert [t.num_rows for t in tables] == [30, 30, 30, 10]
+    assert asked == list(range(0, 100, 10))
+    ids = [i for t in tables for i in t["id"].to_pylist()]
+    assert ids == [r["id"] for r in rows]
+
+
+def test_a_page_that_does_not_fit_the_schema_is_read_the_models_way():
+    # A zone-less timestamp and an integer sent as a string: pydantic reads both.
+    rows = [row(0), row(1, startedAt="2026-11-01T02:00:00", durationMs="1500")]
+    handler, _ = listing(rows)
+    (table,) = client_for(handler).iter_step_result_tables("flow_1")
+    assert table.num_rows == 2
+    assert table["duration_ms"].to_pylist() == [1500, 1500]
+    assert table["started_at"][1].as_py().isoformat() == "2026-11-01T02:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    "bad, field",
+    [({"status": None}, "status"), ({"durationMs": "slow"}, "durationMs")],
+)
+def test_a_row_the_model_refuses_raises_naming_the_field(bad, field):
+    handler, _ = listing([row(0), row(1), row(2, **bad)])
+    with pytest.raises(MalformedResponseError, match=f"step-results.*{field}"):
+        list(client_for(handler).iter_step_result_tables("flow_1"))
+
+
+def test_the_async_client_yields_the_same_tables():
+    rows = [row(i) for i in range(25)]
+    handler, _ = listing(rows)
+    sync_tables = list(client_for(handler).iter_step_result_tables("flow_1", page_size=10))
+
+    async def collect() -> list[pa.Table]:
+        async with AsyncRuntypeClient(
+            "rt_test", "https://api.runtype.test/v1", transport=httpx.MockTransport(handler)
+        ) as client:
+            return [t async for t in client.iter_step_result_tables("flow_1", page_size=10)]
+
+    assert asyncio.run(collect()) == sync_tables
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    with Warehouse(tmp_path / "w.duckdb") as w:
+        yield w
+
+
+def steps(*rows: dict) -> pa.Table:
+    models = [StepResult.model_validate(r) for r in rows]
+    return step_results_table(models_to_table(models, StepResult), record_type="lead")
+
+
+def test_relanding_a_changed_row_updates_it_and_keeps_its_first_landing(warehouse):
+    warehouse.land_step_results(steps(row(0), row(1)))
+    (landed_at,) = warehouse.query("SELECT landed_at FROM step_results WHERE id = 'stepres_00001'")
+    # One key already there (MERGE), one new: both land, nothing twice.
+    warehouse.land_step_results(steps(row(1, status="failed"), row(2)))
+    assert warehouse.query("SELECT id, status FROM step_results ORDER BY id") == [
+        ("stepres_00000", "completed"),
+        ("stepres_00001", "failed"),
+        ("stepres_00002", "completed"),
+    ]
+    assert warehouse.query("SELECT landed_at FROM step_results WHERE id = 'stepres_00001'") == [
+        landed_at
+    ]
+    assert warehouse.query("SELECT estimated_cost::VARCHAR FROM step_results LIMIT 1") == [
+        ("0.00123457",)  # rounded to the column's 8 places
+    ]
+
+
+def test_a_key_twice_in_one_chunk_lands_once_as_its_newest_row(warehouse):
+    warehouse.land_step_results(steps(row(5)))
+    chunk = steps(
+        row(5, createdAt="2026-11-01T03:00:00Z", status="failed"),
+        row(6),
+        row(5, createdAt="2026-11-01T04:00:00Z", status="completed"),
+        row(6, createdAt="2026-11-01T01:00:00Z", status="failed"),
+    )
+    warehouse.land_step_results(chunk)
+    assert warehouse.query("SELECT id, status FROM step_results ORDER BY id") == [
+        ("stepres_00005", "completed"),
+        ("stepres_00006", "completed"),
+    ]
+
+
+def test_chunks_land_in_order_while_the_next_is_fetched():
+    landed: list[int] = []
+    fetched_while_landing = threading.Event()
+    landing_started = threading.Event()
+
+    def chunks():
+        yield pa.table({"n": [0]})
+        landing_started.wait(5)
+        fetched_while_landing.set()
+        yield pa.table({"n": [1]})
+
+    def land(chunk: pa.Table) -> int:
+        landing_started.set()
+        if chunk["n"][0].as_py() == 0:
+            assert fetched_while_landing.wait(5)  # the next chunk was built meanwhile
+        landed.append(chunk["n"][0].as_py())
+        return chunk.num_rows
+
+    assert land_overlapped(chunks(), land) == 2
+    assert landed == [0, 1]
+
+
+def test_a_fetch_error_waits_for_the_chunk_in_flight_to_commit():
+    landed: list[int] = []
+
+    def chunks():
+        yield pa.table({"n": [0]})
+        raise MalformedResponseError("page 2 is broken", retryable=False)
+
+    def land(chunk: pa.Table) -> int:
+        landed.append(chunk.num_rows)
+        return chunk.num_rows
+
+    with pytest.raises(MalformedResponseError, match="page 2"):
+        land_overlapped(chunks(), land)
+    assert landed == [1]
+
+
+def test_a_landing_error_stops_fetching():
+    fetched: list[int] = []
+
+    def chunks():
+        for n in range(5):
+            fetched.append(n)
+            yield pa.table({"n": [n]})
+
+    def land(chunk: pa.Table) -> int:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        land_overlapped(chunks(), land)
+    assert len(fetched) <= 2
