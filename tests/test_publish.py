@@ -136,3 +136,44 @@ def test_an_empty_warehouse_publishes_empty_tables_with_their_columns(warehouse)
         assert con.execute("SELECT count(*) FROM step_results").fetchone() == (0,)
         assert "estimated_cost" in [r[0] for r in con.execute("DESCRIBE step_results").fetchall()]
     assert parts_dir_for(snapshot).is_dir()
+
+
+def test_concurrent_landings_mark_their_days_without_conflicts(warehouse):
+    """The nightly lands its jobs from threads sharing one warehouse: marking the day each
+    chunk touched must not make their transactions conflict."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def land(job: int) -> None:
+        for chunk in range(5):
+            start = job * 1000 + chunk * 100
+            warehouse.land_step_results(steps(*range(start, start + 100)))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(land, range(4)))
+    publish(warehouse._con, warehouse.snapshot_path)
+    assert count(warehouse.snapshot_path) == 2000
+    assert warehouse.query("SELECT count(*) FROM unpublished_partitions") == [(0,)]
+
+
+def test_a_mark_made_while_publishing_survives_it(warehouse):
+    warehouse.land_step_results(steps(*range(0, 10)))
+    with warehouse.transaction() as cur:  # what a landing committing mid-publish leaves
+        cur.execute(
+            "INSERT INTO unpublished_partitions (table_name, day, dirtied_at)"
+            " VALUES ('step_results', current_date, now() + INTERVAL 1 HOUR)"
+        )
+    (mark,) = warehouse.query(
+        "SELECT mark_id FROM unpublished_partitions ORDER BY dirtied_at DESC LIMIT 1"
+    )
+    publish(warehouse._con, warehouse.snapshot_path)
+    assert warehouse.query("SELECT count(*) FROM unpublished_partitions") == [(0,)]
+    # Deletion is by the marks read, not by time: a mark the publish never saw is kept.
+    with warehouse.transaction() as cur:
+        cur.execute(
+            "INSERT INTO unpublished_partitions (table_name, day, dirtied_at)"
+            " VALUES ('step_results', current_date, now())"
+        )
+    from runtype_prefect.warehouse import publish as publishing
+
+    publishing._record(warehouse._con.cursor(), {}, {}, [str(mark[0])], NOW)
+    assert warehouse.query("SELECT count(*) FROM unpublished_partitions") == [(1,)]

@@ -3,7 +3,8 @@
 The snapshot is a small DuckDB file (the catalog) beside the working database. It holds copies of
 the small tables (batches, ledger, forecasts, verdicts) and views over Parquet parts of the two
 result tables, one part per table and UTC day of first landing. A landing marks the days it
-touched (`mark_today`, `mark_rows`, in the landing's own transaction); publishing rewrites only
+touched (`mark_today`, `mark_rows`: appended in the landing's own transaction, so concurrent
+landings never conflict); publishing rewrites only
 those days' parts, under new file names, then builds a new catalog in a temporary file and renames
 it over the old one. So:
 
@@ -49,7 +50,7 @@ def mark_today(cur: duckdb.DuckDBPyConnection, table: str, now: datetime) -> Non
     """Record that ``table`` gained rows first landed at ``now`` (inside the landing's
     transaction)."""
     cur.execute(
-        "INSERT OR REPLACE INTO unpublished_partitions VALUES (?, ?, ?)",
+        "INSERT INTO unpublished_partitions (table_name, day, dirtied_at) VALUES (?, ?, ?)",
         [table, now.astimezone(UTC).date(), now],
     )
 
@@ -60,7 +61,7 @@ def mark_rows(
     """Record the days of the rows of ``table`` matching ``where`` as changed (before they
     are updated, inside the same transaction)."""
     cur.execute(
-        "INSERT OR REPLACE INTO unpublished_partitions"
+        "INSERT INTO unpublished_partitions (table_name, day, dirtied_at)"
         f" SELECT DISTINCT '{table}', {DAY_OF_ROW}, ?::TIMESTAMPTZ FROM {table} WHERE {where}",
         [now, *params],
     )
@@ -122,7 +123,10 @@ def publish(
         if full:
             for table in PARTITIONED:
                 mark_rows(cur, table, "true", [], started)
-        dirty = cur.execute("SELECT table_name, day FROM unpublished_partitions").fetchall()
+        marks = cur.execute(
+            "SELECT mark_id, table_name, day FROM unpublished_partitions"
+        ).fetchall()
+        dirty = sorted({(table, day) for _, table, day in marks})
         for table, day in dirty:
             path = parts_dir / table / f"{day}.{generation}.parquet"
             (count,) = cur.execute(  # type: ignore[misc]
@@ -160,7 +164,7 @@ def publish(
             else:
                 parts[key] = new[0]
         _build_catalog(snapshot_path, copies, parts)
-        _record(cur, written, current, dirty, started)
+        _record(cur, written, current, [str(m[0]) for m in marks], started)
         _collect_retired(cur, started - grace)
     finally:
         for path in copies.values():
@@ -196,7 +200,7 @@ def _record(
     cur: duckdb.DuckDBPyConnection,
     written: dict[tuple[str, date], tuple[str, int] | None],
     current: dict[tuple[str, date], str],
-    dirty: list[tuple[str, date]],
+    marks: list[str],
     started: datetime,
 ) -> None:
     cur.begin()
@@ -213,13 +217,11 @@ def _record(
                     "INSERT OR REPLACE INTO published_parts VALUES (?, ?, ?, ?, ?)",
                     [table, day, new[0], new[1], started],
                 )
-        # A landing after this publish began dirtied its day again: that mark stays.
-        for table, day in dirty:
-            cur.execute(
-                "DELETE FROM unpublished_partitions"
-                " WHERE table_name = ? AND day = ? AND dirtied_at <= ?",
-                [table, day, started],
-            )
+        # Only the marks this publish read: a landing that committed meanwhile stays marked.
+        cur.execute(
+            "DELETE FROM unpublished_partitions WHERE mark_id::VARCHAR IN (SELECT unnest(?))",
+            [marks],
+        )
         cur.commit()
     except BaseException:
         cur.rollback()
