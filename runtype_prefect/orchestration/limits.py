@@ -70,11 +70,23 @@ def existing_limits(run_id: str | None) -> frozenset[str]:
     if known is not None:
         return known
     with get_client(sync_client=True) as client:
-        names = frozenset(
-            limit.name
+        found = [
+            limit
             for limit in client.read_global_concurrency_limits(limit=200)
             if limit.name in (API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT)
-        )
+        ]
+    names = frozenset(limit.name for limit in found)
+    for limit in found:
+        if limit.name != API_RATE_LIMIT:
+            continue
+        if limit.slot_decay_per_second:
+            _limit_shapes[limit.name] = (limit.limit, limit.slot_decay_per_second)
+        else:
+            log.warning(
+                "%r has no slot decay, so it is not a rate limit: API requests are not rate"
+                " limited (`runtype-prefect setup` recreates it)",
+                API_RATE_LIMIT,
+            )
     with _registry_lock:
         if key not in _limits_by_run:
             if BATCH_CONCURRENCY_LIMIT not in names:
@@ -99,14 +111,85 @@ def batch_slot(limits: frozenset[str]) -> AbstractContextManager[object]:
     return concurrency(BATCH_CONCURRENCY_LIMIT, occupy=1, strict=False)
 
 
+class LeasedTokens:
+    """Tokens of a Prefect rate limit leased in blocks and spent locally.
+
+    A rate limit is a global concurrency limit whose slots decay (``limit`` slots, freed at
+    ``rate`` per second). Taking one slot per request costs one Prefect round trip per Runtype
+    request; this leases ``block`` slots in one call and spends them one request at a time.
+    Every token spent is a slot the server granted, so all processes together stay within
+    ``limit + rate × t`` requests. A leased slot frees itself after ``block / rate`` seconds,
+    so unspent tokens expire then: a token kept longer would let this process spend a burst
+    the server has already given to others. Thread-safe; one per limit per process.
+    """
+
+    def __init__(
+        self,
+        lease: Callable[[int], None],
+        *,
+        block: int,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if block < 1 or rate <= 0:
+            raise ValueError("block must be ≥ 1 and rate > 0")
+        self._lease = lease
+        self.block = block
+        self._ttl = block / rate
+        self._clock = clock
+        self._tokens = 0
+        self._expires = 0.0
+        self._lock = threading.Lock()
+        #: How many leases (Prefect round trips) this bucket made.
+        self.leases = 0
+
+    def take(self) -> None:
+        """Spend one token, leasing a block first (waiting for the server to grant it) when
+        none is left or the last block expired."""
+        with self._lock:
+            if self._tokens == 0 or self._clock() >= self._expires:
+                self._lease(self.block)
+                self.leases += 1
+                self._tokens = self.block
+                self._expires = self._clock() + self._ttl
+            self._tokens -= 1
+
+
+#: Most slots of the API rate limit leased at once (one Prefect round trip per this many
+#: Runtype requests); at most half the limit, so two workers can always both progress.
+LEASE_BLOCK = 10
+
+_buckets: dict[tuple[str, int, float], LeasedTokens] = {}
+_limit_shapes: dict[str, tuple[int, float]] = {}
+
+
+def leased_tokens(name: str, limit: int, rate: float) -> LeasedTokens:
+    """Return this process's bucket for the rate limit ``name`` (``limit`` slots decaying at
+    ``rate`` per second), created on first use."""
+    key = (name, limit, rate)  # a limit changed on the server gets a new bucket
+    with _registry_lock:
+        bucket = _buckets.get(key)
+        if bucket is None:
+            block = max(1, min(LEASE_BLOCK, limit // 2))
+
+            def lease(slots: int) -> None:
+                rate_limit(name, occupy=slots, strict=False)
+
+            bucket = _buckets[key] = LeasedTokens(lease, block=block, rate=rate)
+        return bucket
+
+
 def api_rate_limit_hook(limits: frozenset[str]) -> Callable[[httpx.Request], None] | None:
-    """Return an HTTP request hook taking a slot of the API rate limit, or None when the limit
-    does not exist (see `existing_limits`): no round trip to the Prefect API per request."""
-    if API_RATE_LIMIT not in limits:
+    """Return an HTTP request hook spending one token of the API rate limit (leased from
+    Prefect in blocks, see `LeasedTokens`), or None when the limit does not exist (see
+    `existing_limits`)."""
+    shape = _limit_shapes.get(API_RATE_LIMIT)
+    if API_RATE_LIMIT not in limits or shape is None:
         return None
+    bucket = leased_tokens(API_RATE_LIMIT, *shape)
 
     def hook(request: httpx.Request) -> None:
-        rate_limit(API_RATE_LIMIT, occupy=1, strict=False)
+        bucket.take()
 
     return hook
 
