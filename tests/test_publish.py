@@ -177,3 +177,46 @@ def test_a_mark_made_while_publishing_survives_it(warehouse):
 
     publishing._record(warehouse._con.cursor(), {}, {}, [str(mark[0])], NOW)
     assert warehouse.query("SELECT count(*) FROM unpublished_partitions") == [(1,)]
+
+
+def test_a_warehouse_from_before_incremental_publishing_publishes_all_it_holds(tmp_path):
+    """Upgrading: migration 0005 marks every day already landed, so the first publish after
+    it carries the whole history into the parts."""
+    from unittest import mock
+
+    from runtype_prefect.warehouse import migrate
+
+    path = tmp_path / "old.duckdb"
+    older = [m for m in migrate.migrations() if m[0] < 5]
+    with mock.patch.object(migrate, "migrations", return_value=older):
+        with duckdb.connect(str(path)) as con:
+            migrate.apply_migrations(con)
+            con.execute(
+                "INSERT INTO step_results (id, flow_id, status, landed_at) VALUES"
+                " ('a', 'f', 'completed', now() - INTERVAL 3 DAY),"
+                " ('b', 'f', 'completed', now())"
+            )
+    with Warehouse(path) as w:  # migrates to 0005
+        snapshot = w.publish_snapshot()
+        assert len(parts(w)) == 2
+    assert count(snapshot) == 2
+
+
+def test_a_failed_publish_leaves_the_snapshot_and_the_marks_as_they_were(warehouse, monkeypatch):
+    from runtype_prefect.warehouse import publish as publishing
+
+    warehouse.land_step_results(steps(*range(0, 10)))
+    snapshot = warehouse.publish_snapshot()
+    warehouse.land_step_results(steps(*range(10, 15)))
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(publishing, "_build_catalog", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        warehouse.publish_snapshot()
+    assert count(snapshot) == 10  # readers still get the previous night, whole
+    assert warehouse.query("SELECT count(*) > 0 FROM unpublished_partitions") == [(True,)]
+    monkeypatch.undo()
+    warehouse.publish_snapshot()
+    assert count(snapshot) == 15
