@@ -11,8 +11,9 @@ model's own `MalformedResponseError` when it cannot. The first row of every page
 the model as it arrives, so a rule the Arrow types cannot express (a validator) is still checked
 on every page.
 
-Measured (benchmarks/bench_landing.py): ~350,000 rows/s from page bytes to a typed table, against
-~70,000 through a model per row and `Table.from_pylist`.
+Measured on 100,000 step results in pages of 100: ~350,000-400,000 rows/s from page bytes to a
+typed table, against ~78,000 through `model_validate` per row and `Table.from_pylist` of the
+models (118,000 and 229,000 rows/s for the two steps).
 """
 
 from __future__ import annotations
