@@ -355,3 +355,32 @@ def test_the_report_shows_the_quality_gates_verdicts(tmp_path):
         history = rta.quality_history(con)
     assert len(history[history["night"] == pd.Timestamp(last)]) == len(verdicts) > 0
     assert set(history["verdict"]) <= {"ok", "degraded", "no_verdict"}
+
+
+def test_the_pareto_keeps_classes_that_share_a_long_prefix_apart():
+    """Classes alike in their first 45 characters are different bars (the axis shortens only
+    the label): grouping on the label merged three TypeErrors into one bar."""
+    prefix = "TypeError: cannot read properties of undefined (reading "
+    pareto = pd.DataFrame(
+        {
+            "error_class": [prefix + "'a')", prefix + "'b')", "HTTP 502 from api", prefix + "'c')"],
+            "failures": [10, 8, 7, 5],
+            "share": [10 / 30, 8 / 30, 7 / 30, 5 / 30],
+            "cumulative_share": [10 / 30, 18 / 30, 25 / 30, 1.0],
+        }
+    )
+    fig = figures.error_pareto(pareto)
+    bars = fig.data[0]
+    assert list(bars.x) == list(pareto["error_class"]) and list(bars.y) == [10, 8, 7, 5]
+    assert all(len(t) <= 48 for t in fig.layout.xaxis.ticktext)
+    assert list(fig.layout.xaxis.tickvals) == list(pareto["error_class"])
+
+
+def test_counts_are_integers_in_frames_and_in_the_report(con, tmp_path):
+    failures = rta.failures(con)
+    assert str(failures["failures"].dtype) == "int64" and str(failures["records"].dtype) == "int64"
+    assert str(rta.error_pareto(con)["failures"].dtype) == "int64"
+    html_text = rta.build_report(build(tmp_path / "counts.duckdb"), tmp_path / "r.html").read_text()
+    table = html_text[html_text.index("<th>error class</th>") :]
+    table = table[: table.index("</table>")]
+    assert not re.search(r"<td>\d+\.0</td>", table)

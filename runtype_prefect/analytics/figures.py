@@ -281,11 +281,14 @@ def error_pareto(pareto: pd.DataFrame) -> go.Figure:
     title = "Error Pareto: failures by error class"
     if pareto.empty:
         return _empty(title)
-    labels = [c if len(c) <= 48 else c[:45] + "…" for c in pareto["error_class"].astype(str)]
+    # One bar per full class: the axis shows shortened names, but bars are keyed on the whole
+    # class (classes sharing their first 45 characters would otherwise merge into one bar).
+    classes = pareto["error_class"].astype(str).tolist()
+    labels = [c if len(c) <= 48 else c[:45] + "…" for c in classes]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
         go.Bar(
-            x=labels,
+            x=classes,
             y=pareto["failures"],
             name="failures",
             marker_color=FAILED,
@@ -297,7 +300,7 @@ def error_pareto(pareto: pd.DataFrame) -> go.Figure:
     )
     fig.add_trace(
         go.Scatter(
-            x=labels,
+            x=classes,
             y=pareto["cumulative_share"],
             name="cumulative share",
             mode="lines+markers",
@@ -310,6 +313,7 @@ def error_pareto(pareto: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(
         title_text="Cumulative share", tickformat=".0%", range=[0, 1.05], secondary_y=True
     )
+    fig.update_xaxes(tickmode="array", tickvals=classes, ticktext=labels)
     fig.update_layout(title=title, template=TEMPLATE, xaxis_title="Error class", height=520)
     return fig
 

@@ -156,8 +156,9 @@ def failures(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
     return _df(
         con,
         f"""
-        SELECT error_class, record_type, step_name, step_type, sum(failures) AS failures,
-               sum(records) AS records, count(DISTINCT night) AS nights,
+        SELECT error_class, record_type, step_name, step_type,
+               CAST(sum(failures) AS BIGINT) AS failures,
+               CAST(sum(records) AS BIGINT) AS records, count(DISTINCT night) AS nights,
                min(first_seen) AS first_seen, max(last_seen) AS last_seen,
                any_value(example) AS example
         FROM failures{where}
@@ -176,7 +177,8 @@ def error_pareto(
         con,
         f"""
         WITH classes AS (
-            SELECT error_class, sum(failures) AS failures FROM failures{where} GROUP BY ALL
+            SELECT error_class, CAST(sum(failures) AS BIGINT) AS failures
+            FROM failures{where} GROUP BY ALL
         )
         SELECT error_class, failures,
                failures / sum(failures) OVER () AS share,
@@ -194,8 +196,9 @@ def failure_heatmap(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.Data
     return _df(
         con,
         f"""
-        SELECT record_type, step_order, step_name, sum(executions) AS executions,
-               sum(failures) AS failures, sum(failures) / sum(executions) AS failure_rate
+        SELECT record_type, step_order, step_name, CAST(sum(executions) AS BIGINT) AS executions,
+               CAST(sum(failures) AS BIGINT) AS failures,
+               sum(failures) / sum(executions) AS failure_rate
         FROM step_performance{where}
         GROUP BY ALL ORDER BY record_type, step_order
         """,

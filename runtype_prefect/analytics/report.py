@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
@@ -87,6 +88,8 @@ def _failures_table(failures: pd.DataFrame, top: int = 15) -> str:
         for value in row:
             if isinstance(value, pd.Timestamp | datetime):
                 value = pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+            elif isinstance(value, int | np.integer):
+                value = f"{value:,}"
             cells.append(f"<td>{html.escape(str(value))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
