@@ -384,3 +384,34 @@ def test_counts_are_integers_in_frames_and_in_the_report(con, tmp_path):
     table = html_text[html_text.index("<th>error class</th>") :]
     table = table[: table.index("</table>")]
     assert not re.search(r"<td>\d+\.0</td>", table)
+
+
+def test_the_kpis_name_their_night_and_follow_the_selection(con, tmp_path):
+    nights = sorted(rta.record_type_nights(con)["night"].dt.date.unique())
+    first, last = nights[0], nights[-1]
+    # --since the last night: nothing earlier in the selection to compare with.
+    only_last = rta.kpis(con, since=last)
+    assert only_last["previous"].isna().all() and not only_last["current"].isna().all()
+    assert rta.kpis(con)["previous"].notna().any()  # the whole history does compare
+    db = build(tmp_path / "sel.duckdb")
+    page = rta.build_report(db, tmp_path / "r.html", since=last).read_text()
+    assert f"Night {last} (no earlier night in this selection" in page
+    # --until an earlier night: the KPIs describe that night, the header names the range.
+    page = rta.build_report(db, tmp_path / "r2.html", since=first, until=first).read_text()
+    assert f"Night {first}" in page and f"nights {first} – {first}" in page
+    assert f"Night {last}" not in page
+
+
+def test_the_report_command_takes_since_and_until(tmp_path):
+    from typer.testing import CliRunner
+
+    from runtype_prefect.cli.app import app
+
+    db = build(tmp_path / "cli.duckdb")
+    out = tmp_path / "r.html"
+    done = CliRunner().invoke(
+        app,
+        ["report", "--db", db, "--out", str(out), "--since", "2026-01-01", "--until", "2026-12-31"],
+    )
+    assert done.exit_code == 0, done.output
+    assert "nights 2026-01-01 – 2026-12-31" in out.read_text()

@@ -223,9 +223,11 @@ def quality_history(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.Data
     )
 
 
-def latest_night(con: duckdb.DuckDBPyConnection) -> date | None:
-    """Return the most recent night with landed results, or None for an empty warehouse."""
-    return con.execute("SELECT max(night) FROM record_facts").fetchone()[0]  # type: ignore[index]
+def latest_night(con: duckdb.DuckDBPyConnection, f: Filters | None = None) -> date | None:
+    """Return the most recent night with landed results (within the nights of ``f``), or None
+    when there is none."""
+    where, params = (f or ALL).where(record_type=False, flow=False)
+    return con.execute(f"SELECT max(night) FROM record_facts{where}", params).fetchone()[0]  # type: ignore[index]
 
 
 KPI_SQL = """
@@ -270,20 +272,23 @@ def kpis(
     night: date | None = None,
     trailing_nights: int = 7,
     record_types: tuple[str, ...] | None = None,
+    since: date | None = None,
 ) -> pd.DataFrame:
-    """Return the KPIs of ``night`` (default: the latest) against the ``trailing_nights`` before.
+    """Return the KPIs of ``night`` (default: the latest) against the ``trailing_nights`` before
+    it (none before ``since``: a selection starting at ``since`` compares within itself).
 
     Columns: metric, label, current, previous, delta, delta_pct. Counts and cost are per night;
     rates and percentiles are pooled over each period. Empty periods give NaN.
     """
-    night = night or latest_night(con)
+    night = night or latest_night(con, Filters(start=since))
     rows = []
     if night is None:
         current = previous = {k: None for k in KPI_LABELS}
     else:
         now = Filters(start=night, end=night, record_types=record_types)
+        first = night - timedelta(days=trailing_nights)
         before = Filters(
-            start=night - timedelta(days=trailing_nights),
+            start=max(first, since) if since else first,
             end=night - timedelta(days=1),
             record_types=record_types,
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import os
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -36,6 +36,18 @@ SECTIONS: list[tuple[str, list[str]]] = [
 ]
 
 
+def kpi_title(night: date | None, trailing_nights: int, since: date | None) -> str:
+    """Return the KPI header naming the night it describes and what it is compared with."""
+    if night is None:
+        return "Last night vs the trailing week"
+    first = night - timedelta(days=trailing_nights)
+    if since and since > first:
+        first = since
+    if first >= night:
+        return f"Night {night} (no earlier night in this selection to compare with)"
+    return f"Night {night} vs the nights {first} – {night - timedelta(days=1)}"
+
+
 def build_figures(
     con: duckdb.DuckDBPyConnection, f: Filters = queries.ALL, *, trailing_nights: int = 7
 ) -> dict[str, go.Figure]:
@@ -43,11 +55,17 @@ def build_figures(
     rtn = queries.record_type_nights(con, f)
     models = queries.model_latency(con, f)
     usage = queries.model_usage(con, f)
+    night = queries.latest_night(con, f)
     return {
         "kpis": figures.kpi_figure(
             queries.kpis(
-                con, night=f.end, trailing_nights=trailing_nights, record_types=f.record_types
-            )
+                con,
+                night=night,
+                trailing_nights=trailing_nights,
+                record_types=f.record_types,
+                since=f.start,
+            ),
+            title=kpi_title(night, trailing_nights, f.start),
         ),
         "success_rate": figures.success_rate_over_time(rtn),
         "outcomes": figures.outcomes_over_time(rtn),
@@ -159,6 +177,7 @@ def render_html(
     freshness: pd.DataFrame,
     since: date | None,
     generated_at: datetime,
+    until: date | None = None,
 ) -> str:
     """Return the report page: header, KPIs, sections of charts, top failures."""
     if freshness.empty:
@@ -194,7 +213,15 @@ def render_html(
     if quality is not None:
         body.append("<h2>Quality gate</h2>")
         body.append(_quality_table(quality))
-    scope = f"nights since {since}" if since else "all nights"
+    scope = (
+        f"nights {since} – {until}"
+        if since and until
+        else f"nights since {since}"
+        if since
+        else f"nights up to {until}"
+        if until
+        else "all nights"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Runtype results report</title>
@@ -214,15 +241,18 @@ def build_report(
     out: str | os.PathLike = "report.html",
     *,
     since: date | None = None,
+    until: date | None = None,
     trailing_nights: int = 7,
 ) -> Path:
-    """Write the self-contained HTML report of ``db``'s analytics snapshot; return its path.
+    """Write the self-contained HTML report of ``db``'s analytics snapshot over the nights
+    ``since``..``until`` (inclusive; default all); return its path. Every chart, the KPIs and the
+    tables cover that selection.
 
     Raises `AnalyticsUnavailableError` when there is nothing to report on yet.
     """
     source = resolve_analytics_path(db)
     with connect(db) as con:
-        f = Filters(start=since)
+        f = Filters(start=since, end=until)
         figs = build_figures(con, f, trailing_nights=trailing_nights)
         failures = queries.failures(con, f)
         fresh = queries.freshness(con)
@@ -234,6 +264,7 @@ def build_report(
         quality=quality,
         freshness=fresh,
         since=since,
+        until=until,
         generated_at=datetime.now(UTC),
     )
     path = Path(out).resolve()

@@ -445,12 +445,21 @@ def report(
         datetime | None,
         typer.Option(help="Only nights on or after this date.", formats=["%Y-%m-%d"]),
     ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(help="Only nights on or before this date.", formats=["%Y-%m-%d"]),
+    ] = None,
 ) -> None:
     """Write the self-contained HTML report (opens offline) from the analytics snapshot."""
     from ..analytics import AnalyticsUnavailableError, build_report
 
     try:
-        path = build_report(db, out, since=since.date() if since else None)
+        path = build_report(
+            db,
+            out,
+            since=since.date() if since else None,
+            until=until.date() if until else None,
+        )
     except AnalyticsUnavailableError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
