@@ -3,6 +3,7 @@ a warehouse the nightly flow landed from the sandbox."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -51,3 +52,13 @@ def test_notebook_runs_headless_on_a_landed_warehouse(path, sandbox_warehouse):
     charts = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert charts, f"{path.name} drew no chart"
     assert "No data for this selection" not in str(charts)
+    # Each chart also carries HTML, which is what nbconvert and GitHub's preview keep.
+    assert all("text/html" in o["data"] for o in charts), f"{path.name}: a chart has no HTML"
+    if path == NOTEBOOKS[0]:
+        from nbconvert import HTMLExporter
+
+        page, _ = HTMLExporter().from_notebook_node(nb)
+        assert page.count("Plotly.newPlot") >= len(charts)
+        # plotly.js itself once, inline (offline), not once per chart or from a CDN
+        assert page.count("plotly.js v") == 1
+        assert not re.search(r"<script[^>]*src=[\"'][^\"']*plot\.ly", page)

@@ -30,6 +30,7 @@ from .queries import (
     record_type_nights,
     step_performance,
 )
+from .rendering import use_notebook_renderer
 from .report import build_figures, build_report
 
 __all__ = [
@@ -56,4 +57,5 @@ __all__ = [
     "record_type_nights",
     "resolve_analytics_path",
     "step_performance",
+    "use_notebook_renderer",
 ]
