@@ -415,3 +415,22 @@ def test_the_report_command_takes_since_and_until(tmp_path):
     )
     assert done.exit_code == 0, done.output
     assert "nights 2026-01-01 – 2026-12-31" in out.read_text()
+
+
+def test_percentiles_are_small_multiples_with_a_legend_of_three(con):
+    rtn = rta.record_type_nights(con)
+    fig = figures.latency_percentiles_over_time(rtn)
+    types = sorted(rtn["record_type"].astype(str).unique())
+    assert [a.text for a in fig.layout.annotations] == types  # one titled panel per type
+    assert sorted(t.name for t in fig.data if t.showlegend) == ["p50", "p95", "p99"]
+
+
+def test_the_heatmap_gives_each_record_type_its_own_steps(con):
+    heat = rta.failure_heatmap(con)
+    fig = figures.failure_heatmap(heat)
+    assert len(fig.data) == heat["record_type"].nunique()
+    for trace in fig.data:
+        own = heat[heat["record_type"] == trace.y[0]]
+        assert len(trace.x) == len(own)  # no other flow's steps, so no empty cells
+    # 0 % is coloured, and different from the grey behind steps without executions
+    assert fig.layout.coloraxis.colorscale[0][1] != fig.layout.plot_bgcolor

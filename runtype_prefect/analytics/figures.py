@@ -160,35 +160,46 @@ def outcomes_over_time(rtn: pd.DataFrame) -> go.Figure:
 
 
 def latency_percentiles_over_time(rtn: pd.DataFrame) -> go.Figure:
-    """p50 (solid), p95 (dashed) and p99 (dotted) execution time per record type per night."""
+    """p50 (solid), p95 (dashed) and p99 (dotted) execution time per night, one small panel per
+    record type (one chart of every line had twelve lines and a legend that overflowed)."""
     title = "Execution time percentiles per record type"
     if rtn.empty:
         return _empty(title)
     colors = color_map(rtn["record_type"])
-    fig = go.Figure()
-    for record_type, group in rtn.groupby("record_type", sort=True):
-        for col, dash in (("p50_s", "solid"), ("p95_s", "dash"), ("p99_s", "dot")):
+    types = sorted(str(t) for t in rtn["record_type"].unique())
+    fig = make_subplots(
+        rows=len(types), cols=1, shared_xaxes=True, subplot_titles=types, vertical_spacing=0.08
+    )
+    styles = (("p50_s", "solid"), ("p95_s", "dash"), ("p99_s", "dot"))
+    for row, record_type in enumerate(types, start=1):
+        group = rtn[rtn["record_type"].astype(str) == record_type]
+        for col, dash in styles:
             fig.add_trace(
                 go.Scatter(
                     x=group["night"],
                     y=group[col],
                     mode="lines+markers",
-                    name=f"{record_type} {col[:3]}",
-                    legendgroup=str(record_type),
-                    line={"color": colors[str(record_type)], "dash": dash},
+                    name=col[:3],
+                    legendgroup=col,
+                    showlegend=row == 1,  # one legend entry per percentile
+                    line={"color": colors[record_type], "dash": dash},
                     customdata=group["records"],
-                    hovertemplate="%{x|%Y-%m-%d}<br>" + col[:3] + " %{y:.2f} s over %{customdata:,}"
-                    " records<extra>" + str(record_type) + "</extra>",
-                )
+                    hovertemplate="%{x|%Y-%m-%d}<br>" + col[:3] + " %{y:.2f} s over"
+                    " %{customdata:,} records<extra>" + record_type + "</extra>",
+                ),
+                row=row,
+                col=1,
             )
-    return _layout(
-        fig,
-        title,
-        "Night",
-        "Execution time per record (s)",
-        nights=rtn["night"],
-        legend="Record type",
+        fig.update_yaxes(title_text="s", rangemode="tozero", row=row, col=1)
+    _night_axis(fig, rtn["night"])
+    fig.update_layout(
+        title=title,
+        template=TEMPLATE,
+        height=140 + 170 * len(types),
+        legend_title_text="Percentile",
     )
+    fig.update_xaxes(title_text="Night", row=len(types), col=1)
+    return fig
 
 
 def latency_distribution(times: pd.DataFrame) -> go.Figure:
@@ -319,33 +330,46 @@ def error_pareto(pareto: pd.DataFrame) -> go.Figure:
 
 
 def failure_heatmap(heat: pd.DataFrame) -> go.Figure:
-    """Failure rate per record type × step; hover shows failures and executions."""
-    title = "Failure rate by record type and step"
+    """Failure rate per step, one row per record type, each with its own flow's steps (one
+    shared axis mixed every flow's steps into a mostly empty grid); 0 % is pale red, a step
+    without executions in the selection is grey, so "no data" never looks like "no failures"."""
+    title = "Failure rate by record type and step (grey: no executions)"
     if heat.empty:
         return _empty(title)
-    heat = heat.assign(
-        step=[f"{o}. {n}" for o, n in zip(heat["step_order"], heat["step_name"], strict=True)]
-    )
-    rate = heat.pivot_table(index="record_type", columns="step", values="failure_rate")
-    fails = heat.pivot_table(index="record_type", columns="step", values="failures")
-    runs = heat.pivot_table(index="record_type", columns="step", values="executions")
-    fig = go.Figure(
-        go.Heatmap(
-            z=rate.values,
-            x=list(rate.columns),
-            y=list(rate.index),
-            colorscale="Reds",
-            zmin=0,
-            colorbar={"title": "failure rate", "tickformat": ".0%"},
-            customdata=[
-                [[f, r] for f, r in zip(frow, rrow, strict=True)]
-                for frow, rrow in zip(fails.values, runs.values, strict=True)
-            ],
-            hovertemplate="%{y} · %{x}<br>%{z:.1%} failed (%{customdata[0]:,.0f} of "
-            "%{customdata[1]:,.0f})<extra></extra>",
+    types = sorted(str(t) for t in heat["record_type"].unique())
+    fig = make_subplots(rows=len(types), cols=1, subplot_titles=types, vertical_spacing=0.12)
+    for row, record_type in enumerate(types, start=1):
+        group = heat[heat["record_type"].astype(str) == record_type].sort_values("step_order")
+        steps = [f"{o}. {n}" for o, n in zip(group["step_order"], group["step_name"], strict=True)]
+        fig.add_trace(
+            go.Heatmap(
+                z=[group["failure_rate"].tolist()],
+                x=steps,
+                y=[record_type],
+                coloraxis="coloraxis",
+                customdata=[
+                    [[f, r] for f, r in zip(group["failures"], group["executions"], strict=True)]
+                ],
+                hovertemplate="%{y} · %{x}<br>%{z:.1%} failed (%{customdata[0]:,.0f} of "
+                "%{customdata[1]:,.0f})<extra></extra>",
+                xgap=2,
+            ),
+            row=row,
+            col=1,
         )
+        fig.update_yaxes(showticklabels=False, row=row, col=1)
+    fig.update_layout(
+        title=title,
+        template=TEMPLATE,
+        height=120 + 120 * len(types),
+        plot_bgcolor="#d9d9d9",  # behind cells without data
+        coloraxis={
+            "colorscale": [[0, "#fde0dd"], [1, "#a50f15"]],
+            "cmin": 0,
+            "colorbar": {"title": "failure rate", "tickformat": ".0%"},
+        },
     )
-    return _layout(fig, title, "Step", "Record type")
+    return fig
 
 
 def cost_over_time_by_model(usage: pd.DataFrame) -> go.Figure:
