@@ -434,3 +434,18 @@ def test_the_heatmap_gives_each_record_type_its_own_steps(con):
         assert len(trace.x) == len(own)  # no other flow's steps, so no empty cells
     # 0 % is coloured, and different from the grey behind steps without executions
     assert fig.layout.coloraxis.colorscale[0][1] != fig.layout.plot_bgcolor
+
+
+def test_error_classes_over_time_add_up_to_the_failures(con):
+    nights = rta.error_class_nights(con)
+    failures = rta.failures(con)
+    assert int(nights["failures"].sum()) == int(failures["failures"].sum())
+    assert str(nights["failures"].dtype) == "int64"
+    fig = figures.error_classes_over_time(nights, top=1)
+    # the largest class by name, everything else folded into "other classes"
+    names = [t.name for t in fig.data]
+    top = nights.groupby("error_class")["failures"].sum().sort_values(ascending=False).index[0]
+    assert names[0] == top[:45] + ("…" if len(top) > 48 else top[45:])
+    assert sum(sum(t.y) for t in fig.data) == int(nights["failures"].sum())
+    if nights["error_class"].nunique() > 1:
+        assert names[-1] == "other classes"

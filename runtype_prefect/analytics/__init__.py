@@ -15,6 +15,7 @@ from .connection import AnalyticsUnavailableError, connect, resolve_analytics_pa
 from .queries import (
     Filters,
     batch_runs,
+    error_class_nights,
     error_pareto,
     execution_times,
     failure_heatmap,
@@ -41,6 +42,7 @@ __all__ = [
     "build_report",
     "color_map",
     "connect",
+    "error_class_nights",
     "error_pareto",
     "execution_times",
     "failure_heatmap",

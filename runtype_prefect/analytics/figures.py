@@ -329,6 +329,43 @@ def error_pareto(pareto: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def error_classes_over_time(nights: pd.DataFrame, *, top: int = 6) -> go.Figure:
+    """Failed steps per night stacked by error class: the ``top`` classes of the selection by
+    failures, the rest as "other classes"."""
+    title = "Failures per night by error class"
+    if nights.empty:
+        return _empty(title)
+    totals = nights.groupby("error_class")["failures"].sum().sort_values(ascending=False)
+    leading = list(totals.index[:top])
+    shown = nights.assign(
+        error_class=nights["error_class"].where(
+            nights["error_class"].isin(leading), "other classes"
+        )
+    )
+    per_night = shown.groupby(["night", "error_class"], as_index=False)["failures"].sum()
+    order = leading + (["other classes"] if len(totals) > top else [])
+    palette = px.colors.qualitative.Safe
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=group["night"],
+                y=group["failures"],
+                name=name if len(name) <= 48 else name[:45] + "…",
+                marker_color="#bbbbbb" if name == "other classes" else palette[i % len(palette)],
+                hovertemplate="%{x|%Y-%m-%d}<br>%{y:,} failed steps<extra>"
+                + name.replace("<", "&lt;")
+                + "</extra>",
+            )
+            for i, name in enumerate(order)
+            if not (group := per_night[per_night["error_class"] == name]).empty
+        ]
+    )
+    fig.update_layout(barmode="stack")
+    return _layout(
+        fig, title, "Night", "Failed steps", nights=nights["night"], legend="Error class"
+    )
+
+
 def failure_heatmap(heat: pd.DataFrame) -> go.Figure:
     """Failure rate per step, one row per record type, each with its own flow's steps (one
     shared axis mixed every flow's steps into a mostly empty grid); 0 % is pale red, a step
@@ -522,6 +559,7 @@ BUILDERS = {
     "step_durations": step_durations,
     "latency_by_model": latency_by_model,
     "error_pareto": error_pareto,
+    "error_classes": error_classes_over_time,
     "failure_heatmap": failure_heatmap,
     "cost_by_model": cost_over_time_by_model,
     "tokens_by_model": tokens_over_time_by_model,

@@ -190,6 +190,17 @@ def error_pareto(
     )
 
 
+def error_class_nights(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """Return failed steps per night, record type and error class (the `error_class_nights`
+    model) over the selection."""
+    where, params = f.where(flow=False)
+    return _df(
+        con,
+        f"SELECT * FROM error_class_nights{where} ORDER BY night, record_type, error_class",
+        params,
+    )
+
+
 def failure_heatmap(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
     """Return failure rate per record type × step over the selection (long format)."""
     where, params = f.where()

@@ -30,7 +30,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("How often runs succeed", ["success_rate", "outcomes"]),
     ("How long they take", ["latency_percentiles", "latency_distribution"]),
     ("Where the time goes", ["step_durations", "latency_by_model"]),
-    ("What fails", ["error_pareto", "failure_heatmap"]),
+    ("What fails", ["error_pareto", "error_classes", "failure_heatmap"]),
     ("What it costs", ["cost_by_model", "tokens_by_model", "top_models", "cost_per_success"]),
     ("Data freshness", ["freshness"]),
 ]
@@ -76,6 +76,7 @@ def build_figures(
         "step_durations": figures.step_durations(queries.step_performance(con, f)),
         "latency_by_model": figures.latency_by_model(models),
         "error_pareto": figures.error_pareto(queries.error_pareto(con, f)),
+        "error_classes": figures.error_classes_over_time(queries.error_class_nights(con, f)),
         "failure_heatmap": figures.failure_heatmap(queries.failure_heatmap(con, f)),
         "cost_by_model": figures.cost_over_time_by_model(usage),
         "tokens_by_model": figures.tokens_over_time_by_model(usage),
