@@ -24,15 +24,12 @@ import pyarrow as pa
 from runtype_prefect.client import RuntypeClient
 from runtype_prefect.client.arrow import DEFAULT_CHUNK_BYTES as LANDING_CHUNK_BYTES
 from runtype_prefect.orchestration.landing import land_overlapped
+from runtype_prefect.sandbox.world import iso
 from runtype_prefect.warehouse import Warehouse, step_results_table
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 PAGE = 100
 BASE = datetime(2026, 11, 1, 2, tzinfo=UTC)
-
-
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
 def page_body(offset: int, rows: int) -> bytes:
@@ -48,8 +45,8 @@ def page_body(offset: int, rows: int) -> bytes:
                 "recordId": f"record_{i // 4}", "recordName": f"Record {i // 4}",
                 "stepId": f"step_{i % 4}", "stepName": "Qualify lead", "stepType": "prompt",
                 "order": i % 4 + 1, "status": "failed" if i % 37 == 0 else "completed",
-                "startedAt": _iso(t), "completedAt": _iso(t + timedelta(milliseconds=900)),
-                "createdAt": _iso(t), "durationMs": 900 + i % 500,
+                "startedAt": iso(t), "completedAt": iso(t + timedelta(milliseconds=900)),
+                "createdAt": iso(t), "durationMs": 900 + i % 500,
                 "outputPreview": '{"ok":true}', "recordMetadata": None, "stepConfig": None,
                 "inputVariables": None, "resolvedPrompt": f"Qualify lead for Record {i // 4}",
                 "modelUsed": "gpt-4o", "promptTokens": 700, "completionTokens": 220,

@@ -198,7 +198,8 @@ def _seg(value: str) -> str:
 
 # --- endpoints -------------------------------------------------------------------------------
 
-PageCall = Call[tuple[m.Page[Any], "Call[Any] | None"]]
+#: One page of a listing: parsed into a `Page` of models, or kept as a `RawPage` for Arrow.
+PageCall = Call[tuple["m.Page[Any] | RawPage", "Call[Any] | None"]]
 
 
 def list_flows_page(cursor: str | None = None, limit: int = MAX_PAGE_SIZE) -> PageCall:

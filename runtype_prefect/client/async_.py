@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import httpx
 import pyarrow as pa
@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from . import _config as config
 from . import _core as core
 from . import models as m
-from .arrow import DEFAULT_CHUNK_BYTES, PageBuffer, RawPage
+from .arrow import DEFAULT_CHUNK_BYTES, PageBuffer
 from .errors import BatchWaitStopped, RuntypeError
 from .retry import RetryPolicy, delay_or_raise, log
 from .waiting import BatchWait
@@ -98,8 +98,9 @@ class AsyncRuntypeClient:
             await self._sleep(delay)
             waited += delay
 
-    async def pages(self, call: core.PageCall) -> AsyncIterator[m.Page[Any]]:
-        """Yield every page of a listing, starting with ``call``."""
+    async def pages(self, call: core.PageCall) -> AsyncIterator[Any]:
+        """Yield every page of a listing, starting with ``call`` (a `Page` of models, or a
+        `RawPage` for a ``raw`` call)."""
         next_call: core.PageCall | None = call
         while next_call is not None:
             page, next_call = await self.request(next_call)
@@ -156,11 +157,7 @@ class AsyncRuntypeClient:
         call = core.step_results_page(
             flow_id, batch_execution_id=batch_execution_id, limit=page_size, raw=True
         )
-        buffer = PageBuffer(m.StepResult, max_bytes)
-        async for page in self.pages(call):
-            if (table := buffer.add(cast(RawPage, page))) is not None:
-                yield table
-        if (table := buffer.flush()) is not None:
+        async for table in PageBuffer(m.StepResult, max_bytes).atables(self.pages(call)):
             yield table
 
     async def get_batch_status(self, batch_id: str) -> m.BatchStatus:
@@ -235,11 +232,7 @@ class AsyncRuntypeClient:
         """Yield per-record results as Arrow tables (see
         `RuntypeClient.iter_batch_record_result_tables`)."""
         call = core.batch_record_results_page(batch_id, limit=page_size, raw=True)
-        buffer = PageBuffer(m.BatchRecordResult, max_bytes)
-        async for page in self.pages(call):
-            if (table := buffer.add(cast(RawPage, page))) is not None:
-                yield table
-        if (table := buffer.flush()) is not None:
+        async for table in PageBuffer(m.BatchRecordResult, max_bytes).atables(self.pages(call)):
             yield table
 
     async def list_records(

@@ -100,8 +100,9 @@ class RuntypeClient:
             self._sleep(delay)
             waited += delay
 
-    def pages(self, call: core.PageCall) -> Iterator[m.Page[Any]]:
-        """Yield every page of a listing, starting with ``call``."""
+    def pages(self, call: core.PageCall) -> Iterator[Any]:
+        """Yield every page of a listing, starting with ``call`` (a `Page` of models, or a
+        `RawPage` for a ``raw`` call)."""
         next_call: core.PageCall | None = call
         while next_call is not None:
             page, next_call = self.request(next_call)
@@ -164,7 +165,7 @@ class RuntypeClient:
         call = core.step_results_page(
             flow_id, batch_execution_id=batch_execution_id, limit=page_size, raw=True
         )
-        yield from _tables(self.pages(call), PageBuffer(m.StepResult, max_bytes))
+        yield from PageBuffer(m.StepResult, max_bytes).tables(self.pages(call))
 
     # --- batches -------------------------------------------------------------------------
 
@@ -251,7 +252,7 @@ class RuntypeClient:
         `BatchRecordResult`'s layout (``record`` a struct), each from about ``max_bytes`` of
         pages; raises `MalformedResponseError` for rows the model refuses."""
         call = core.batch_record_results_page(batch_id, limit=page_size, raw=True)
-        yield from _tables(self.pages(call), PageBuffer(m.BatchRecordResult, max_bytes))
+        yield from PageBuffer(m.BatchRecordResult, max_bytes).tables(self.pages(call))
 
     # --- records and account -------------------------------------------------------------
 
@@ -280,12 +281,3 @@ class RuntypeClient:
     def get_usage_limits(self) -> m.UsageLimits:
         """Return the daily and monthly execution quota usage."""
         return self.request(core.get_usage_limits())
-
-
-def _tables(pages: Iterator[Any], buffer: PageBuffer) -> Iterator[pa.Table]:
-    """Yield a table each time ``buffer`` fills from ``pages``, then what is left."""
-    for page in pages:
-        if (table := buffer.add(page)) is not None:
-            yield table
-    if (table := buffer.flush()) is not None:
-        yield table

@@ -157,7 +157,7 @@ def publish(
         raise
 
     try:
-        parts = {key: path for key, path in current.items()}
+        parts = dict(current)
         for key, new in written.items():
             if new is None:
                 parts.pop(key, None)

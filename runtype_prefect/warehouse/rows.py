@@ -68,9 +68,7 @@ RECORD_COLUMNS: list[tuple[str, pa.DataType]] = [
 
 
 def _column(table: pa.Table, name: str, dtype: pa.DataType) -> pa.ChunkedArray:
-    """Return ``name`` cast to the warehouse's type (a column the page lacks is all null)."""
-    if name not in table.column_names:
-        return pa.nulls(table.num_rows, dtype)
+    """Return ``name`` cast to the warehouse's type."""
     column = table[name]
     if pa.types.is_decimal(dtype) and column.type != dtype:
         column = pc.round(column, dtype.scale)  # a cost finer than the column's scale
@@ -96,7 +94,6 @@ def batch_record_results_table(
     deferred batch, named as the API model's fields (``record`` a struct with ``name``)."""
     n = table.num_rows
     status = table["status"]
-    record = table["record"] if "record" in table.column_names else None
 
     def constant(value: str) -> pa.Array:
         return pa.repeat(pa.scalar(value, pa.string()), n)
@@ -104,7 +101,7 @@ def batch_record_results_table(
     columns = {
         "batch_id": constant(batch_id),
         "record_id": table["record_id"],
-        "record_name": pc.struct_field(record, "name") if record is not None else pa.nulls(n),
+        "record_name": pc.struct_field(table["record"], "name"),
         "record_type": constant(record_type),
         "flow_id": constant(flow_id),
         "status": status,
