@@ -15,18 +15,18 @@ from ..gate import QualityThresholds, Verdict
 from ..warehouse import Warehouse
 from .cancellation import CancellationWatch
 from .credentials import resolve_credentials
+from .job_run import (
+    DEFAULT_MIN_SUCCESS_RATE,
+    DEFAULT_TIMEOUT_SECONDS,
+    default_run_key,
+    execute_job,
+    job_error_result,
+)
 from .jobs import Job, discover_jobs, load_jobs
 from .observability import nightly_markdown, nightly_summary
 from .outcomes import JobResult, Outcome
 from .quality import emit_degraded, judge_run_key, quality_markdown
-from .record_type import (
-    DEFAULT_MIN_SUCCESS_RATE,
-    DEFAULT_TIMEOUT_SECONDS,
-    cancel_in_flight_batches,
-    default_run_key,
-    job_error_result,
-    run_record_type,
-)
+from .record_type import cancel_in_flight_batches
 from .resources import shared_warehouse
 from .tasks import preflight_night
 
@@ -35,18 +35,15 @@ MAX_WORKERS = 16
 
 @task(name="run-job", task_run_name="{job.display}", cache_policy=NO_CACHE)
 def run_job(job: Job, run_key: str, options: dict) -> JobResult:
-    """Run one job as a ``run-record-type`` subflow; return its result, failed or not."""
-    state = run_record_type(
-        flow_id=job.flow_id,
-        record_type=job.record_type,
-        job_name=job.name,
-        run_key=run_key,
-        publish_snapshot=False,
-        preflight=False,  # the night's preflight covered it
-        return_state=True,
-        **options,
-    )
-    result = state.result(raise_on_failure=False)
+    """Run one job of the night as this task (`execute_job`): its start, wait and landing are
+    its child tasks, and its final state shows the outcome (``CompletedWithFailures``,
+    ``BelowFloor``…) with the `JobResult` as data. Raises what the job raised."""
+    return execute_job(job, run_key, publish_snapshot=False, **options)  # type: ignore[return-value]
+
+
+def job_result(future: PrefectFuture[JobResult], job: Job, run_key: str) -> JobResult:
+    """Return the finished job task's `JobResult`, or one describing the error it raised."""
+    result = future.result(raise_on_failure=False)
     if isinstance(result, JobResult):
         return result
     return job_error_result(job, run_key, result)
@@ -157,13 +154,13 @@ def nightly(
     order = {job.label: i for i, job in enumerate(resolve_order)}
     with shared_warehouse(db_path) as warehouse:
         pending: deque[Job] = deque(job_list)
-        running: list[PrefectFuture[JobResult]] = []
+        running: dict[PrefectFuture[JobResult], Job] = {}
         while pending or running:
             while pending and len(running) < limit:
-                running.append(run_job.submit(pending.popleft(), run_key, options))
-            done = next(as_completed(running))
-            running.remove(done)
-            results.append(done.result())
+                job = pending.popleft()
+                running[run_job.submit(job, run_key, options)] = job
+            done = next(as_completed(list(running)))
+            results.append(job_result(done, running.pop(done), run_key))
         results.sort(key=lambda r: order.get(r.job, 0))
         cancelled_run = _cancelled()
         findings = (

@@ -1,0 +1,221 @@
+"""One job, from start to landed rows, inside whichever Prefect run holds it: the
+``run-record-type`` flow (a job on its own, the ``on-demand`` deployment) or a task of the
+``runtype-nightly`` flow (one task per job: a subflow per job cost a flow run, its parent task
+run and their states, writes that collide on a SQLite-backed server). Retries stay at the
+boundaries where a retry means something: the start, the wait and the landing are tasks."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from datetime import UTC, datetime
+
+from prefect import get_run_logger, runtime
+from prefect.states import Cancelled, Completed, Failed, State
+
+from ..client import BatchWaitTimeout
+from .cancellation import CANCELLED_MESSAGE
+from .credentials import resolve_credentials
+from .jobs import Job
+from .landing import immediate_status
+from .limits import api_rate_limit_hook, batch_slot, existing_limits
+from .observability import BatchEvents, job_table
+from .outcomes import JobResult, Outcome, outcome_of, outcome_of_error
+from .progress import JobProgress, publish
+from .resources import shared_warehouse
+from .tasks import (
+    cancel_remote_batch,
+    land_results,
+    start_or_reconnect,
+    summarise_job,
+    wait_for_batch,
+)
+
+DEFAULT_TIMEOUT_SECONDS = 6 * 3600.0
+#: How long a batch that says ``completed`` with records missing is polled on for them.
+DEFAULT_INCOMPLETE_GRACE_SECONDS = 600.0
+#: Below this share of succeeded records a landed job ends Failed (``BelowFloor``): red in the
+#: UI and counted on the dashboard. Above it, failures make it ``CompletedWithFailures``. The
+#: floor is for the night something is badly broken (most records failing); the quality gate
+#: judges the subtler drops against each job's own history.
+DEFAULT_MIN_SUCCESS_RATE = 0.5
+
+
+def default_run_key() -> str:
+    """Return the run key of the current flow run: its scheduled night (UTC date)."""
+    scheduled = runtime.flow_run.scheduled_start_time
+    when = scheduled if isinstance(scheduled, datetime) else datetime.now(UTC)
+    return when.astimezone(UTC).date().isoformat()
+
+
+def state_for(result: JobResult) -> State:
+    """Return the Prefect state that shows a job's outcome in the UI (not a plain Completed)."""
+    message = result.message or f"{result.outcome.value}: {result.succeeded}/{result.records} ok"
+    if result.outcome is Outcome.CANCELLED:
+        return Cancelled(data=result, message=message)
+    if result.outcome is Outcome.INCOMPLETE:
+        return Failed(data=result, message=message, name="Incomplete")
+    if result.outcome is Outcome.BELOW_FLOOR:
+        return Failed(data=result, message=message, name="BelowFloor")
+    if result.outcome.failed:
+        return Failed(data=result, message=message)
+    names = {
+        Outcome.COMPLETED_WITH_FAILURES: "CompletedWithFailures",
+        Outcome.NO_RECORDS: "NoRecords",
+        Outcome.OVER_BUDGET: "OverBudget",
+    }
+    return Completed(data=result, message=message, name=names.get(result.outcome, "Completed"))
+
+
+def job_error_result(job: Job, run_key: str, exc: BaseException) -> JobResult:
+    """Return the result of a job that failed before it had an outcome (e.g. a bad key)."""
+    return JobResult.of(
+        job,
+        run_key,
+        batch_id=getattr(exc, "batch_id", None),
+        outcome=outcome_of_error(exc),
+        message=f"{type(exc).__name__}: {exc}",
+    )
+
+
+def execute_job(
+    job: Job,
+    run_key: str,
+    *,
+    credentials_block: str | None = None,
+    db_path: str | None = None,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_interval_seconds: float = 5.0,
+    max_poll_interval_seconds: float = 60.0,
+    force: bool = False,
+    publish_snapshot: bool = True,
+    incomplete_grace_seconds: float = DEFAULT_INCOMPLETE_GRACE_SECONDS,
+    min_success_rate: float = DEFAULT_MIN_SUCCESS_RATE,
+) -> State:
+    """Start (or reconnect to) the job's batch for ``run_key``, wait for it, land every result
+    and return the state that shows its outcome (`state_for`; its data is the `JobResult`).
+
+    Must run inside a Prefect flow run (the ledger records it, cancellation watches it and its
+    root). Raises what the start or the landing raised after their retries, and
+    `BatchWaitTimeout` at the deadline (the batch is left running and marked timed out).
+    """
+    log = get_run_logger()
+    record_type = job.record_type
+    flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
+    root_id = str(runtime.flow_run.root_flow_run_id or flow_run_id or "") or None
+    credentials = resolve_credentials(credentials_block)
+    limits = existing_limits(root_id)
+    hook = api_rate_limit_hook(limits)
+    with (
+        ExitStack() as stack,
+        shared_warehouse(db_path) as warehouse,
+        credentials.get_client(request_hooks=[hook] if hook else None) as client,
+    ):
+        with batch_slot(limits):
+            started = start_or_reconnect(
+                client,
+                warehouse,
+                job,
+                run_key,
+                flow_run_id=flow_run_id,
+                root_flow_run_id=root_id,
+                force=force,
+                batch_page=credentials.batch_page_url(job.flow_id, "{batch_id}"),
+            )
+            if started.landed_outcome is not None:
+                result = summarise_job(
+                    warehouse,
+                    job,
+                    run_key,
+                    started.batch_id,
+                    reconnected=True,
+                    outcome=started.landed_outcome,
+                    message="already landed for this run key; nothing to do",
+                )
+                return state_for(result)
+            events = stack.enter_context(
+                BatchEvents(started.batch_id, job.label, records=started.records)
+            )
+            if started.immediate is not None:
+                status = immediate_status(started.batch_id, started.immediate)
+            else:
+                waited = wait_for_batch(
+                    client,
+                    warehouse,
+                    started.batch_id,
+                    job,
+                    timeout=timeout_seconds,
+                    poll_interval=poll_interval_seconds,
+                    max_poll_interval=max_poll_interval_seconds,
+                    incomplete_grace=incomplete_grace_seconds,
+                    flow_run_ids=[flow_run_id, root_id],
+                    run_key=run_key,
+                    return_state=True,
+                )
+                if waited.is_cancelled():
+                    log.warning("%s: %s", job.label, CANCELLED_MESSAGE)
+                    cancel_remote_batch(client, warehouse, started.batch_id)
+                    events.end(Outcome.CANCELLED.value, failed=True)
+                    result = JobResult.of(
+                        job,
+                        run_key,
+                        batch_id=started.batch_id,
+                        outcome=Outcome.CANCELLED,
+                        reconnected=started.reconnected,
+                        message=CANCELLED_MESSAGE,
+                    )
+                    return state_for(result)
+                try:
+                    status = waited.result()
+                except BatchWaitTimeout as exc:
+                    warehouse.upsert_batch(
+                        started.batch_id, outcome=Outcome.TIMED_OUT.value, error=str(exc)
+                    )
+                    raise
+        landing = land_results(
+            client,
+            warehouse,
+            job,
+            started.batch_id,
+            status,
+            immediate=started.immediate is not None,
+        )
+        outcome = outcome_of(status, complete=landing.complete, min_success_rate=min_success_rate)
+        warehouse.upsert_batch(started.batch_id, outcome=outcome.value)
+        message = ""
+        if outcome is Outcome.NO_RECORDS:
+            message = f"record type {record_type!r} has no records: nothing ran (is it misspelt?)"
+            log.warning(message)
+        elif outcome is Outcome.BELOW_FLOOR:
+            message = (
+                f"{status.total_records - status.failed_records}/{status.total_records} records"
+                f" succeeded, below the floor of {min_success_rate:.0%} (landed in full)"
+            )
+            log.warning(message)
+        elif outcome is Outcome.INCOMPLETE:
+            message = (
+                f"batch {started.batch_id} says {status.status.value} with"
+                f" {status.processed_records}/{status.total_records} records processed;"
+                f" {landing.missing}. Not marked landed: a re-run reconnects and lands the rest."
+            )
+            log.warning(message)
+        result = summarise_job(
+            warehouse,
+            job,
+            run_key,
+            started.batch_id,
+            outcome=outcome,
+            reconnected=started.reconnected,
+            message=message,
+        )
+        publish(JobProgress(job.display, run_key, result.records, result.records, outcome.value))
+        events.end(
+            outcome.value,
+            failed=outcome.failed,
+            records=result.records,
+            failures=result.failed,
+            cost_usd=result.cost_usd,
+        )
+        job_table(result)
+        if publish_snapshot:
+            warehouse.publish_snapshot()
+    return state_for(result)
