@@ -1,15 +1,15 @@
 -- step_facts -- grain: one executed step of one record's execution.
--- Columns: every step_results column, plus night (as in record_facts), job_name, succeeded
+-- Columns: every step_results column, plus night (from batch_nights), job_name, succeeded
 -- (status = 'completed'), duration_s and error_class.
 CREATE OR REPLACE VIEW step_facts AS
 SELECT
     s.* EXCLUDE (record_type),
     coalesce(s.record_type, b.record_type) AS record_type,
-    coalesce(try_cast(b.run_key AS DATE), CAST(b.started_at AS DATE),
-             CAST(s.started_at AS DATE)) AS night,
+    n.night,
     b.job_name,
     s.status = 'completed' AS succeeded,
     s.duration_ms / 1000.0 AS duration_s,
     error_class(s.error_message) AS error_class
 FROM step_results s
-LEFT JOIN batches b ON b.batch_id = s.batch_execution_id;
+LEFT JOIN batches b ON b.batch_id = s.batch_execution_id
+LEFT JOIN batch_nights n ON n.batch_id = s.batch_execution_id;

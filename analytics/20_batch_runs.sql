@@ -1,29 +1,57 @@
--- batch_runs -- grain: one batch (one job on one night).
+-- batch_runs -- grain: one batch (one job on one night). What a job's summary reports.
 -- Columns: batch_id, night, record_type, flow_id, job_name, outcome, remote status, records,
 -- succeeded, failed, success_rate (0-1, NULL without records), p50/p95/p99/max execution time
--- in seconds, cost_usd, started_at, completed_at, landed_at.
+-- in seconds, steps, tokens, estimated_cost_usd (the sum of the steps' cost estimates),
+-- billed_cost_usd (the cost the API reports for the batch; NULL when it reported none),
+-- started_at, completed_at, landed_at.
 CREATE OR REPLACE VIEW batch_runs AS
+WITH records AS (
+    SELECT
+        batch_id,
+        count(*) AS records,
+        count_if(success) AS succeeded,
+        count_if(NOT success) AS failed,
+        success_rate(success) AS success_rate,
+        quantile_cont(execution_time_s, 0.50) AS p50_s,
+        quantile_cont(execution_time_s, 0.95) AS p95_s,
+        quantile_cont(execution_time_s, 0.99) AS p99_s,
+        max(execution_time_s) AS max_s
+    FROM record_results
+    GROUP BY batch_id
+),
+steps AS (
+    SELECT
+        batch_execution_id AS batch_id,
+        count(*) AS steps,
+        sum(total_tokens) AS tokens,
+        sum(estimated_cost) AS estimated_cost
+    FROM step_results
+    GROUP BY batch_execution_id
+)
 SELECT
     b.batch_id,
-    coalesce(try_cast(b.run_key AS DATE), CAST(b.started_at AS DATE),
-             CAST(b.requested_at AS DATE)) AS night,
+    n.night,
     b.record_type,
     b.flow_id,
     b.job_name,
     b.outcome,
     b.status,
-    count(r.record_id) AS records,
-    count(r.record_id) FILTER (WHERE r.success) AS succeeded,
-    count(r.record_id) FILTER (WHERE NOT r.success) AS failed,
-    count(r.record_id) FILTER (WHERE r.success) / nullif(count(r.record_id), 0) AS success_rate,
-    quantile_cont(r.execution_time_s, 0.50) AS p50_s,
-    quantile_cont(r.execution_time_s, 0.95) AS p95_s,
-    quantile_cont(r.execution_time_s, 0.99) AS p99_s,
-    max(r.execution_time_s) AS max_s,
-    b.total_cost_usd AS cost_usd,
+    coalesce(r.records, 0) AS records,
+    coalesce(r.succeeded, 0) AS succeeded,
+    coalesce(r.failed, 0) AS failed,
+    r.success_rate,
+    r.p50_s,
+    r.p95_s,
+    r.p99_s,
+    r.max_s,
+    coalesce(s.steps, 0) AS steps,
+    CAST(coalesce(s.tokens, 0) AS BIGINT) AS tokens,
+    CAST(coalesce(s.estimated_cost, 0) AS DOUBLE) AS estimated_cost_usd,
+    CAST(b.total_cost_usd AS DOUBLE) AS billed_cost_usd,
     b.started_at,
     b.completed_at,
     b.landed_at
 FROM batches b
-LEFT JOIN record_results r USING (batch_id)
-GROUP BY ALL;
+JOIN batch_nights n USING (batch_id)
+LEFT JOIN records r USING (batch_id)
+LEFT JOIN steps s USING (batch_id);

@@ -1,6 +1,7 @@
 -- nightly_runs -- grain: one night, all record types together.
 -- Columns: night, batches, record_types, records, succeeded, failed, success_rate,
--- p50/p95/p99/max execution time in seconds, cost_usd.
+-- p50/p95/p99/max execution time in seconds, tokens, estimated_cost_usd (sum of the steps'
+-- estimates), billed_cost_usd (sum of the API's batch costs; NULL when it reported none).
 CREATE OR REPLACE VIEW nightly_runs AS
 WITH records AS (
     SELECT
@@ -8,9 +9,9 @@ WITH records AS (
         count(DISTINCT batch_id) AS batches,
         count(DISTINCT record_type) AS record_types,
         count(*) AS records,
-        count(*) FILTER (WHERE success) AS succeeded,
-        count(*) FILTER (WHERE NOT success) AS failed,
-        count(*) FILTER (WHERE success) / count(*) AS success_rate,
+        count_if(success) AS succeeded,
+        count_if(NOT success) AS failed,
+        success_rate(success) AS success_rate,
         quantile_cont(execution_time_s, 0.50) AS p50_s,
         quantile_cont(execution_time_s, 0.95) AS p95_s,
         quantile_cont(execution_time_s, 0.99) AS p99_s,
@@ -19,8 +20,18 @@ WITH records AS (
     GROUP BY night
 ),
 spend AS (
-    SELECT night, sum(cost_usd) AS cost_usd FROM batch_runs GROUP BY night
+    SELECT
+        night,
+        sum(tokens) AS tokens,
+        sum(estimated_cost_usd) AS estimated_cost_usd,
+        sum(billed_cost_usd) AS billed_cost_usd
+    FROM batch_runs
+    GROUP BY night
 )
-SELECT r.*, coalesce(s.cost_usd, 0) AS cost_usd
+SELECT
+    r.*,
+    CAST(coalesce(s.tokens, 0) AS BIGINT) AS tokens,
+    coalesce(s.estimated_cost_usd, 0) AS estimated_cost_usd,
+    s.billed_cost_usd
 FROM records r
 LEFT JOIN spend s USING (night);

@@ -1,14 +1,17 @@
 -- record_type_nights -- grain: one record type on one night (the trend view).
 -- Columns: record_type, night, records, succeeded, failed, success_rate, p50/p95/p99/max
--- execution time in seconds, tokens, cost_usd, cost_per_success_usd (NULL when none succeeded).
+-- execution time in seconds, tokens, estimated_cost_usd (sum of the steps' estimates),
+-- billed_cost_usd (sum of the API's batch costs; NULL when it reported none),
+-- estimated_cost_per_success_usd (NULL when none succeeded).
 CREATE OR REPLACE VIEW record_type_nights AS
 WITH records AS (
     SELECT
         record_type,
         night,
         count(*) AS records,
-        count(*) FILTER (WHERE success) AS succeeded,
-        count(*) FILTER (WHERE NOT success) AS failed,
+        count_if(success) AS succeeded,
+        count_if(NOT success) AS failed,
+        success_rate(success) AS success_rate,
         quantile_cont(execution_time_s, 0.50) AS p50_s,
         quantile_cont(execution_time_s, 0.95) AS p95_s,
         quantile_cont(execution_time_s, 0.99) AS p99_s,
@@ -17,15 +20,20 @@ WITH records AS (
     GROUP BY ALL
 ),
 spend AS (
-    SELECT record_type, night, sum(total_tokens) AS tokens, sum(estimated_cost) AS cost_usd
-    FROM step_facts
+    SELECT
+        record_type,
+        night,
+        sum(tokens) AS tokens,
+        sum(estimated_cost_usd) AS estimated_cost_usd,
+        sum(billed_cost_usd) AS billed_cost_usd
+    FROM batch_runs
     GROUP BY ALL
 )
 SELECT
     r.*,
-    r.succeeded / r.records AS success_rate,
-    coalesce(s.tokens, 0) AS tokens,
-    CAST(coalesce(s.cost_usd, 0) AS DOUBLE) AS cost_usd,
-    CAST(s.cost_usd AS DOUBLE) / nullif(r.succeeded, 0) AS cost_per_success_usd
+    CAST(coalesce(s.tokens, 0) AS BIGINT) AS tokens,
+    coalesce(s.estimated_cost_usd, 0) AS estimated_cost_usd,
+    s.billed_cost_usd,
+    s.estimated_cost_usd / nullif(r.succeeded, 0) AS estimated_cost_per_success_usd
 FROM records r
 LEFT JOIN spend s USING (record_type, night);

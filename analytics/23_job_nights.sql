@@ -8,9 +8,9 @@ SELECT
     night,
     any_value(job_name) AS job_name,
     count(*) AS records,
-    count(*) FILTER (WHERE NOT success) AS failed,
-    count(*) FILTER (WHERE success) / count(*) AS success_rate,
-    count(*) FILTER (WHERE NOT success) / count(*) AS failure_rate,
+    count_if(NOT success) AS failed,
+    success_rate(success) AS success_rate,
+    1 - success_rate(success) AS failure_rate,
     quantile_cont(execution_time_s, 0.50) AS p50_s,
     quantile_cont(execution_time_s, 0.95) AS p95_s
 FROM record_facts

@@ -1,6 +1,6 @@
 -- record_costs -- grain: one record (over every batch that ran it).
 -- Columns: record_id, record_name, record_type, executions (steps run), runs (batches),
--- failed_steps, tokens, cost_usd, first_night, last_night.
+-- failed_steps, tokens, estimated_cost_usd, first_night, last_night.
 CREATE OR REPLACE VIEW record_costs AS
 SELECT
     record_id,
@@ -10,7 +10,7 @@ SELECT
     count(DISTINCT batch_execution_id) AS runs,
     count(*) FILTER (WHERE NOT succeeded) AS failed_steps,
     coalesce(sum(total_tokens), 0) AS tokens,
-    CAST(coalesce(sum(estimated_cost), 0) AS DOUBLE) AS cost_usd,
+    CAST(coalesce(sum(estimated_cost), 0) AS DOUBLE) AS estimated_cost_usd,
     min(night) AS first_night,
     max(night) AS last_night
 FROM step_facts

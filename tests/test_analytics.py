@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -200,9 +201,13 @@ def test_record_type_nights_exact_rates_and_percentiles(con):
     assert first.p99_s == pytest.approx(3.97)
     assert first.max_s == 4.0
     second = row(rtn, record_type="alpha", night=pd.Timestamp("2026-11-02"))
-    assert second.success_rate == 0.5 and second.cost_per_success_usd == pytest.approx(0.0005)
+    assert second.success_rate == 0.5
+    assert second.estimated_cost_per_success_usd == pytest.approx(0.0005)
+    assert second.estimated_cost_usd == pytest.approx(0.0005)  # the steps' estimates
+    assert second.billed_cost_usd == pytest.approx(2.0)  # the API's batch cost
     only_failures = row(rtn, record_type="beta")
-    assert only_failures.success_rate == 0.0 and pd.isna(only_failures.cost_per_success_usd)
+    assert only_failures.success_rate == 0.0
+    assert pd.isna(only_failures.estimated_cost_per_success_usd)
 
 
 def test_batches_nights_and_a_record_type_with_zero_records(con):
@@ -212,7 +217,8 @@ def test_batches_nights_and_a_record_type_with_zero_records(con):
     nights = rta.nightly_runs(con).set_index("night")
     assert nights.loc[pd.Timestamp("2026-11-02"), "records"] == 4
     assert nights.loc[pd.Timestamp("2026-11-02"), "succeeded"] == 1
-    assert nights.loc[pd.Timestamp("2026-11-02"), "cost_usd"] == pytest.approx(2.5)
+    assert nights.loc[pd.Timestamp("2026-11-02"), "billed_cost_usd"] == pytest.approx(2.5)
+    assert nights.loc[pd.Timestamp("2026-11-02"), "estimated_cost_usd"] == pytest.approx(0.0005)
 
 
 def test_error_classes_group_messages_of_one_kind(con):
@@ -252,7 +258,8 @@ def test_steps_models_and_filters(con):
     assert (fetch.executions, fetch.failures, fetch.failure_rate) == (2, 1, 0.5)
     assert fetch.p50_s == pytest.approx(0.3)
     models = rta.model_latency(con).set_index("model")
-    assert models.loc["gpt-4o", "tokens"] == 900 and models.loc["gpt-4o", "cost_usd"] == 0.01
+    assert models.loc["gpt-4o", "tokens"] == 900
+    assert models.loc["gpt-4o", "estimated_cost_usd"] == 0.01
     later = rta.record_type_nights(con, rta.Filters(start=date(2026, 11, 2)))
     assert set(later["night"].dt.date) == {date(2026, 11, 2)}
     heat = rta.failure_heatmap(con)
@@ -449,3 +456,21 @@ def test_error_classes_over_time_add_up_to_the_failures(con):
     assert sum(sum(t.y) for t in fig.data) == int(nights["failures"].sum())
     if nights["error_class"].nunique() > 1:
         assert names[-1] == "other classes"
+
+
+def test_a_snapshot_published_by_an_older_version_reads_through_todays_models(tmp_path):
+    import duckdb
+
+    from runtype_prefect.warehouse import snapshot_path_for
+
+    db = build(tmp_path / "old.duckdb")
+    snapshot = snapshot_path_for(Path(db))
+    with duckdb.connect(str(snapshot)) as old:  # what an older release published
+        old.execute("CREATE OR REPLACE VIEW batch_runs AS SELECT 1.0 AS cost_usd")
+        old.execute("UPDATE analytics_models SET digest = 'an older release'")
+    with rta.connect(db) as con:
+        batches = rta.batch_runs(con)
+        assert {"estimated_cost_usd", "billed_cost_usd"} <= set(batches.columns)
+        assert len(batches) == len(BATCHES)
+    with duckdb.connect(str(snapshot), read_only=True) as raw:
+        assert raw.execute("SELECT * FROM batch_runs").fetchall() == [(1.0,)], "left as it was"

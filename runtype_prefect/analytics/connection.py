@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from ..warehouse import default_db_path, snapshot_path_for
+from ..warehouse.migrate import apply_views_temporarily
 
 
 class AnalyticsUnavailableError(FileNotFoundError):
@@ -38,6 +39,14 @@ def connect(db: str | os.PathLike | None = None) -> duckdb.DuckDBPyConnection:
     """Return a read-only connection to the analysts' database (see `resolve_analytics_path`).
 
     Read-only, and on the snapshot: an open notebook never blocks a nightly run; reconnect to
-    see a newer night.
+    see a newer night. A snapshot published by another version of the models is read through
+    this version's (as temporary views), so an upgrade never breaks a notebook or the report
+    before the next publish.
     """
-    return duckdb.connect(str(resolve_analytics_path(db)), read_only=True)
+    con = duckdb.connect(str(resolve_analytics_path(db)), read_only=True)
+    try:
+        apply_views_temporarily(con)
+    except BaseException:
+        con.close()
+        raise
+    return con

@@ -410,8 +410,8 @@ def failure_heatmap(heat: pd.DataFrame) -> go.Figure:
 
 
 def cost_over_time_by_model(usage: pd.DataFrame) -> go.Figure:
-    """Cost per night, stacked by model."""
-    title = "Cost per night by model"
+    """Estimated cost (sum of the steps' estimates) per night, stacked by model."""
+    title = "Estimated cost per night by model"
     if usage.empty:
         return _empty(title)
     colors = color_map(usage["model"])
@@ -419,7 +419,7 @@ def cost_over_time_by_model(usage: pd.DataFrame) -> go.Figure:
         [
             go.Bar(
                 x=group["night"],
-                y=group["cost_usd"],
+                y=group["estimated_cost_usd"],
                 name=str(model),
                 marker_color=colors[str(model)],
                 customdata=group["tokens"],
@@ -431,7 +431,9 @@ def cost_over_time_by_model(usage: pd.DataFrame) -> go.Figure:
     )
     fig.update_layout(barmode="stack")
     fig.update_yaxes(tickprefix="$")
-    return _layout(fig, title, "Night", "Cost (USD)", nights=usage["night"], legend="Model")
+    return _layout(
+        fig, title, "Night", "Estimated cost (USD)", nights=usage["night"], legend="Model"
+    )
 
 
 def tokens_over_time_by_model(usage: pd.DataFrame) -> go.Figure:
@@ -459,15 +461,15 @@ def tokens_over_time_by_model(usage: pd.DataFrame) -> go.Figure:
 
 
 def top_models_by_cost(models: pd.DataFrame) -> go.Figure:
-    """Models ranked by total cost over the selection."""
-    title = "Top models by cost"
+    """Models ranked by estimated cost over the selection."""
+    title = "Top models by estimated cost"
     if models.empty:
         return _empty(title)
-    ranked = models.sort_values("cost_usd")
+    ranked = models.sort_values("estimated_cost_usd")
     colors = color_map(models["model"])
     fig = go.Figure(
         go.Bar(
-            x=ranked["cost_usd"],
+            x=ranked["estimated_cost_usd"],
             y=ranked["model"],
             orientation="h",
             marker_color=[colors[m] for m in ranked["model"]],
@@ -477,13 +479,13 @@ def top_models_by_cost(models: pd.DataFrame) -> go.Figure:
         )
     )
     fig.update_xaxes(tickprefix="$")
-    return _layout(fig, title, "Cost (USD)", "Model")
+    return _layout(fig, title, "Estimated cost (USD)", "Model")
 
 
 def cost_per_successful_record(rtn: pd.DataFrame) -> go.Figure:
-    """Cost per successful record per record type per night."""
-    title = "Cost per successful record"
-    data = rtn.dropna(subset=["cost_per_success_usd"]) if not rtn.empty else rtn
+    """Estimated cost per successful record per record type per night."""
+    title = "Estimated cost per successful record"
+    data = rtn.dropna(subset=["estimated_cost_per_success_usd"]) if not rtn.empty else rtn
     if data.empty:
         return _empty(title)
     colors = color_map(data["record_type"])
@@ -491,11 +493,11 @@ def cost_per_successful_record(rtn: pd.DataFrame) -> go.Figure:
         [
             go.Scatter(
                 x=group["night"],
-                y=group["cost_per_success_usd"],
+                y=group["estimated_cost_per_success_usd"],
                 name=str(rt),
                 mode="lines+markers",
                 line={"color": colors[str(rt)]},
-                customdata=list(zip(group["cost_usd"], group["succeeded"], strict=True)),
+                customdata=list(zip(group["estimated_cost_usd"], group["succeeded"], strict=True)),
                 hovertemplate="%{x|%Y-%m-%d}: $%{y:.5f} per success<br>$%{customdata[0]:.4f}"
                 " over %{customdata[1]:,} successes<extra>%{fullData.name}</extra>",
             )

@@ -1,6 +1,7 @@
 """DataFrames from the analytics views, with filters (dates, record types, flow, model).
 
-Every aggregate, percentiles included, is computed in SQL by DuckDB; Python only passes filters.
+Every measure and aggregate is defined once in ``analytics/`` (views and table macros, one per
+file); this module only selects from them and passes the analyst's filters.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ class Filters:
             params.append(self.model)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
+    def selection(self, *, flow: bool = True) -> list:
+        """Return the selection as the parameters the table macros of ``analytics/`` take:
+        first night, last night, record types (a list) and flow (None where unset)."""
+        types = list(self.record_types) if self.record_types else None
+        return [self.start, self.end, types, self.flow_id if flow else None]
+
 
 ALL = Filters()
 
@@ -92,24 +99,12 @@ def execution_times(
 
 
 def step_performance(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
-    """Return per flow step and record type over the whole selection: executions, failure rate,
-    p50/p95/p99 duration (s), retries."""
-    where, params = f.where()
+    """Return per flow step and record type over the whole selection (table macro
+    ``step_summary``): executions, failure rate, p50/p95/p99 duration (s), retries."""
     return _df(
         con,
-        f"""
-        SELECT record_type, flow_id, step_order, step_name, step_type,
-               count(*) AS executions,
-               count(*) FILTER (WHERE NOT succeeded) AS failures,
-               count(*) FILTER (WHERE NOT succeeded) / count(*) AS failure_rate,
-               quantile_cont(duration_s, 0.50) AS p50_s,
-               quantile_cont(duration_s, 0.95) AS p95_s,
-               quantile_cont(duration_s, 0.99) AS p99_s,
-               sum(retry_count) AS retries
-        FROM step_facts{where}
-        GROUP BY ALL ORDER BY record_type, step_order
-        """,
-        params,
+        "SELECT * FROM step_summary(?, ?, ?, ?) ORDER BY record_type, step_order",
+        f.selection(),
     )
 
 
@@ -120,22 +115,12 @@ def model_usage(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFram
 
 
 def model_latency(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
-    """Return per model over the selection: calls, p50/p95/p99 duration (s), tokens, cost."""
-    where, params = f.where(model="model_used")
-    where = where + (" AND " if where else " WHERE ") + "model_used IS NOT NULL"
+    """Return per model over the selection (table macro ``model_summary``): calls, p50/p95/p99
+    duration (s), tokens, estimated_cost_usd; most expensive first."""
     return _df(
         con,
-        f"""
-        SELECT model_used AS model, count(*) AS calls,
-               quantile_cont(duration_s, 0.50) AS p50_s,
-               quantile_cont(duration_s, 0.95) AS p95_s,
-               quantile_cont(duration_s, 0.99) AS p99_s,
-               coalesce(sum(total_tokens), 0) AS tokens,
-               CAST(coalesce(sum(estimated_cost), 0) AS DOUBLE) AS cost_usd
-        FROM step_facts{where}
-        GROUP BY ALL ORDER BY cost_usd DESC
-        """,
-        params,
+        "SELECT * FROM model_summary(?, ?, ?, ?, ?) ORDER BY estimated_cost_usd DESC, model",
+        [*f.selection(), f.model],
     )
 
 
@@ -145,48 +130,33 @@ def record_costs(
     """Return the ``top`` most expensive records (view ``record_costs``; record type filter)."""
     where, params = f.where(night="last_night", flow=False)
     return _df(
-        con, f"SELECT * FROM record_costs{where} ORDER BY cost_usd DESC LIMIT {int(top)}", params
+        con,
+        f"SELECT * FROM record_costs{where} ORDER BY estimated_cost_usd DESC LIMIT {int(top)}",
+        params,
     )
 
 
 def failures(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
-    """Return failures per error class, record type and step over the selection, most first:
-    failures, records hit, nights seen, first and last seen, an example message."""
-    where, params = f.where()
+    """Return failures per error class, record type and step over the selection, most first
+    (table macro ``failure_summary``): failures, records hit, nights seen, first and last seen,
+    an example message."""
     return _df(
         con,
-        f"""
-        SELECT error_class, record_type, step_name, step_type,
-               CAST(sum(failures) AS BIGINT) AS failures,
-               CAST(sum(records) AS BIGINT) AS records, count(DISTINCT night) AS nights,
-               min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-               any_value(example) AS example
-        FROM failures{where}
-        GROUP BY ALL ORDER BY failures DESC, error_class
-        """,
-        params,
+        "SELECT * FROM failure_summary(?, ?, ?, ?) ORDER BY failures DESC, error_class",
+        f.selection(),
     )
 
 
 def error_pareto(
     con: duckdb.DuckDBPyConnection, f: Filters = ALL, *, top: int = 12
 ) -> pd.DataFrame:
-    """Return the ``top`` error classes by failures with their share and cumulative share."""
-    where, params = f.where()
+    """Return the ``top`` error classes by failures with their share and cumulative share
+    (table macro ``error_pareto``)."""
     return _df(
         con,
-        f"""
-        WITH classes AS (
-            SELECT error_class, CAST(sum(failures) AS BIGINT) AS failures
-            FROM failures{where} GROUP BY ALL
-        )
-        SELECT error_class, failures,
-               failures / sum(failures) OVER () AS share,
-               sum(failures) OVER (ORDER BY failures DESC, error_class)
-                   / sum(failures) OVER () AS cumulative_share
-        FROM classes ORDER BY failures DESC, error_class LIMIT {int(top)}
-        """,
-        params,
+        f"SELECT * FROM error_pareto(?, ?, ?, ?) ORDER BY failures DESC, error_class"
+        f" LIMIT {int(top)}",
+        f.selection(),
     )
 
 
@@ -202,18 +172,12 @@ def error_class_nights(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.D
 
 
 def failure_heatmap(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
-    """Return failure rate per record type × step over the selection (long format)."""
-    where, params = f.where()
+    """Return failure rate per record type × step over the selection (long format; table
+    macro ``step_failure_rates``)."""
     return _df(
         con,
-        f"""
-        SELECT record_type, step_order, step_name, CAST(sum(executions) AS BIGINT) AS executions,
-               CAST(sum(failures) AS BIGINT) AS failures,
-               sum(failures) / sum(executions) AS failure_rate
-        FROM step_performance{where}
-        GROUP BY ALL ORDER BY record_type, step_order
-        """,
-        params,
+        "SELECT * FROM step_failure_rates(?, ?, ?, ?) ORDER BY record_type, step_order",
+        f.selection(),
     )
 
 
@@ -236,34 +200,10 @@ def quality_history(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.Data
 
 def latest_night(con: duckdb.DuckDBPyConnection, f: Filters | None = None) -> date | None:
     """Return the most recent night with landed results (within the nights of ``f``), or None
-    when there is none."""
-    where, params = (f or ALL).where(record_type=False, flow=False)
-    return con.execute(f"SELECT max(night) FROM record_facts{where}", params).fetchone()[0]  # type: ignore[index]
+    when there is none (table macro ``latest_night``)."""
+    f = f or ALL
+    return con.execute("SELECT night FROM latest_night(?, ?)", [f.start, f.end]).fetchone()[0]  # type: ignore[index]
 
-
-KPI_SQL = """
-WITH records AS (
-    SELECT
-        count(*) / count(DISTINCT night) AS records_per_night,
-        count(*) FILTER (WHERE success) / count(*) AS success_rate,
-        quantile_cont(execution_time_s, 0.50) AS p50_s,
-        quantile_cont(execution_time_s, 0.95) AS p95_s,
-        count(*) FILTER (WHERE success) AS succeeded,
-        count(DISTINCT night) AS nights
-    FROM record_facts{where}
-),
-steps AS (
-    SELECT
-        CAST(coalesce(sum(estimated_cost), 0) AS DOUBLE) AS cost,
-        count(*) FILTER (WHERE retry_count > 0) / nullif(count(*), 0) AS retry_rate
-    FROM step_facts{where}
-)
-SELECT records_per_night, success_rate, p50_s, p95_s,
-       cost / nullif(nights, 0) AS cost_per_night,
-       cost / nullif(succeeded, 0) AS cost_per_success,
-       retry_rate
-FROM records, steps
-"""
 
 #: metric -> (label, d3 number format, True when a lower value is better).
 KPI_LABELS: dict[str, tuple[str, str, bool]] = {
@@ -271,8 +211,13 @@ KPI_LABELS: dict[str, tuple[str, str, bool]] = {
     "success_rate": ("Record success rate", ".1%", False),
     "p50_s": ("p50 execution time (s)", ".2f", True),
     "p95_s": ("p95 execution time (s)", ".2f", True),
-    "cost_per_night": ("Cost per night (USD)", "$,.2f", True),
-    "cost_per_success": ("Cost per successful record (USD)", "$,.4f", True),
+    "estimated_cost_per_night_usd": ("Estimated cost per night (USD)", "$,.2f", True),
+    "billed_cost_per_night_usd": ("Billed cost per night (USD)", "$,.2f", True),
+    "estimated_cost_per_success_usd": (
+        "Estimated cost per successful record (USD)",
+        "$,.4f",
+        True,
+    ),
     "retry_rate": ("Step retry rate", ".1%", True),
 }
 
@@ -325,7 +270,7 @@ def kpis(
 
 
 def _kpi_row(con: duckdb.DuckDBPyConnection, f: Filters) -> dict:
-    where, params = f.where(flow=False)
-    cur = con.execute(KPI_SQL.format(where=where), params + params)
+    """Return the row of the ``period_kpis`` model for the nights and record types of ``f``."""
+    cur = con.execute("SELECT * FROM period_kpis(?, ?, ?)", f.selection()[:3])
     names = [d[0] for d in cur.description]
     return dict(zip(names, cur.fetchone(), strict=True))  # type: ignore[arg-type]

@@ -13,7 +13,8 @@ console = Console(width=None if sys.stdout.isatty() else 130)
 
 
 def results_table(title: str, results: list[Any]) -> Table:
-    """Return a rich table of job results (records, success rate, p50/p95, cost)."""
+    """Return a rich table of job results (records, success rate, p50/p95, tokens, estimated
+    and billed cost)."""
     from ..orchestration.observability import summary_row  # Prefect: slow to import
 
     table = Table(title=title)
@@ -25,7 +26,8 @@ def results_table(title: str, results: list[Any]) -> Table:
         ("p50 s", "right"),
         ("p95 s", "right"),
         ("tokens", "right"),
-        ("cost USD", "right"),
+        ("estimated USD", "right"),
+        ("billed USD", "right"),
     ]:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in results:
@@ -39,7 +41,8 @@ def results_table(title: str, results: list[Any]) -> Table:
             _num(row["p50 s"]),
             _num(row["p95 s"]),
             f"{r.tokens:,}",
-            f"{r.cost_usd:.4f}",
+            f"{r.estimated_cost_usd:.4f}",
+            "" if r.billed_cost_usd is None else f"{r.billed_cost_usd:.4f}",
         )
     return table
 

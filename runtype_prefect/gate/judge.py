@@ -287,17 +287,17 @@ def _streak(verdict: Verdict, flags: dict[date, _Flag], history: list[_Night]) -
 def _records_slower(
     warehouse: Warehouse, start: date, night: date, bases: dict[JobKey, float]
 ) -> dict[JobKey, dict[date, int]]:
-    """Per job and night from ``start`` to ``night``: records slower than its baseline p95."""
+    """Per job and night from ``start`` to ``night``: records slower than its baseline p95
+    (table macro ``records_slower``)."""
     if not bases:
         return {}
-    values = ", ".join("(?, ?, ?)" for _ in bases)
-    params: list[Any] = [x for (flow, rtype), base in bases.items() for x in (flow, rtype, base)]
+    structs = [
+        {"flow_id": flow, "record_type": rtype, "base": base}
+        for (flow, rtype), base in bases.items()
+    ]
     rows = warehouse.query(
-        "SELECT r.flow_id, r.record_type, r.night,"
-        " count(*) FILTER (WHERE r.execution_time_s > b.base)"
-        f" FROM record_facts r JOIN (VALUES {values}) b(flow_id, record_type, base)"
-        " USING (flow_id, record_type) WHERE r.night >= ? AND r.night <= ? GROUP BY ALL",
-        [*params, start, night],
+        "SELECT flow_id, record_type, night, slower FROM records_slower(?, ?, ?)",
+        [start, night, structs],
     )
     slow: dict[JobKey, dict[date, int]] = defaultdict(dict)
     for flow_id, rtype, day, count in rows:

@@ -213,7 +213,8 @@ def execute_job(
             failed=outcome.failed,
             records=result.records,
             failures=result.failed,
-            cost_usd=result.cost_usd,
+            estimated_cost_usd=result.estimated_cost_usd,
+            billed_cost_usd=result.billed_cost_usd,
         )
         job_table(result)
         if publish_snapshot:

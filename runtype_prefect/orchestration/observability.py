@@ -140,13 +140,23 @@ def summary_row(result: JobResult) -> dict[str, Any]:
         "p50 s": round(result.p50_seconds, 2) if result.p50_seconds is not None else None,
         "p95 s": round(result.p95_seconds, 2) if result.p95_seconds is not None else None,
         "tokens": result.tokens,
-        "cost USD": round(result.cost_usd, 4),
+        "estimated USD": round(result.estimated_cost_usd, 4),
+        "billed USD": None if result.billed_cost_usd is None else round(result.billed_cost_usd, 4),
     }
 
 
 #: The nightly summary's columns: what fits a 1,400 px window beside the Prefect UI's sidebar.
 #: The per-job table artifacts keep every number (batch id, p50, tokens…).
-SUMMARY_COLUMNS = ("job", "outcome", "records", "failed", "success rate", "p95 s", "cost USD")
+SUMMARY_COLUMNS = (
+    "job",
+    "outcome",
+    "records",
+    "failed",
+    "success rate",
+    "p95 s",
+    "estimated USD",
+    "billed USD",
+)
 
 
 def nightly_markdown(run_key: str, results: list[JobResult]) -> str:

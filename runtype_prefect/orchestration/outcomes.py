@@ -97,7 +97,10 @@ class JobResult(BaseModel):
     p50_seconds: float | None = None
     p95_seconds: float | None = None
     tokens: int = 0
-    cost_usd: float = 0.0
+    #: The sum of the steps' cost estimates.
+    estimated_cost_usd: float = 0.0
+    #: The cost the API reports for the batch (None when it reported none).
+    billed_cost_usd: float | None = None
     message: str = ""
 
     @classmethod

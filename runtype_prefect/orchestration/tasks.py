@@ -221,29 +221,26 @@ def land_results(
 def summarise_job(
     warehouse: Warehouse, job: Job, run_key: str, batch_id: str, **extra: Any
 ) -> JobResult:
-    """Return the job's numbers, computed from what the warehouse holds for its batch."""
-    rec = warehouse.query(
-        "SELECT count(*), count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success),"
-        " quantile_cont(execution_time_s, 0.5), quantile_cont(execution_time_s, 0.95)"
-        " FROM record_results WHERE batch_id = ?",
+    """Return the job's numbers: its batch's row of the ``batch_runs`` model (the figures the
+    report and the notebooks show for the same batch)."""
+    (row,) = warehouse.query(
+        "SELECT records, succeeded, failed, p50_s, p95_s, tokens, estimated_cost_usd,"
+        " billed_cost_usd FROM batch_runs WHERE batch_id = ?",
         [batch_id],
-    )[0]
-    steps = warehouse.query(
-        "SELECT coalesce(sum(total_tokens), 0), coalesce(sum(estimated_cost), 0)"
-        " FROM step_results WHERE batch_execution_id = ?",
-        [batch_id],
-    )[0]
+    ) or [(0, 0, 0, None, None, 0, 0.0, None)]
+    records, succeeded, failed, p50, p95, tokens, estimated, billed = row
     return JobResult.of(
         job,
         run_key,
         batch_id=batch_id,
-        records=rec[0],
-        succeeded=rec[1],
-        failed=rec[2],
-        p50_seconds=rec[3],
-        p95_seconds=rec[4],
-        tokens=int(steps[0]),
-        cost_usd=float(steps[1]),
+        records=records,
+        succeeded=succeeded,
+        failed=failed,
+        p50_seconds=p50,
+        p95_seconds=p95,
+        tokens=tokens,
+        estimated_cost_usd=estimated,
+        billed_cost_usd=billed,
         **extra,
     )
 

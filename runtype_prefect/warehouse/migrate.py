@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -35,14 +36,52 @@ def view_files() -> list[Traversable]:
     )
 
 
+def _models() -> tuple[list[tuple[str, str]], str]:
+    models = [(f.name, f.read_text()) for f in view_files()]
+    digest = hashlib.sha256("\0".join(f"{n}\0{t}" for n, t in models).encode()).hexdigest()
+    return models, digest
+
+
+def applied_digest(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Return the digest of the models a database was given (None when it has none)."""
+    try:
+        row = con.execute("SELECT digest FROM analytics_models").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
+
+
+#: ``CREATE OR REPLACE VIEW|MACRO`` at the start of a statement (every model file's form).
+_CREATE = re.compile(r"^CREATE OR REPLACE (VIEW|MACRO) ", re.MULTILINE)
+
+
+def apply_views_temporarily(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Give a read-only connection this package's models as temporary views and macros, when
+    its database holds other ones (a snapshot published by an older version); return the file
+    names applied (none when the database's are current).
+
+    Temporary objects shadow the database's own for this connection only, so an upgraded
+    notebook or report reads a snapshot published before the upgrade with today's models.
+    Raises duckdb.Error naming the file whose SQL failed.
+    """
+    models, digest = _models()
+    if applied_digest(con) == digest:
+        return []
+    for name, sql in models:
+        try:
+            con.execute(_CREATE.sub(r"CREATE OR REPLACE TEMP \1 ", sql))
+        except duckdb.Error as exc:
+            raise type(exc)(f"analytics model {name}: {exc}") from exc
+    return [name for name, _ in models]
+
+
 def apply_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     """(Re)create every analytics view and macro in one transaction, unless the database
     already holds exactly these SQL texts; return the file names applied (none when unchanged).
 
     Raises duckdb.Error naming the file whose SQL failed.
     """
-    models = [(f.name, f.read_text()) for f in view_files()]
-    digest = hashlib.sha256("\0".join(f"{n}\0{t}" for n, t in models).encode()).hexdigest()
+    models, digest = _models()
     con.execute(
         "CREATE TABLE IF NOT EXISTS analytics_models (digest VARCHAR, applied_at TIMESTAMPTZ)"
     )

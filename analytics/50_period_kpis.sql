@@ -1,0 +1,43 @@
+-- period_kpis(first_night, last_night, record_types) -- a table macro; grain: one row for the
+-- nights first_night..last_night (inclusive) of the record types in the list record_types
+-- (NULL bounds: every night, every type; see in_selection). What the report's KPI cards compare.
+-- Columns: nights (with records), records_per_night, success_rate, p50_s and p95_s (execution
+-- time in seconds, pooled over the period's records), estimated_cost_per_night_usd,
+-- billed_cost_per_night_usd (NULL when the API reported no cost), estimated_cost_per_success_usd,
+-- retry_rate (share of steps retried at least once).
+CREATE OR REPLACE MACRO period_kpis(first_night, last_night, record_types) AS TABLE
+WITH records AS (
+    SELECT
+        count(*) AS records,
+        count(DISTINCT night) AS nights,
+        count_if(success) AS succeeded,
+        success_rate(success) AS success_rate,
+        quantile_cont(execution_time_s, 0.50) AS p50_s,
+        quantile_cont(execution_time_s, 0.95) AS p95_s
+    FROM record_facts
+    WHERE in_selection(night, record_type, NULL, first_night, last_night, record_types, NULL)
+),
+spend AS (
+    SELECT
+        sum(estimated_cost_usd) AS estimated_cost_usd,
+        sum(billed_cost_usd) AS billed_cost_usd
+    FROM batch_runs
+    WHERE in_selection(night, record_type, NULL, first_night, last_night, record_types, NULL)
+),
+retries AS (
+    SELECT count_if(retry_count > 0) / nullif(count(*), 0) AS retry_rate
+    FROM step_facts
+    WHERE in_selection(night, record_type, NULL, first_night, last_night, record_types, NULL)
+)
+SELECT
+    nights,
+    records / nullif(nights, 0) AS records_per_night,
+    success_rate,
+    p50_s,
+    p95_s,
+    CAST(coalesce(estimated_cost_usd, 0) AS DOUBLE) / nullif(nights, 0)
+        AS estimated_cost_per_night_usd,
+    CAST(billed_cost_usd AS DOUBLE) / nullif(nights, 0) AS billed_cost_per_night_usd,
+    CAST(estimated_cost_usd AS DOUBLE) / nullif(succeeded, 0) AS estimated_cost_per_success_usd,
+    retry_rate
+FROM records, spend, retries;

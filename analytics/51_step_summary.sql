@@ -1,0 +1,22 @@
+-- step_summary(first_night, last_night, record_types, flow) -- a table macro; grain: one step
+-- of one flow for one record type over the selection (see in_selection).
+-- Columns: record_type, flow_id, step_order, step_name, step_type, executions, failures,
+-- failure_rate, p50/p95/p99 duration in seconds (pooled over the selection's executions),
+-- retries (sum of retry_count).
+CREATE OR REPLACE MACRO step_summary(first_night, last_night, record_types, flow) AS TABLE
+SELECT
+    record_type,
+    flow_id,
+    step_order,
+    step_name,
+    step_type,
+    count(*) AS executions,
+    count_if(NOT succeeded) AS failures,
+    1 - success_rate(succeeded) AS failure_rate,
+    quantile_cont(duration_s, 0.50) AS p50_s,
+    quantile_cont(duration_s, 0.95) AS p95_s,
+    quantile_cont(duration_s, 0.99) AS p99_s,
+    sum(retry_count) AS retries
+FROM step_facts
+WHERE in_selection(night, record_type, flow_id, first_night, last_night, record_types, flow)
+GROUP BY ALL;
