@@ -1,5 +1,6 @@
 -- record_type_nights -- grain: one record type on one night (the trend view).
--- Columns: record_type, night, records, succeeded, failed, success_rate, p50/p95/p99/max
+-- Columns: record_type, night, records, succeeded, failed, success_rate, success_rate_low and
+-- success_rate_high (its 95 % Wilson interval), p50/p95/p99/max
 -- execution time in seconds, tokens, estimated_cost_usd (sum of the steps' estimates),
 -- billed_cost_usd (sum of the API's batch costs; NULL when it reported none),
 -- estimated_cost_per_success_usd (NULL when none succeeded).
@@ -31,6 +32,8 @@ spend AS (
 )
 SELECT
     r.*,
+    wilson_low(r.succeeded, r.records) AS success_rate_low,
+    wilson_high(r.succeeded, r.records) AS success_rate_high,
     CAST(coalesce(s.tokens, 0) AS BIGINT) AS tokens,
     coalesce(s.estimated_cost_usd, 0) AS estimated_cost_usd,
     s.billed_cost_usd,

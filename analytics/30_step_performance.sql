@@ -1,7 +1,8 @@
 -- step_performance -- grain: one step of one flow, for one record type on one night.
 -- Columns: night, record_type, flow_id, step_order, step_id, step_name, step_type, executions,
 -- failures, failure_rate, p50/p95/p99/max duration in seconds, retries (sum of retry_count),
--- retried_share (share of executions retried at least once).
+-- retried_share (share of executions retried at least once), tokens, estimated_cost_usd (sum
+-- of the steps' estimates; 0 for steps that call no model).
 CREATE OR REPLACE VIEW step_performance AS
 SELECT
     night,
@@ -12,13 +13,15 @@ SELECT
     step_name,
     step_type,
     count(*) AS executions,
-    count(*) FILTER (WHERE NOT succeeded) AS failures,
-    count(*) FILTER (WHERE NOT succeeded) / count(*) AS failure_rate,
+    count_if(NOT succeeded) AS failures,
+    1 - success_rate(succeeded) AS failure_rate,
     quantile_cont(duration_s, 0.50) AS p50_s,
     quantile_cont(duration_s, 0.95) AS p95_s,
     quantile_cont(duration_s, 0.99) AS p99_s,
     max(duration_s) AS max_s,
     sum(retry_count) AS retries,
-    count(*) FILTER (WHERE retry_count > 0) / count(*) AS retried_share
+    count_if(retry_count > 0) / count(*) AS retried_share,
+    CAST(coalesce(sum(total_tokens), 0) AS BIGINT) AS tokens,
+    CAST(coalesce(sum(estimated_cost), 0) AS DOUBLE) AS estimated_cost_usd
 FROM step_facts
 GROUP BY ALL;

@@ -97,6 +97,16 @@ def main() -> None:
             for view in views:
                 seconds = timed(w, f"SELECT * FROM {view}")
                 print(f"  view {view:<24} {seconds:6.2f} s   ratio {seconds / floor:5.1f}× floor")
+            # The table macros that pool a selection, over the whole history (NULL bounds).
+            for f in view_files():
+                text = " ".join(f.read_text().split())
+                if "AS TABLE" not in text or "bases" in text:  # records_slower needs baselines
+                    continue
+                head = text.split("CREATE OR REPLACE MACRO ")[1].split(" AS TABLE")[0]
+                name, params = head.split("(", 1)
+                nulls = ", ".join("NULL" for _ in params.rstrip(")").split(","))
+                seconds = timed(w, f"SELECT * FROM {name}({nulls})")
+                print(f"  macro {name:<23} {seconds:6.2f} s   ratio {seconds / floor:5.1f}× floor")
             start = time.perf_counter()
             w.publish_snapshot(full=True)  # the rows were generated around the landing
             print(

@@ -165,6 +165,7 @@ def build(path) -> str:
                 " VALUES (?, ?, 'flow_1', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), now())",
                 list(step),
             )
+        cur.execute("UPDATE step_results SET flow_version_id = 'ver_1'")
     with Warehouse(path) as w:
         w.publish_snapshot(full=True)  # the rows above were written around the landing
     return str(path)
@@ -474,3 +475,51 @@ def test_a_snapshot_published_by_an_older_version_reads_through_todays_models(tm
         assert len(batches) == len(BATCHES)
     with duckdb.connect(str(snapshot), read_only=True) as raw:
         assert raw.execute("SELECT * FROM batch_runs").fetchall() == [(1.0,)], "left as it was"
+
+
+def test_wilson_intervals_on_the_success_trend(con):
+    rtn = rta.record_type_nights(con)
+    full = row(rtn, record_type="alpha", night=pd.Timestamp("2026-11-01"))  # 4 of 4
+    assert full.success_rate_low == pytest.approx(0.5101, abs=1e-4)
+    assert full.success_rate_high == 1.0
+    none = row(rtn, record_type="beta")  # 0 of 2: the interval still says little is known
+    assert none.success_rate_low == 0.0
+    assert none.success_rate_high == pytest.approx(0.6576, abs=1e-4)
+    bars = figures.success_rate_over_time(rtn).data[0].error_y
+    assert bars.arrayminus is not None and bars.array is not None
+
+
+def test_flow_versions_compare_success_latency_and_cost(tmp_path):
+    db = build(tmp_path / "versions.duckdb")
+    with Warehouse(db) as w:
+        w.query(
+            "UPDATE step_results SET flow_version_id ="
+            " CASE WHEN batch_execution_id = 'b1' THEN 'ver_1' ELSE 'ver_2' END"
+        )
+        w.publish_snapshot(full=True)
+    with rta.connect(db) as con:
+        versions = rta.flow_versions(con)
+        later = rta.flow_versions(con, rta.Filters(start=date(2026, 11, 2)))
+    first = row(versions, record_type="alpha", flow_version_id="ver_1")
+    assert (first.records, first.succeeded, first.success_rate) == (1, 1, 1.0)
+    assert first.estimated_cost_usd == pytest.approx(0.01)
+    second = row(versions, record_type="alpha", flow_version_id="ver_2")
+    assert (second.records, second.success_rate) == (2, 0.5)  # only records whose steps landed
+    assert second.p50_s == pytest.approx(15.0)  # execution times 10 and 20 s
+    assert second.estimated_cost_per_success_usd == pytest.approx(0.0005)
+    assert second.success_rate_low < 0.5 < second.success_rate_high
+    beta = row(versions, record_type="beta")
+    assert beta.success_rate == 0.0 and pd.isna(beta.estimated_cost_per_success_usd)
+    assert set(later["flow_version_id"]) == {"ver_2"}, "the selection applies"
+    assert len(figures.flow_version_comparison(versions).data) == 2  # one trace a record type
+
+
+def test_cost_and_tokens_per_step(con):
+    steps = rta.step_performance(con, rta.Filters(record_types=("alpha",)))
+    assert steps["estimated_cost_usd"].sum() == pytest.approx(0.0105)
+    assert steps["tokens"].sum() == 1400
+    costly = figures.cost_per_step(steps)
+    assert sum(len(t.x) for t in costly.data) == (steps["estimated_cost_usd"] > 0).sum()
+    usage = rta.model_usage(con)
+    lines = figures.model_latency_over_time(usage).data
+    assert len(lines) == 2 * usage["model"].nunique()  # p95 and p50 per model

@@ -98,14 +98,18 @@ def kpi_figure(kpis: pd.DataFrame, *, title: str = "Last night vs the trailing w
 
 
 def success_rate_over_time(rtn: pd.DataFrame) -> go.Figure:
-    """Record success rate per record type per night; thin buckets get hollow markers."""
+    """Record success rate per record type per night with its 95 % Wilson interval as error
+    bars (wide on small nights: a dip there may be noise); thin buckets get hollow markers."""
     title = "Record success rate per record type"
     if rtn.empty:
         return _empty(title)
     colors = color_map(rtn["record_type"])
+    intervals = {"success_rate_low", "success_rate_high"} <= set(rtn.columns)
     fig = go.Figure()
     for record_type, group in rtn.groupby("record_type", sort=True):
         thin = group["records"] < THIN_BUCKET
+        low = group["success_rate_low"] if intervals else group["success_rate"]
+        high = group["success_rate_high"] if intervals else group["success_rate"]
         fig.add_trace(
             go.Scatter(
                 x=group["night"],
@@ -114,22 +118,34 @@ def success_rate_over_time(rtn: pd.DataFrame) -> go.Figure:
                 mode="lines+markers",
                 line={"color": colors[str(record_type)]},
                 marker={"size": 9, "symbol": ["circle-open" if t else "circle" for t in thin]},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": high - group["success_rate"],
+                    "arrayminus": group["success_rate"] - low,
+                    "thickness": 1,
+                    "width": 3,
+                    "visible": intervals,
+                },
                 customdata=list(
                     zip(
                         group["records"],
                         group["failed"],
                         ["thin bucket" if t else "" for t in thin],
+                        low,
+                        high,
                         strict=True,
                     )
                 ),
                 hovertemplate="%{x|%Y-%m-%d}<br>success %{y:.1%} of %{customdata[0]} records"
+                " (95 % interval %{customdata[3]:.1%} – %{customdata[4]:.1%})"
                 "<br>%{customdata[1]} failed %{customdata[2]}<extra>%{fullData.name}</extra>",
             )
         )
     fig.update_yaxes(tickformat=".0%")
     return _layout(
         fig,
-        title + f" (hollow: fewer than {THIN_BUCKET} records)",
+        title + f" (bars: 95 % Wilson interval; hollow: fewer than {THIN_BUCKET} records)",
         "Night",
         "Records succeeded (%)",
         nights=rtn["night"],
@@ -261,6 +277,121 @@ def step_durations(steps: pd.DataFrame) -> go.Figure:
     fig.update_layout(barmode="group", height=max(400, 40 * len(steps)))
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, title, "Step duration (s)", "Step", legend="Record type")
+
+
+def cost_per_step(steps: pd.DataFrame) -> go.Figure:
+    """What each step costs over the selection: estimated cost per step (bar) per record type,
+    tokens and cost per execution on hover. Steps that call no model cost nothing and are left
+    out."""
+    title = "Estimated cost per step"
+    costly = steps[steps["estimated_cost_usd"] > 0] if not steps.empty else steps
+    if costly.empty:
+        return _empty(title)
+    colors = color_map(costly["record_type"])
+    fig = go.Figure()
+    for record_type, group in costly.groupby("record_type", sort=True):
+        labels = [f"{o}. {n}" for o, n in zip(group["step_order"], group["step_name"], strict=True)]
+        fig.add_trace(
+            go.Bar(
+                y=labels,
+                x=group["estimated_cost_usd"],
+                orientation="h",
+                name=str(record_type),
+                marker_color=colors[str(record_type)],
+                customdata=list(
+                    zip(
+                        group["tokens"],
+                        group["executions"],
+                        group["estimated_cost_per_execution_usd"],
+                        strict=True,
+                    )
+                ),
+                hovertemplate="%{y}<br>$%{x:.4f} over %{customdata[1]:,} runs"
+                " ($%{customdata[2]:.5f} each)<br>%{customdata[0]:,} tokens"
+                "<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(barmode="group", height=max(400, 40 * len(costly)))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickprefix="$")
+    return _layout(fig, title, "Estimated cost (USD)", "Step", legend="Record type")
+
+
+def model_latency_over_time(usage: pd.DataFrame) -> go.Figure:
+    """p95 (solid) and p50 (dotted) call duration per model per night: a model that slows down
+    shows here even when the aggregate over all models hides it."""
+    title = "Model latency per night (solid p95, dotted p50)"
+    if usage.empty:
+        return _empty(title)
+    colors = color_map(usage["model"])
+    fig = go.Figure()
+    for model, group in usage.groupby("model", sort=True):
+        for column, dash, show in (("p95_s", "solid", True), ("p50_s", "dot", False)):
+            fig.add_trace(
+                go.Scatter(
+                    x=group["night"],
+                    y=group[column],
+                    name=str(model),
+                    legendgroup=str(model),
+                    showlegend=show,
+                    mode="lines+markers",
+                    line={"color": colors[str(model)], "dash": dash},
+                    customdata=group["calls"],
+                    hovertemplate=f"%{{x|%Y-%m-%d}}: {column[:3]} %{{y:.2f}} s"
+                    " over %{customdata:,} calls<extra>%{fullData.name}</extra>",
+                )
+            )
+    return _layout(fig, title, "Night", "Call duration (s)", nights=usage["night"], legend="Model")
+
+
+def flow_version_comparison(versions: pd.DataFrame) -> go.Figure:
+    """Success rate per flow version (in the order they first ran) for each record type, with
+    95 % Wilson intervals: versions whose bars do not overlap differ beyond night-to-night
+    noise. p50/p95, records and estimated cost per success on hover."""
+    title = "Success rate by flow version (bars: 95 % Wilson interval)"
+    if versions.empty:
+        return _empty(title)
+    colors = color_map(versions["record_type"])
+    fig = go.Figure()
+    for record_type, group in versions.groupby("record_type", sort=True):
+        group = group.sort_values("first_seen_night")
+        labels = [
+            f"{str(v)[-8:]} (from {pd.Timestamp(d):%m-%d})"
+            for v, d in zip(group["flow_version_id"], group["first_seen_night"], strict=True)
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=labels,
+                y=group["success_rate"],
+                name=str(record_type),
+                mode="markers",
+                marker={"size": 10, "color": colors[str(record_type)]},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": group["success_rate_high"] - group["success_rate"],
+                    "arrayminus": group["success_rate"] - group["success_rate_low"],
+                },
+                customdata=list(
+                    zip(
+                        group["flow_version_id"],
+                        group["records"],
+                        group["p50_s"],
+                        group["p95_s"],
+                        group["estimated_cost_per_success_usd"].fillna(0.0),
+                        group["nights"],
+                        strict=True,
+                    )
+                ),
+                hovertemplate="%{customdata[0]}<br>success %{y:.1%} of %{customdata[1]:,}"
+                " records over %{customdata[5]} nights<br>p50 %{customdata[2]:.2f} s,"
+                " p95 %{customdata[3]:.2f} s<br>$%{customdata[4]:.5f} per success"
+                "<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(fig, title, "Flow version (first night)", "Records succeeded (%)",
+                   legend="Record type")  # fmt: skip
 
 
 def latency_by_model(models: pd.DataFrame) -> go.Figure:
@@ -556,6 +687,7 @@ BUILDERS = {
     "kpis": kpi_figure,
     "success_rate": success_rate_over_time,
     "outcomes": outcomes_over_time,
+    "flow_versions": flow_version_comparison,
     "latency_percentiles": latency_percentiles_over_time,
     "latency_distribution": latency_distribution,
     "step_durations": step_durations,
@@ -564,6 +696,8 @@ BUILDERS = {
     "error_classes": error_classes_over_time,
     "failure_heatmap": failure_heatmap,
     "cost_by_model": cost_over_time_by_model,
+    "cost_per_step": cost_per_step,
+    "model_latency_nights": model_latency_over_time,
     "tokens_by_model": tokens_over_time_by_model,
     "top_models": top_models_by_cost,
     "cost_per_success": cost_per_successful_record,

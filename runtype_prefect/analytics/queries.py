@@ -181,6 +181,18 @@ def failure_heatmap(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.Data
     )
 
 
+def flow_versions(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """Return per flow version and record type over the selection (table macro
+    ``flow_versions``): records, success rate with its 95 % Wilson interval, p50/p95 execution
+    time, estimated cost per successful record, first and last night."""
+    return _df(
+        con,
+        "SELECT * FROM flow_versions(?, ?, ?, ?)"
+        " ORDER BY record_type, first_seen_night, flow_version_id",
+        f.selection(),
+    )
+
+
 def freshness(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Return per night what landed and when (view ``freshness``), oldest first."""
     return _df(con, "SELECT * FROM freshness ORDER BY night")

@@ -27,11 +27,14 @@ REPORT_SAMPLE = 20_000
 
 #: Sections of the report: (heading, [builder names]).
 SECTIONS: list[tuple[str, list[str]]] = [
-    ("How often runs succeed", ["success_rate", "outcomes"]),
+    ("How often runs succeed", ["success_rate", "outcomes", "flow_versions"]),
     ("How long they take", ["latency_percentiles", "latency_distribution"]),
-    ("Where the time goes", ["step_durations", "latency_by_model"]),
+    ("Where the time goes", ["step_durations", "latency_by_model", "model_latency_nights"]),
     ("What fails", ["error_pareto", "error_classes", "failure_heatmap"]),
-    ("What it costs", ["cost_by_model", "tokens_by_model", "top_models", "cost_per_success"]),
+    (
+        "What it costs",
+        ["cost_by_model", "tokens_by_model", "top_models", "cost_per_step", "cost_per_success"],
+    ),
     ("Data freshness", ["freshness"]),
 ]
 
@@ -55,6 +58,7 @@ def build_figures(
     rtn = queries.record_type_nights(con, f)
     models = queries.model_latency(con, f)
     usage = queries.model_usage(con, f)
+    steps = queries.step_performance(con, f)
     night = queries.latest_night(con, f)
     return {
         "kpis": figures.kpi_figure(
@@ -69,18 +73,21 @@ def build_figures(
         ),
         "success_rate": figures.success_rate_over_time(rtn),
         "outcomes": figures.outcomes_over_time(rtn),
+        "flow_versions": figures.flow_version_comparison(queries.flow_versions(con, f)),
         "latency_percentiles": figures.latency_percentiles_over_time(rtn),
         "latency_distribution": figures.latency_distribution(
             queries.execution_times(con, f, limit=REPORT_SAMPLE)
         ),
-        "step_durations": figures.step_durations(queries.step_performance(con, f)),
+        "step_durations": figures.step_durations(steps),
         "latency_by_model": figures.latency_by_model(models),
+        "model_latency_nights": figures.model_latency_over_time(usage),
         "error_pareto": figures.error_pareto(queries.error_pareto(con, f)),
         "error_classes": figures.error_classes_over_time(queries.error_class_nights(con, f)),
         "failure_heatmap": figures.failure_heatmap(queries.failure_heatmap(con, f)),
         "cost_by_model": figures.cost_over_time_by_model(usage),
         "tokens_by_model": figures.tokens_over_time_by_model(usage),
         "top_models": figures.top_models_by_cost(models),
+        "cost_per_step": figures.cost_per_step(steps),
         "cost_per_success": figures.cost_per_successful_record(rtn),
         "freshness": figures.freshness_figure(queries.freshness(con)),
     }
