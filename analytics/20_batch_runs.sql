@@ -3,7 +3,7 @@
 -- succeeded, failed, success_rate (0-1, NULL without records), p50/p95/p99/max execution time
 -- in seconds, steps, tokens, estimated_cost_usd (the sum of the steps' cost estimates),
 -- billed_cost_usd (the cost the API reports for the batch; NULL when it reported none),
--- started_at, completed_at, landed_at.
+-- started_at, completed_at, landed_at, prefect_flow_run_id (the Prefect run that started it).
 CREATE OR REPLACE VIEW batch_runs AS
 WITH records AS (
     SELECT
@@ -50,7 +50,8 @@ SELECT
     CAST(b.total_cost_usd AS DOUBLE) AS billed_cost_usd,
     b.started_at,
     b.completed_at,
-    b.landed_at
+    b.landed_at,
+    b.prefect_flow_run_id
 FROM batches b
 JOIN batch_nights n USING (batch_id)
 LEFT JOIN records r USING (batch_id)

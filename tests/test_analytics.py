@@ -141,8 +141,19 @@ def build(path) -> str:
         for batch_id, night, rtype, outcome, cost in BATCHES:
             cur.execute(
                 "INSERT INTO batches (batch_id, flow_id, record_type, run_key, status, outcome,"
-                " total_cost_usd, landed_at) VALUES (?, 'flow_1', ?, ?, 'completed', ?, ?, ?)",
-                [batch_id, rtype, night, outcome, cost, f"{night} 03:00:00+00"],
+                " total_cost_usd, landed_at, requested_at, started_at, completed_at)"
+                " VALUES (?, 'flow_1', ?, ?, 'completed', ?, ?, ?, ?, ?, ?)",
+                [
+                    batch_id,
+                    rtype,
+                    night,
+                    outcome,
+                    cost,
+                    f"{night} 03:00:00+00",
+                    f"{night} 02:00:00+00",
+                    f"{night} 02:00:30+00",
+                    f"{night} 02:10:30+00",
+                ],
             )
         for batch_id, record_id, rtype, success, seconds in RECORDS:
             cur.execute(
@@ -523,3 +534,60 @@ def test_cost_and_tokens_per_step(con):
     usage = rta.model_usage(con)
     lines = figures.model_latency_over_time(usage).data
     assert len(lines) == 2 * usage["model"].nunique()  # p95 and p50 per model
+
+
+def test_queue_wait_and_wall_time_per_job(con):
+    timing = rta.batch_timing(con).set_index("batch_id")
+    assert timing.loc["b1", "queue_wait_s"] == 30.0  # requested 02:00:00, started 02:00:30
+    assert timing.loc["b1", "wall_s"] == 600.0
+    assert str(timing.loc["b2", "night"].date()) == "2026-11-02"
+    fig = figures.batch_timing_over_time(rta.batch_timing(con))
+    assert {t.line.dash for t in fig.data} == {"solid", "dot"}
+
+
+def test_the_report_can_be_steered_by_record_type_and_links_last_nights_batches(tmp_path):
+    db = build(tmp_path / "steer.duckdb")
+    with Warehouse(db) as w:
+        w.query("UPDATE batches SET prefect_flow_run_id = 'run-b2' WHERE batch_id = 'b2'")
+        w.publish_snapshot(full=True)
+    links = rta.Links(
+        prefect_ui_url="http://127.0.0.1:4200/",
+        batch_url_template="https://runtype.example/{flow_id}/batches/{batch_id}",
+    )
+    page = rta.build_report(db, tmp_path / "r.html", links=links).read_text()
+    # One selector; the whole page once per selection, the first shown, the others hidden.
+    assert page.count('<select id="selection"') == 1
+    options = re.findall(r'<option value="([^"]+)">', page)
+    assert options == ["all", "alpha", "beta"]  # record types with records, after "all"
+    assert page.count('class="selection"') == 3 and page.count('style="display:none"') == 2
+    for name in figures.BUILDERS:
+        assert f'id="chart-alpha-{name}"' in page and f'id="chart-beta-{name}"' in page
+    # Each section says which nights (and which record types) it covers.
+    assert "Every record type, nights 2026-11-01 – 2026-11-02" in page
+    assert "beta, nights 2026-11-02 – 2026-11-02" in page
+    # Last night's batches link to their page and, when known, to their Prefect flow run.
+    assert 'href="https://runtype.example/flow_1/batches/b2"' in page
+    assert 'href="http://127.0.0.1:4200/runs/flow-run/run-b2"' in page
+    assert 'href="https://runtype.example/flow_1/batches/b1"' not in page, "b1 ran the night before"
+    single = rta.build_report(db, tmp_path / "one.html", by_record_type=False).read_text()
+    assert "<select" not in single and "flow-run" not in single
+
+
+def test_the_report_command_links_to_the_prefect_ui_from_the_environment(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from runtype_prefect.cli.app import app
+
+    db = build(tmp_path / "cli-links.duckdb")
+    with Warehouse(db) as w:
+        w.query("UPDATE batches SET prefect_flow_run_id = 'run-b3' WHERE batch_id = 'b3'")
+        w.publish_snapshot(full=True)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4321/api")
+    monkeypatch.delenv("PREFECT_UI_URL", raising=False)
+    monkeypatch.delenv("RUNTYPE_DASHBOARD_URL_TEMPLATE", raising=False)
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["report", "--db", db, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert 'href="http://127.0.0.1:4321/runs/flow-run/run-b3"' in page
+    assert 'href="https://dashboard.runtype.com/flows/flow_1"' in page  # the spec's page

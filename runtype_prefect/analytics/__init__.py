@@ -15,6 +15,7 @@ from .connection import AnalyticsUnavailableError, connect, resolve_analytics_pa
 from .queries import (
     Filters,
     batch_runs,
+    batch_timing,
     error_class_nights,
     error_pareto,
     execution_times,
@@ -33,12 +34,14 @@ from .queries import (
     step_performance,
 )
 from .rendering import use_notebook_renderer
-from .report import build_figures, build_report
+from .report import Links, build_figures, build_report
 
 __all__ = [
     "AnalyticsUnavailableError",
     "Filters",
+    "Links",
     "batch_runs",
+    "batch_timing",
     "build_figures",
     "build_report",
     "color_map",

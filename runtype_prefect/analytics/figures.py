@@ -245,6 +245,38 @@ def latency_distribution(times: pd.DataFrame) -> go.Figure:
     )
 
 
+def batch_timing_over_time(timing: pd.DataFrame) -> go.Figure:
+    """Per job and night: the batch's wall time (solid) and how long it queued before it
+    started (dotted). Immediate runs (10 records or fewer) have no wall time of their own."""
+    title = "Batch wall time (solid) and queue wait (dotted) per job"
+    data = timing.dropna(subset=["wall_s"]) if not timing.empty else timing
+    if data.empty:
+        return _empty(title)
+    labels = data["job_name"].fillna(data["record_type"]).astype(str)
+    data = data.assign(job=labels)
+    colors = color_map(data["job"])
+    fig = go.Figure()
+    for job, group in data.groupby("job", sort=True):
+        for column, dash, show, what in (
+            ("wall_s", "solid", True, "ran"),
+            ("queue_wait_s", "dot", False, "queued"),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=group["night"],
+                    y=group[column],
+                    name=str(job),
+                    legendgroup=str(job),
+                    showlegend=show,
+                    mode="lines+markers",
+                    line={"color": colors[str(job)], "dash": dash},
+                    hovertemplate=f"%{{x|%Y-%m-%d}}: {what} %{{y:,.1f}} s"
+                    "<extra>%{fullData.name}</extra>",
+                )
+            )
+    return _layout(fig, title, "Night", "Seconds", nights=data["night"], legend="Job")
+
+
 def step_durations(steps: pd.DataFrame) -> go.Figure:
     """Where the time goes: p50 duration per step (bar) with p95 as error bar, per record type."""
     title = "Duration per step (bar p50, whisker p95)"
@@ -690,6 +722,7 @@ BUILDERS = {
     "flow_versions": flow_version_comparison,
     "latency_percentiles": latency_percentiles_over_time,
     "latency_distribution": latency_distribution,
+    "batch_timing": batch_timing_over_time,
     "step_durations": step_durations,
     "latency_by_model": latency_by_model,
     "error_pareto": error_pareto,

@@ -71,6 +71,12 @@ def batch_runs(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame
     return _df(con, f"SELECT * FROM batch_runs{where} ORDER BY night DESC, record_type", params)
 
 
+def batch_timing(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """Return per batch (job × night) how long it queued and ran (view ``batch_timing``)."""
+    where, params = f.where()
+    return _df(con, f"SELECT * FROM batch_timing{where} ORDER BY night, job_name", params)
+
+
 def nightly_runs(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
     """Return one row per night over all record types (view ``nightly_runs``; dates only)."""
     where, params = f.where(flow=False, record_type=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import os
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +29,7 @@ REPORT_SAMPLE = 20_000
 #: Sections of the report: (heading, [builder names]).
 SECTIONS: list[tuple[str, list[str]]] = [
     ("How often runs succeed", ["success_rate", "outcomes", "flow_versions"]),
-    ("How long they take", ["latency_percentiles", "latency_distribution"]),
+    ("How long they take", ["latency_percentiles", "latency_distribution", "batch_timing"]),
     ("Where the time goes", ["step_durations", "latency_by_model", "model_latency_nights"]),
     ("What fails", ["error_pareto", "error_classes", "failure_heatmap"]),
     (
@@ -78,6 +79,7 @@ def build_figures(
         "latency_distribution": figures.latency_distribution(
             queries.execution_times(con, f, limit=REPORT_SAMPLE)
         ),
+        "batch_timing": figures.batch_timing_over_time(queries.batch_timing(con, f)),
         "step_durations": figures.step_durations(steps),
         "latency_by_model": figures.latency_by_model(models),
         "model_latency_nights": figures.model_latency_over_time(usage),
@@ -165,6 +167,84 @@ def _quality_table(history: pd.DataFrame) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Links:
+    """Where the last night's batches link to: the Prefect UI (the job's flow run, when the
+    UI's address is known) and the batch's page (``{flow_id}``/``{batch_id}`` filled in)."""
+
+    prefect_ui_url: str | None = None
+    batch_url_template: str | None = None
+
+    def flow_run(self, run_id: object) -> str | None:
+        """Return the Prefect UI page of flow run ``run_id``, or None when it is unknown."""
+        if not self.prefect_ui_url or not isinstance(run_id, str) or not run_id:
+            return None
+        return f"{self.prefect_ui_url.rstrip('/')}/runs/flow-run/{run_id}"
+
+    def batch(self, flow_id: object, batch_id: str) -> str | None:
+        """Return the page of one batch, or None without a template."""
+        if not self.batch_url_template:
+            return None
+        return self.batch_url_template.replace("{flow_id}", str(flow_id or "")).replace(
+            "{batch_id}", batch_id
+        )
+
+
+def _link(url: str | None, text: str) -> str:
+    if not url:
+        return html.escape(text)
+    return f'<a href="{html.escape(url, quote=True)}">{html.escape(text)}</a>'
+
+
+def _num(value: object, fmt: str) -> str:
+    return "" if value is None or pd.isna(value) else format(value, fmt)
+
+
+def _batches_table(batches: pd.DataFrame, links: Links) -> str:
+    """The last night's batches: one row per job with its numbers, both costs, queue and wall
+    time, and links to its Prefect flow run and its batch page."""
+    if batches.empty:
+        return "<p>No batches in this selection.</p>"
+    night = pd.Timestamp(batches["night"].iloc[0]).date()
+    head = [
+        "job",
+        "outcome",
+        "records",
+        "failed",
+        "success rate",
+        "p95 s",
+        "estimated USD",
+        "billed USD",
+        "queued s",
+        "ran s",
+        "batch",
+        "Prefect run",
+    ]
+    rows = []
+    for r in batches.itertuples(index=False):
+        run = links.flow_run(r.prefect_flow_run_id)
+        cells = [
+            html.escape(str(r.job_name or r.record_type)),
+            html.escape(str(r.outcome or r.status or "")),
+            f"{r.records:,}",
+            f"{r.failed:,}",
+            _num(r.success_rate, ".1%"),
+            _num(r.p95_s, ".2f"),
+            _num(r.estimated_cost_usd, ".4f"),
+            _num(r.billed_cost_usd, ".4f"),
+            _num(r.queue_wait_s, ",.1f"),
+            _num(r.wall_s, ",.1f"),
+            _link(links.batch(r.flow_id, r.batch_id), r.batch_id),
+            _link(run, "flow run") if run else "",
+        ]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    header = "".join(f"<th>{h}</th>" for h in head)
+    return (
+        f"<p>Night {night}:</p><table><thead><tr>{header}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
 header p { color: #555; margin: .2rem 0; }
@@ -173,21 +253,103 @@ table { border-collapse: collapse; font-size: .85rem; width: 100%; }
 th, td { border: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; }
 .chart { margin: 1rem 0; }
+p.nights { color: #666; font-size: .85rem; margin-top: -.2rem; }
+p.selector { margin-top: 1rem; font-size: 1rem; }
+"""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One view of the page the analyst can pick: every record type, or one of them."""
+
+    key: str
+    label: str
+    filters: Filters
+
+
+def _slug(key: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in key.lower())
+
+
+def selection_html(
+    con: duckdb.DuckDBPyConnection,
+    selection: Selection,
+    *,
+    links: Links,
+    trailing_nights: int = 7,
+    main: bool = False,
+) -> str:
+    """Return the KPIs, every section of charts and the tables for one selection. Chart ids are
+    ``chart-<name>`` on the ``main`` selection, ``chart-<key>-<name>`` on the others."""
+    f = selection.filters
+    figs = build_figures(con, f, trailing_nights=trailing_nights)
+    nights = queries.record_type_nights(con, f)["night"]
+    covered = (
+        f"{selection.label}, nights {nights.min().date()} – {nights.max().date()}"
+        if not nights.empty
+        else f"{selection.label}: no nights with records"
+    )
+    night = queries.latest_night(con, f)
+    batches = pd.DataFrame()
+    if night is not None:
+        last = Filters(start=night, end=night, record_types=f.record_types)
+        batches = queries.batch_runs(con, last).merge(
+            queries.batch_timing(con, last)[["batch_id", "queue_wait_s", "wall_s"]],
+            on="batch_id",
+            how="left",
+        )
+    prefix = "chart-" if main else f"chart-{_slug(selection.key)}-"
+
+    def chart(name: str) -> str:
+        return (
+            '<div class="chart">'
+            + figs[name].to_html(
+                full_html=False,
+                include_plotlyjs=False,
+                div_id=prefix + name,
+                config={"displaylogo": False, "responsive": True},
+            )
+            + "</div>"
+        )
+
+    def heading(text: str) -> str:
+        return f'<h2>{html.escape(text)}</h2><p class="nights">{html.escape(covered)}</p>'
+
+    body = [chart("kpis"), heading("Last night's batches"), _batches_table(batches, links)]
+    for title, names in SECTIONS:
+        body.append(heading(title))
+        body.extend(chart(n) for n in names)
+    body.append(heading("Top failures"))
+    body.append(_failures_table(queries.failures(con, f)))
+    body.append(heading("Quality gate"))
+    body.append(_quality_table(queries.quality_history(con, f)))
+    return "".join(body)
+
+
+SELECTOR_JS = """
+function showSelection(key) {
+  document.querySelectorAll('.selection').forEach(function (el) {
+    var on = el.dataset.key === key;
+    el.style.display = on ? '' : 'none';
+    if (on) {
+      el.querySelectorAll('.js-plotly-plot').forEach(function (p) { Plotly.Plots.resize(p); });
+    }
+  });
+}
 """
 
 
 def render_html(
-    figs: dict[str, go.Figure],
-    failures: pd.DataFrame,
+    blocks: list[tuple[Selection, str]],
     *,
     source: Path,
-    quality: pd.DataFrame | None = None,
     freshness: pd.DataFrame,
     since: date | None,
     generated_at: datetime,
     until: date | None = None,
 ) -> str:
-    """Return the report page: header, KPIs, sections of charts, top failures."""
+    """Return the report page: a header, a record-type selector when there is more than one
+    selection, and each selection's content (`selection_html`), the first one shown."""
     if freshness.empty:
         fresh = "no nights landed yet"
     else:
@@ -199,28 +361,6 @@ def render_html(
             f"latest night {pd.Timestamp(last['night']).date()}, landed "
             f"{landed.strftime('%Y-%m-%d %H:%M UTC') if not pd.isna(landed) else '?'}{age_text}"
         )
-
-    def chart(name: str) -> str:
-        return (
-            '<div class="chart">'
-            + figs[name].to_html(
-                full_html=False,
-                include_plotlyjs=False,
-                div_id=f"chart-{name}",
-                config={"displaylogo": False},
-            )
-            + "</div>"
-        )
-
-    body = [chart("kpis")]
-    for heading, names in SECTIONS:
-        body.append(f"<h2>{html.escape(heading)}</h2>")
-        body.extend(chart(n) for n in names)
-    body.append("<h2>Top failures</h2>")
-    body.append(_failures_table(failures))
-    if quality is not None:
-        body.append("<h2>Quality gate</h2>")
-        body.append(_quality_table(quality))
     scope = (
         f"nights {since} – {until}"
         if since and until
@@ -230,16 +370,34 @@ def render_html(
         if until
         else "all nights"
     )
+    selector = ""
+    if len(blocks) > 1:
+        options = "".join(
+            f'<option value="{html.escape(sel.key, quote=True)}">{html.escape(sel.label)}</option>'
+            for sel, _ in blocks
+        )
+        selector = (
+            '<p class="selector"><label>Record type: <select id="selection"'
+            f' onchange="showSelection(this.value)">{options}</select></label>'
+            " (every chart, KPI and table on the page follows it)</p>"
+        )
+    hidden = ' style="display:none"'
+    sections = "".join(
+        f'<div class="selection" data-key="{html.escape(sel.key, quote=True)}"'
+        f"{'' if i == 0 else hidden}>{content}</div>"
+        for i, (sel, content) in enumerate(blocks)
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Runtype results report</title>
 <style>{STYLE}</style>
 <script type="text/javascript">{get_plotlyjs()}</script>
+<script type="text/javascript">{SELECTOR_JS}</script>
 </head><body>
 <header><h1>Runtype results report</h1>
 <p>Generated {generated_at.strftime("%Y-%m-%d %H:%M UTC")} from <code>{html.escape(str(source))}</code> ({scope}).</p>
-<p>Freshness: {html.escape(fresh)}.</p></header>
-{"".join(body)}
+<p>Freshness: {html.escape(fresh)}.</p>{selector}</header>
+{sections}
 </body></html>
 """  # noqa: E501
 
@@ -251,25 +409,40 @@ def build_report(
     since: date | None = None,
     until: date | None = None,
     trailing_nights: int = 7,
+    links: Links | None = None,
+    by_record_type: bool = True,
 ) -> Path:
     """Write the self-contained HTML report of ``db``'s analytics snapshot over the nights
     ``since``..``until`` (inclusive; default all); return its path. Every chart, the KPIs and the
-    tables cover that selection.
+    tables cover that selection, and each section names the nights it covers. With
+    ``by_record_type`` (and more than one record type) a selector at the top shows the whole
+    page for one record type at a time. ``links`` says where the last night's batches link to.
 
     Raises `AnalyticsUnavailableError` when there is nothing to report on yet.
     """
     source = resolve_analytics_path(db)
+    links = links or Links()
     with connect(db) as con:
         f = Filters(start=since, end=until)
-        figs = build_figures(con, f, trailing_nights=trailing_nights)
-        failures = queries.failures(con, f)
+        selections = [Selection("all", "Every record type", f)]
+        if by_record_type:
+            types = sorted(queries.record_type_nights(con, f)["record_type"].unique())
+            if len(types) > 1:
+                selections += [
+                    Selection(str(t), str(t), Filters(start=since, end=until, record_types=(t,)))
+                    for t in types
+                ]
+        blocks = [
+            (
+                sel,
+                selection_html(con, sel, links=links, trailing_nights=trailing_nights, main=i == 0),
+            )
+            for i, sel in enumerate(selections)
+        ]
         fresh = queries.freshness(con)
-        quality = queries.quality_history(con, f)
     page = render_html(
-        figs,
-        failures,
+        blocks,
         source=source,
-        quality=quality,
         freshness=fresh,
         since=since,
         until=until,

@@ -449,16 +449,43 @@ def report(
         datetime | None,
         typer.Option(help="Only nights on or before this date.", formats=["%Y-%m-%d"]),
     ] = None,
+    prefect_ui_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Prefect UI to link each batch's flow run to (default $PREFECT_UI_URL, or"
+            " $PREFECT_API_URL without /api; none: no links)."
+        ),
+    ] = None,
+    batch_url_template: Annotated[
+        str | None,
+        typer.Option(
+            help="A batch's page, {flow_id} and {batch_id} filled in (default"
+            " $RUNTYPE_DASHBOARD_URL_TEMPLATE, else the flow's Runtype dashboard)."
+        ),
+    ] = None,
+    by_record_type: Annotated[
+        bool, typer.Option(help="Add a record-type selector that filters the whole page.")
+    ] = True,
 ) -> None:
     """Write the self-contained HTML report (opens offline) from the analytics snapshot."""
     from ..analytics import AnalyticsUnavailableError, build_report
+    from ..analytics.report import Links
+    from ..client import resolve_dashboard_url_template
 
+    api_url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    ui_url = prefect_ui_url or os.environ.get("PREFECT_UI_URL") or api_url.removesuffix("/api")
+    links = Links(
+        prefect_ui_url=ui_url or None,
+        batch_url_template=resolve_dashboard_url_template(batch_url_template),
+    )
     try:
         path = build_report(
             db,
             out,
             since=since.date() if since else None,
             until=until.date() if until else None,
+            links=links,
+            by_record_type=by_record_type,
         )
     except AnalyticsUnavailableError as exc:
         console.print(f"[red]{exc}[/]")

@@ -3,7 +3,13 @@
 It knows nothing of Prefect or DuckDB; the orchestration layer builds on it.
 """
 
-from ._config import DEFAULT_BASE_URL, resolve_api_key, resolve_base_url
+from ._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_DASHBOARD_URL_TEMPLATE,
+    resolve_api_key,
+    resolve_base_url,
+    resolve_dashboard_url_template,
+)
 from .arrow import models_to_table
 from .async_ import AsyncRuntypeClient
 from .errors import (
@@ -52,6 +58,7 @@ from .sync import RuntypeClient
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_DASHBOARD_URL_TEMPLATE",
     "AsyncRuntypeClient",
     "AuthenticationError",
     "BadRequestError",
@@ -95,4 +102,5 @@ __all__ = [
     "models_to_table",
     "resolve_api_key",
     "resolve_base_url",
+    "resolve_dashboard_url_template",
 ]

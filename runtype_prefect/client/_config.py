@@ -16,9 +16,19 @@ from .. import __version__
 DEFAULT_BASE_URL = "https://api.runtype.com/v1"
 API_KEY_ENV = "RUNTYPE_API_KEY"
 BASE_URL_ENV = "RUNTYPE_BASE_URL"
+DASHBOARD_URL_TEMPLATE_ENV = "RUNTYPE_DASHBOARD_URL_TEMPLATE"
+#: Where a person looks at a job's batch. The spec documents only the flows' dashboard page
+#: (a flow's ``dashboardUrl``, https://dashboard.runtype.com/flows/<id>); no batch page.
+DEFAULT_DASHBOARD_URL_TEMPLATE = "https://dashboard.runtype.com/flows/{flow_id}"
 USER_AGENT = f"runtype-prefect/{__version__}"
 #: Reads may take a while on a loaded API; a connection that does not open in 5 s will not.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+def resolve_dashboard_url_template(template: str | None = None) -> str:
+    """Return the batch page template (``{flow_id}``, ``{batch_id}``) from the argument, else
+    ``RUNTYPE_DASHBOARD_URL_TEMPLATE``, else the flows' dashboard page."""
+    return template or os.environ.get(DASHBOARD_URL_TEMPLATE_ENV) or DEFAULT_DASHBOARD_URL_TEMPLATE
 
 
 def resolve_api_key(api_key: str | SecretStr | None) -> SecretStr:

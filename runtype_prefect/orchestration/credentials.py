@@ -6,7 +6,6 @@ it adds no second API. Flows take a block name and otherwise fall back to the en
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import httpx
@@ -15,16 +14,14 @@ from pydantic import Field, SecretStr
 
 from ..client import (
     DEFAULT_BASE_URL,
+    DEFAULT_DASHBOARD_URL_TEMPLATE,
     AsyncRuntypeClient,
     RetryPolicy,
     RuntypeClient,
     resolve_api_key,
     resolve_base_url,
+    resolve_dashboard_url_template,
 )
-
-#: Where a person looks at a job's batch. The spec documents only the flows' dashboard page
-#: (a flow's ``dashboardUrl``, https://dashboard.runtype.com/flows/<id>); no batch page.
-DEFAULT_DASHBOARD_URL_TEMPLATE = "https://dashboard.runtype.com/flows/{flow_id}"
 
 
 class RuntypeCredentials(CredentialsBlock):
@@ -66,8 +63,7 @@ class RuntypeCredentials(CredentialsBlock):
         return cls(
             api_key=resolve_api_key(None),
             base_url=resolve_base_url(None),
-            dashboard_url_template=os.environ.get("RUNTYPE_DASHBOARD_URL_TEMPLATE")
-            or DEFAULT_DASHBOARD_URL_TEMPLATE,
+            dashboard_url_template=resolve_dashboard_url_template(),
         )
 
     def batch_page_url(self, flow_id: str, batch_id: str) -> str:
