@@ -9,8 +9,8 @@ WITH records AS (
     SELECT
         batch_id,
         count(*) AS records,
-        count_if(success) AS succeeded,
-        count_if(NOT success) AS failed,
+        count(*) FILTER (WHERE success) AS succeeded,
+        count(*) FILTER (WHERE NOT success) AS failed,
         success_rate(success) AS success_rate,
         quantile_cont(execution_time_s, 0.50) AS p50_s,
         quantile_cont(execution_time_s, 0.95) AS p95_s,

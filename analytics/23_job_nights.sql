@@ -8,7 +8,7 @@ SELECT
     night,
     any_value(job_name) AS job_name,
     count(*) AS records,
-    count_if(NOT success) AS failed,
+    count(*) FILTER (WHERE NOT success) AS failed,
     success_rate(success) AS success_rate,
     1 - success_rate(success) AS failure_rate,
     quantile_cont(execution_time_s, 0.50) AS p50_s,

@@ -10,7 +10,7 @@ WITH records AS (
     SELECT
         count(*) AS records,
         count(DISTINCT night) AS nights,
-        count_if(success) AS succeeded,
+        count(*) FILTER (WHERE success) AS succeeded,
         success_rate(success) AS success_rate,
         quantile_cont(execution_time_s, 0.50) AS p50_s,
         quantile_cont(execution_time_s, 0.95) AS p95_s

@@ -12,7 +12,7 @@ SELECT
     step_name,
     step_type,
     count(*) AS executions,
-    count_if(NOT succeeded) AS failures,
+    count(*) FILTER (WHERE NOT succeeded) AS failures,
     1 - success_rate(succeeded) AS failure_rate,
     quantile_cont(duration_s, 0.50) AS p50_s,
     quantile_cont(duration_s, 0.95) AS p95_s,

@@ -9,7 +9,7 @@ SELECT
     r.flow_id,
     r.record_type,
     r.night,
-    count_if(r.execution_time_s > b.base) AS slower
+    count(*) FILTER (WHERE r.execution_time_s > b.base) AS slower
 FROM record_facts r
 JOIN b USING (flow_id, record_type)
 WHERE r.night BETWEEN first_night AND last_night

@@ -26,7 +26,7 @@ versions AS (
         max(r.night) AS last_seen_night,
         count(DISTINCT r.night) AS nights,
         count(*) AS records,
-        count_if(r.success) AS succeeded,
+        count(*) FILTER (WHERE r.success) AS succeeded,
         success_rate(r.success) AS success_rate,
         quantile_cont(r.execution_time_s, 0.50) AS p50_s,
         quantile_cont(r.execution_time_s, 0.95) AS p95_s,

@@ -399,6 +399,9 @@ def test_counts_are_integers_in_frames_and_in_the_report(con, tmp_path):
     failures = rta.failures(con)
     assert str(failures["failures"].dtype) == "int64" and str(failures["records"].dtype) == "int64"
     assert str(rta.error_pareto(con)["failures"].dtype) == "int64"
+    for frame in (rta.batch_runs(con), rta.nightly_runs(con), rta.record_type_nights(con)):
+        assert {str(frame[c].dtype) for c in ("records", "succeeded", "failed")} == {"int64"}
+    assert str(rta.step_performance(con)["failures"].dtype) == "int64"
     html_text = rta.build_report(build(tmp_path / "counts.duckdb"), tmp_path / "r.html").read_text()
     table = html_text[html_text.index("<th>error class</th>") :]
     table = table[: table.index("</table>")]
