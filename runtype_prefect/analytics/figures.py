@@ -421,7 +421,7 @@ def flow_version_comparison(versions: pd.DataFrame) -> go.Figure:
                 "<extra>%{fullData.name}</extra>",
             )
         )
-    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(tickformat=".1%")
     return _layout(fig, title, "Flow version (first night)", "Records succeeded (%)",
                    legend="Record type")  # fmt: skip
 
