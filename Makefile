@@ -35,10 +35,13 @@ server: install
 	$(VENV)/bin/runtype-prefect server
 
 # JupyterLab on the analysts' notebooks, reading the demo's warehouse (run `make demo` first).
-# As root (containers, CI) JupyterLab refuses to start without --allow-root.
+# As root (containers, CI) JupyterLab refuses to start without --allow-root. Saving strips
+# outputs, so the committed notebooks stay output-free after a run.
 notebooks: install
 	@test -f runtype.analytics.duckdb || { echo "no runtype.analytics.duckdb yet: run 'make demo' first"; exit 1; }
-	RUNTYPE_PREFECT_DB=$(CURDIR)/runtype.duckdb $(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	RUNTYPE_PREFECT_DB=$(CURDIR)/runtype.duckdb $(VENV)/bin/jupyter lab --notebook-dir=notebooks \
+		--ContentsManager.pre_save_hook=runtype_prefect.analytics.rendering.strip_outputs_before_save \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 report: install
 	$(VENV)/bin/runtype-prefect report --db runtype.duckdb --out reports/report.html

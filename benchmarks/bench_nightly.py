@@ -24,6 +24,7 @@ from runtype_prefect.orchestration.jobs import Job
 from runtype_prefect.orchestration.landing import (
     immediate_status,
     land_batch_results,
+    land_records,
 )
 from runtype_prefect.orchestration.outcomes import outcome_of
 from runtype_prefect.orchestration.starting import start_job
@@ -47,6 +48,7 @@ def plain_job(client: RuntypeClient, warehouse: Warehouse, job: Job) -> int:
     landing = land_batch_results(
         client, warehouse, job, started.batch_id, status, immediate=started.immediate is not None
     )
+    land_records(client, warehouse, job.record_type, "bench")  # as the land task does
     warehouse.upsert_batch(
         started.batch_id, outcome=outcome_of(status, complete=landing.complete).value
     )

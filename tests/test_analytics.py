@@ -14,6 +14,7 @@ from runtype_prefect import analytics as rta
 from runtype_prefect.analytics import figures
 from runtype_prefect.analytics.colors import color_map
 from runtype_prefect.analytics.report import build_figures
+from runtype_prefect.gate import judge_nights
 from runtype_prefect.warehouse import Warehouse
 
 BATCHES = [
@@ -178,6 +179,7 @@ def build(path) -> str:
             )
         cur.execute("UPDATE step_results SET flow_version_id = 'ver_1'")
     with Warehouse(path) as w:
+        judge_nights(w, max(date.fromisoformat(b[1]) for b in BATCHES))  # the gate's history
         w.publish_snapshot(full=True)  # the rows above were written around the landing
     return str(path)
 

@@ -62,3 +62,26 @@ def test_notebook_runs_headless_on_a_landed_warehouse(path, sandbox_warehouse):
         # plotly.js itself once, inline (offline), not once per chart or from a CDN
         assert page.count("plotly.js v") == 1
         assert not re.search(r"<script[^>]*src=[\"'][^\"']*plot\.ly", page)
+
+
+def test_saving_from_make_notebooks_strips_outputs():
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    from runtype_prefect.analytics.rendering import strip_outputs_before_save
+
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    hook = "runtype_prefect.analytics.rendering.strip_outputs_before_save"
+    assert f"--ContentsManager.pre_save_hook={hook}" in makefile
+    manager = FileContentsManager(pre_save_hook=hook)  # Jupyter imports it the same way
+    assert manager.pre_save_hook is strip_outputs_before_save
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code")
+    code.outputs = [nbformat.v4.new_output("stream", text="ran")]
+    code.execution_count = 3
+    model = {"type": "notebook", "content": nb}
+    manager.run_pre_save_hooks(model=model, path="01.ipynb")
+    assert all(
+        not c.get("outputs") and c.get("execution_count") is None
+        for c in model["content"].cells
+        if c.cell_type == "code"
+    )

@@ -16,6 +16,7 @@ from .queries import (
     Filters,
     batch_runs,
     batch_timing,
+    chronic_failures,
     error_class_nights,
     error_pareto,
     execution_times,
@@ -30,7 +31,9 @@ from .queries import (
     nightly_runs,
     quality_history,
     record_costs,
+    record_history,
     record_type_nights,
+    segments,
     step_performance,
 )
 from .rendering import use_notebook_renderer
@@ -44,6 +47,7 @@ __all__ = [
     "batch_timing",
     "build_figures",
     "build_report",
+    "chronic_failures",
     "color_map",
     "connect",
     "error_class_nights",
@@ -61,8 +65,10 @@ __all__ = [
     "nightly_runs",
     "quality_history",
     "record_costs",
+    "record_history",
     "record_type_nights",
     "resolve_analytics_path",
+    "segments",
     "step_performance",
     "use_notebook_renderer",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -426,6 +427,77 @@ def flow_version_comparison(versions: pd.DataFrame) -> go.Figure:
                    legend="Record type")  # fmt: skip
 
 
+def success_by_segment(segments: pd.DataFrame, field: str) -> go.Figure:
+    """Success rate per value of a records' metadata field, with 95 % Wilson intervals;
+    executions and p95 on hover. The largest segments first."""
+    title = f"Record success rate by {field}"
+    if segments.empty:
+        return _empty(title)
+    labels = segments["segment"].fillna("(none)").astype(str)
+    fig = go.Figure(
+        go.Bar(
+            x=labels,
+            y=segments["success_rate"],
+            marker_color=SUCCEEDED,
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": segments["success_rate_high"] - segments["success_rate"],
+                "arrayminus": segments["success_rate"] - segments["success_rate_low"],
+            },
+            customdata=list(zip(segments["records"], segments["p95_s"].fillna(0), strict=True)),
+            hovertemplate="%{x}: %{y:.1%} of %{customdata[0]:,} runs, p95 %{customdata[1]:.2f} s"
+            "<extra></extra>",
+        )
+    )
+    fig.update_yaxes(tickformat=".1%")
+    return _layout(fig, title, field, "Records succeeded (%)")
+
+
+#: The gate's verdicts as heatmap values and their colours.
+_VERDICTS = {"ok": (0, SUCCEEDED), "no_verdict": (1, "#cccccc"), "degraded": (2, FAILED)}
+
+
+def quality_verdicts_over_time(history: pd.DataFrame) -> go.Figure:
+    """The quality gate's verdict per job, metric and night: green ok, grey no verdict, red
+    degraded; tonight against the baseline and the reason on hover."""
+    title = "Quality gate verdicts per job and night"
+    if history.empty:
+        return _empty(title + ": the gate has not judged any night in this selection")
+    rows = history.assign(row=history["job"] + " · " + history["metric"])
+    grid = rows.pivot_table(
+        index="row", columns="night", values="verdict", aggfunc="first"
+    ).sort_index()
+    reasons = rows.pivot_table(index="row", columns="night", values="reason", aggfunc="first")
+    reasons = reasons.reindex(index=grid.index, columns=grid.columns)
+    z = grid.map(lambda v: _VERDICTS.get(v, (None,))[0] if isinstance(v, str) else None)
+    fig = go.Figure(
+        go.Heatmap(
+            x=list(grid.columns),
+            y=list(grid.index),
+            z=z.to_numpy(dtype=float),
+            zmin=0,
+            zmax=2,
+            colorscale=[
+                [0.0, _VERDICTS["ok"][1]],
+                [0.33, _VERDICTS["ok"][1]],
+                [0.34, _VERDICTS["no_verdict"][1]],
+                [0.66, _VERDICTS["no_verdict"][1]],
+                [0.67, _VERDICTS["degraded"][1]],
+                [1.0, _VERDICTS["degraded"][1]],
+            ],
+            showscale=False,
+            xgap=2,
+            ygap=2,
+            customdata=np.dstack([grid.fillna("").to_numpy(), reasons.fillna("").to_numpy()]),
+            hovertemplate="%{y}<br>%{x|%Y-%m-%d}: %{customdata[0]}<br>%{customdata[1]}"
+            "<extra></extra>",
+        )
+    )
+    fig.update_layout(height=max(300, 28 * len(grid) + 140))
+    return _layout(fig, title, "Night", "", nights=rows["night"])
+
+
 def latency_by_model(models: pd.DataFrame) -> go.Figure:
     """p50 and p95 step duration per model."""
     title = "Latency by model"
@@ -735,4 +807,5 @@ BUILDERS = {
     "top_models": top_models_by_cost,
     "cost_per_success": cost_per_successful_record,
     "freshness": freshness_figure,
+    "quality_verdicts": quality_verdicts_over_time,
 }

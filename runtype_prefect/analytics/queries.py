@@ -199,6 +199,39 @@ def flow_versions(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFr
     )
 
 
+def chronic_failures(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """Return the records that failed on at least 3 of the last 5 nights they ran (view
+    ``chronic_failures``; record type and flow filters), most failed nights first."""
+    where, params = f.where(night="last_night")
+    return _df(
+        con,
+        f"SELECT * FROM chronic_failures{where}"
+        " ORDER BY nights_failed DESC, last_failed_night DESC, record_id",
+        params,
+    )
+
+
+def record_history(
+    con: duckdb.DuckDBPyConnection, record_id: str, f: Filters = ALL
+) -> pd.DataFrame:
+    """Return one record's executions night by night (view ``record_history``)."""
+    where, params = f.where()
+    where = where + (" AND " if where else " WHERE ") + "record_id = ?"
+    return _df(
+        con, f"SELECT * FROM record_history{where} ORDER BY night, batch_id", [*params, record_id]
+    )
+
+
+def segments(con: duckdb.DuckDBPyConnection, field: str, f: Filters = ALL) -> pd.DataFrame:
+    """Return success rate (with its Wilson interval) and p50/p95 execution time per value of
+    the records' metadata field ``field`` over the selection (table macro ``segments``)."""
+    return _df(
+        con,
+        "SELECT * FROM segments(?, ?, ?, ?, ?) ORDER BY records DESC, segment",
+        [field, *f.selection()],
+    )
+
+
 def freshness(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Return per night what landed and when (view ``freshness``), oldest first."""
     return _df(con, "SELECT * FROM freshness ORDER BY night")

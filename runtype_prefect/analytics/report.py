@@ -92,6 +92,7 @@ def build_figures(
         "cost_per_step": figures.cost_per_step(steps),
         "cost_per_success": figures.cost_per_successful_record(rtn),
         "freshness": figures.freshness_figure(queries.freshness(con)),
+        "quality_verdicts": figures.quality_verdicts_over_time(queries.quality_history(con, f)),
     }
 
 
@@ -121,6 +122,27 @@ def _failures_table(failures: pd.DataFrame, top: int = 15) -> str:
             cells.append(f"<td>{html.escape(str(value))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _chronic_table(chronic: pd.DataFrame, top: int = 15) -> str:
+    """Records that failed on at least 3 of their last 5 nights, with their last error."""
+    if chronic.empty:
+        return "<p>No record failed on 3 of its last 5 nights.</p>"
+    head = ["record", "record type", "job", "failed nights (of last 5)", "last failed", "error"]
+    rows = []
+    for r in chronic.head(top).itertuples(index=False):
+        cells = [
+            f"{r.record_name or r.record_id} ({r.record_id})",
+            r.record_type,
+            r.job_name or r.flow_id,
+            f"{r.nights_failed} of {r.nights_run}",
+            pd.Timestamp(r.last_failed_night).date(),
+            r.last_error_class or "",
+        ]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    header = "".join(f"<th>{h}</th>" for h in head)
+    more = f"<p>{len(chronic) - top:,} more.</p>" if len(chronic) > top else ""
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
 
 
 def _quality_table(history: pd.DataFrame) -> str:
@@ -321,7 +343,10 @@ def selection_html(
         body.extend(chart(n) for n in names)
     body.append(heading("Top failures"))
     body.append(_failures_table(queries.failures(con, f)))
+    body.append(heading("Records that fail night after night"))
+    body.append(_chronic_table(queries.chronic_failures(con, f)))
     body.append(heading("Quality gate"))
+    body.append(chart("quality_verdicts"))
     body.append(_quality_table(queries.quality_history(con, f)))
     return "".join(body)
 

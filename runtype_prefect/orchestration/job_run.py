@@ -178,6 +178,7 @@ def execute_job(
             started.batch_id,
             status,
             immediate=started.immediate is not None,
+            run_key=run_key,
         )
         outcome = outcome_of(status, complete=landing.complete, min_success_rate=min_success_rate)
         warehouse.upsert_batch(started.batch_id, outcome=outcome.value)

@@ -6,6 +6,7 @@ and run exactly the same work.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from ..warehouse import (
     Warehouse,
     batch_record_results_table,
     record_results_table,
+    records_table,
     step_results_table,
 )
 from .jobs import Job
@@ -174,3 +176,28 @@ def land_batch_results(
     if landing.complete:
         warehouse.mark_landed(batch_id)
     return landing
+
+
+def land_records(
+    client: RuntypeClient, warehouse: Warehouse, record_type: str, run_key: str
+) -> int | None:
+    """Land the records of ``record_type`` (the records listing, paged within the client's
+    limits) into the ``records`` dimension, once per run key; return how many, or None when
+    this run key's listing was landed already (another job over the same type, a re-run).
+
+    Raises what the client raises (`RuntypeError`).
+    """
+    if warehouse.records_listed(record_type, run_key):
+        return None
+    rows = [
+        {
+            "record_id": r.id,
+            "record_type": r.type or record_type,
+            "name": r.name,
+            "metadata": json.dumps(r.metadata, default=str),
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+        }
+        for r in client.list_records(type=record_type)
+    ]
+    return warehouse.land_records(records_table(rows), record_type, run_key)

@@ -21,6 +21,7 @@ from ..client import (
     NotFoundError,
     RunStartUncertainError,
     RuntypeClient,
+    RuntypeError,
     RuntypeTimeoutError,
     is_retryable,
 )
@@ -28,7 +29,7 @@ from ..warehouse import Warehouse, WarehouseLockedError
 from .cancellation import CANCELLED_MESSAGE, CancellationWatch
 from .credentials import resolve_credentials
 from .jobs import Job
-from .landing import Landing, land_batch_results
+from .landing import Landing, land_batch_results, land_records
 from .limits import start_slot
 from .observability import ProgressReporter, emit_batch_event, link_batch, preflight_artifact
 from .outcomes import JobResult, Outcome, StartUnresolvedError
@@ -204,11 +205,23 @@ def land_results(
     status: BatchStatus,
     *,
     immediate: bool,
+    run_key: str | None = None,
 ) -> Landing:
     """Prefect task around `land_batch_results` (retried for transient errors); returns what
-    was landed and whether the batch is now complete in the warehouse."""
+    was landed and whether the batch is now complete in the warehouse. With ``run_key``, the
+    record type's records are landed into the ``records`` dimension too (once a night); a
+    listing that fails is logged and left for the next night, the results stay landed."""
+    log = get_run_logger()
     landing = land_batch_results(client, warehouse, job, batch_id, status, immediate=immediate)
-    get_run_logger().info(
+    if run_key:
+        try:
+            listed = land_records(client, warehouse, job.record_type, run_key)
+        except RuntypeError as exc:
+            log.warning("%s: records of %r not landed (%s)", job.label, job.record_type, exc)
+        else:
+            if listed is not None:
+                log.info("%s: landed %d %s records", job.label, listed, job.record_type)
+    log.info(
         "%s: landed %d record and %d step results%s",
         job.label,
         landing.landed_records,  # an immediate run's records landed with its response

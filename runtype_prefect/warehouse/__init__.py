@@ -10,7 +10,12 @@ from .connection import (
     WarehouseLockedError,
     connect,
 )
-from .rows import batch_record_results_table, record_results_table, step_results_table
+from .rows import (
+    batch_record_results_table,
+    record_results_table,
+    records_table,
+    step_results_table,
+)
 from .store import (
     DB_ENV,
     DEFAULT_DB,
@@ -36,6 +41,7 @@ __all__ = [
     "connect",
     "default_db_path",
     "record_results_table",
+    "records_table",
     "snapshot_path_for",
     "step_results_table",
     "validate_file",

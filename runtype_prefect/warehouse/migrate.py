@@ -55,6 +55,30 @@ def applied_digest(con: duckdb.DuckDBPyConnection) -> str | None:
 _CREATE = re.compile(r"^CREATE OR REPLACE (VIEW|MACRO) ", re.MULTILINE)
 
 
+#: ``CREATE TABLE name (`` in a migration (statements split on ``;``).
+_CREATE_TABLE = re.compile(r"^\s*CREATE TABLE (\w+) \(", re.MULTILINE)
+
+
+def _stand_in_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Create, as empty temporary tables, the tables a newer schema added that ``con``'s
+    database lacks (a snapshot published before they existed), so today's models bind;
+    return their names."""
+    existing = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+    } | {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+    made = []
+    for _, _, sql in migrations():
+        for statement in sql.split(";"):
+            found = _CREATE_TABLE.search(statement)
+            if found and found.group(1) not in existing:
+                con.execute(_CREATE_TABLE.sub(r"CREATE TEMP TABLE \1 (", statement, count=1))
+                made.append(found.group(1))
+    return made
+
+
 def apply_views_temporarily(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Give a read-only connection this package's models as temporary views and macros, when
     its database holds other ones (a snapshot published by an older version); return the file
@@ -67,6 +91,7 @@ def apply_views_temporarily(con: duckdb.DuckDBPyConnection) -> list[str]:
     models, digest = _models()
     if applied_digest(con) == digest:
         return []
+    _stand_in_tables(con)
     for name, sql in models:
         try:
             con.execute(_CREATE.sub(r"CREATE OR REPLACE TEMP \1 ", sql))

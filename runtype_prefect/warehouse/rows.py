@@ -124,6 +124,25 @@ def record_results_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
     )
 
 
+#: records columns (the dimension) as landing writes them; metadata is JSON text.
+RECORD_DIM_COLUMNS: list[tuple[str, pa.DataType]] = [
+    ("record_id", pa.string()),
+    ("record_type", pa.string()),
+    ("name", pa.string()),
+    ("metadata", pa.string()),
+    ("created_at", TS),
+    ("updated_at", TS),
+]
+
+
+def records_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Return an Arrow table of ``records`` rows (the dimension) from plain dicts, ``metadata``
+    already JSON text."""
+    return pa.table(
+        {name: pa.array([r.get(name) for r in rows], type=t) for name, t in RECORD_DIM_COLUMNS}
+    )
+
+
 def _step_columns() -> list[tuple[str, pa.DataType]]:
     columns = [(_RENAMES.get(name, name), dtype) for name, dtype in STEP_FIELDS]
     return [*columns, ("record_type", pa.string())]

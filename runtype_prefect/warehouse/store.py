@@ -486,6 +486,41 @@ class Warehouse:
             )
         return int(table.num_rows)
 
+    def records_listed(self, record_type: str, run_key: str) -> bool:
+        """Return True when the records of ``record_type`` were landed for ``run_key``."""
+        return bool(
+            self.query(
+                "SELECT 1 FROM record_listings WHERE record_type = ? AND run_key = ?",
+                [record_type, run_key],
+            )
+        )
+
+    def land_records(self, table: pa.Table, record_type: str, run_key: str) -> int:
+        """Upsert the records of one listing (`rows.records_table`) into the ``records``
+        dimension and note the listing for (``record_type``, ``run_key``), in one transaction;
+        return the rows landed. A record keeps its first landing time and takes the listing's
+        name, metadata and timestamps."""
+        staged = f"staged_{uuid.uuid4().hex}"
+        now = datetime.now(UTC)
+        with self.transaction(register={staged: table}) as cur:
+            cur.execute(
+                f"MERGE INTO records AS t USING (SELECT DISTINCT ON (record_id) * FROM {staged})"
+                " AS s ON t.record_id = s.record_id"
+                " WHEN MATCHED THEN UPDATE SET record_type = s.record_type, name = s.name,"
+                " metadata = s.metadata, created_at = s.created_at, updated_at = s.updated_at,"
+                " last_landed_at = ?, last_run_key = ?"
+                " WHEN NOT MATCHED THEN INSERT (record_id, record_type, name, metadata,"
+                " created_at, updated_at, first_landed_at, last_landed_at, last_run_key)"
+                " VALUES (s.record_id, s.record_type, s.name, s.metadata, s.created_at,"
+                " s.updated_at, ?, ?, ?)",
+                [now, run_key, now, now, run_key],
+            )
+            cur.execute(
+                "INSERT OR REPLACE INTO record_listings VALUES (?, ?, ?, ?)",
+                [record_type, run_key, table.num_rows, now],
+            )
+        return int(table.num_rows)
+
     def derive_record_metrics(self, batch_id: str) -> None:
         """Fill execution time, steps and prompts of a deferred batch's records from its steps."""
         with self.transaction() as cur:
