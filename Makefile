@@ -35,12 +35,13 @@ server: install
 	$(VENV)/bin/runtype-prefect server
 
 # JupyterLab on the analysts' notebooks, reading the demo's warehouse (run `make demo` first).
-# As root (containers, CI) JupyterLab refuses to start without --allow-root. Saving strips
-# outputs, so the committed notebooks stay output-free after a run.
+# It opens a git-ignored working copy (notebooks/work/, each notebook copied once: delete one to
+# get the committed version again), so analysts save their runs without touching the committed,
+# output-free notebooks. As root (containers, CI) JupyterLab needs --allow-root.
 notebooks: install
 	@test -f runtype.analytics.duckdb || { echo "no runtype.analytics.duckdb yet: run 'make demo' first"; exit 1; }
-	RUNTYPE_PREFECT_DB=$(CURDIR)/runtype.duckdb $(VENV)/bin/jupyter lab --notebook-dir=notebooks \
-		--ContentsManager.pre_save_hook=runtype_prefect.analytics.rendering.strip_outputs_before_save \
+	@mkdir -p notebooks/work && cp -n notebooks/*.ipynb notebooks/work/
+	RUNTYPE_PREFECT_DB=$(CURDIR)/runtype.duckdb $(VENV)/bin/jupyter lab --notebook-dir=notebooks/work \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 report: install

@@ -1,9 +1,6 @@
-"""How notebooks render and save: charts that survive outside JupyterLab, and saves that
-leave the committed notebooks output-free."""
+"""How notebook charts are rendered, so that they survive outside JupyterLab."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import plotly.io as pio
 
@@ -18,16 +15,3 @@ def use_notebook_renderer() -> str:
     renderer now in use."""
     pio.renderers.default = NOTEBOOK_RENDERER
     return NOTEBOOK_RENDERER
-
-
-def strip_outputs_before_save(model: dict[str, Any], **_: Any) -> None:
-    """Jupyter ``pre_save_hook``: save notebooks without outputs or execution counts, so
-    running the committed notebooks and saving them leaves them as committed (`make notebooks`
-    sets it). Export a run with ``nbconvert --to html`` to keep its charts."""
-    if model.get("type") != "notebook":
-        return
-    content = model.get("content") or {}
-    for cell in content.get("cells", []):
-        if cell.get("cell_type") == "code":
-            cell["outputs"] = []
-            cell["execution_count"] = None
