@@ -4,24 +4,27 @@
 -- retried_share (share of executions retried at least once), tokens, estimated_cost_usd (sum
 -- of the steps' estimates; 0 for steps that call no model).
 CREATE OR REPLACE VIEW step_performance AS
-SELECT
-    night,
-    record_type,
-    flow_id,
-    step_order,
-    step_id,
-    step_name,
-    step_type,
-    count(*) AS executions,
-    count(*) FILTER (WHERE NOT succeeded) AS failures,
-    1 - success_rate(succeeded) AS failure_rate,
-    quantile_cont(duration_s, 0.50) AS p50_s,
-    quantile_cont(duration_s, 0.95) AS p95_s,
-    quantile_cont(duration_s, 0.99) AS p99_s,
-    max(duration_s) AS max_s,
-    sum(retry_count) AS retries,
-    count_if(retry_count > 0) / count(*) AS retried_share,
-    CAST(coalesce(sum(total_tokens), 0) AS BIGINT) AS tokens,
-    CAST(coalesce(sum(estimated_cost), 0) AS DOUBLE) AS estimated_cost_usd
-FROM step_facts
-GROUP BY ALL;
+WITH steps AS (
+    SELECT
+        night,
+        record_type,
+        flow_id,
+        step_order,
+        step_id,
+        step_name,
+        step_type,
+        count(*) AS executions,
+        count(*) FILTER (WHERE NOT succeeded) AS failures,
+        1 - success_rate(succeeded) AS failure_rate,
+        -- one sort per group for the three percentiles (three quantile_cont calls sort thrice)
+        quantile_cont(duration_s, [0.50, 0.95, 0.99]) AS q,
+        max(duration_s) AS max_s,
+        sum(retry_count) AS retries,
+        count_if(retry_count > 0) / count(*) AS retried_share,
+        CAST(coalesce(sum(total_tokens), 0) AS BIGINT) AS tokens,
+        CAST(coalesce(sum(estimated_cost), 0) AS DOUBLE) AS estimated_cost_usd
+    FROM step_facts
+    GROUP BY ALL
+)
+SELECT * EXCLUDE (q), q[1] AS p50_s, q[2] AS p95_s, q[3] AS p99_s
+FROM steps;
