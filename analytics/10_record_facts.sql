@@ -5,10 +5,9 @@ CREATE OR REPLACE VIEW record_facts AS
 SELECT
     r.*,
     n.night,
-    b.job_name,
-    b.run_key,
-    b.outcome AS batch_outcome,
+    n.job_name,
+    n.run_key,
+    n.outcome AS batch_outcome,
     error_class(r.error) AS error_class
 FROM record_results r
-LEFT JOIN batches b USING (batch_id)
 LEFT JOIN batch_nights n USING (batch_id);

@@ -4,12 +4,11 @@
 CREATE OR REPLACE VIEW step_facts AS
 SELECT
     s.* EXCLUDE (record_type),
-    coalesce(s.record_type, b.record_type) AS record_type,
+    coalesce(s.record_type, n.record_type) AS record_type,
     n.night,
-    b.job_name,
+    n.job_name,
     s.status = 'completed' AS succeeded,
     s.duration_ms / 1000.0 AS duration_s,
     error_class(s.error_message) AS error_class
 FROM step_results s
-LEFT JOIN batches b ON b.batch_id = s.batch_execution_id
 LEFT JOIN batch_nights n ON n.batch_id = s.batch_execution_id;

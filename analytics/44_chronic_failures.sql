@@ -4,27 +4,51 @@
 -- nights_failed, last_night (it ran), last_failed_night, last_error_class (of that failure),
 -- metadata (JSON, from the records dimension).
 CREATE OR REPLACE VIEW chronic_failures AS
+-- From the landed results and batch_nights rather than record_history: the error class and
+-- the records dimension are looked up for the few records that qualify, not for every row.
 WITH recent AS (
     SELECT
-        *,
-        row_number() OVER (PARTITION BY record_id, flow_id ORDER BY night DESC, batch_id DESC)
-            AS nth
-    FROM record_history
-    WHERE night IS NOT NULL
+        r.record_id,
+        r.flow_id,
+        r.record_name,
+        r.record_type,
+        r.success,
+        r.error,
+        n.night,
+        n.job_name
+    FROM record_results r
+    JOIN batch_nights n USING (batch_id)
+    QUALIFY row_number() OVER (
+        PARTITION BY r.record_id, r.flow_id ORDER BY n.night DESC, r.batch_id DESC
+    ) <= 5
+),
+chronic AS (
+    SELECT
+        record_id,
+        flow_id,
+        any_value(record_name) AS record_name,
+        any_value(record_type) AS record_type,
+        any_value(job_name) AS job_name,
+        count(*) AS nights_run,
+        count(*) FILTER (WHERE NOT success) AS nights_failed,
+        max(night) AS last_night,
+        max(night) FILTER (WHERE NOT success) AS last_failed_night,
+        arg_max(error, night) FILTER (WHERE NOT success) AS last_error
+    FROM recent
+    GROUP BY record_id, flow_id
+    HAVING count(*) FILTER (WHERE NOT success) >= 3
 )
 SELECT
-    record_id,
-    any_value(record_name) AS record_name,
-    any_value(record_type) AS record_type,
-    flow_id,
-    any_value(job_name) AS job_name,
-    count(*) AS nights_run,
-    count(*) FILTER (WHERE NOT success) AS nights_failed,
-    max(night) AS last_night,
-    max(night) FILTER (WHERE NOT success) AS last_failed_night,
-    arg_max(error_class, night) FILTER (WHERE NOT success) AS last_error_class,
-    any_value(metadata) AS metadata
-FROM recent
-WHERE nth <= 5
-GROUP BY record_id, flow_id
-HAVING count(*) FILTER (WHERE NOT success) >= 3;
+    c.record_id,
+    coalesce(d.name, c.record_name) AS record_name,
+    c.record_type,
+    c.flow_id,
+    c.job_name,
+    c.nights_run,
+    c.nights_failed,
+    c.last_night,
+    c.last_failed_night,
+    error_class(c.last_error) AS last_error_class,
+    d.metadata
+FROM chronic c
+LEFT JOIN records d USING (record_id);

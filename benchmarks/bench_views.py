@@ -111,6 +111,11 @@ def timed(w: Warehouse, sql: str) -> float:
     return time.perf_counter() - start
 
 
+
+def best(w: Warehouse, sql: str, runs: int = 3) -> float:
+    """The fastest of ``runs`` materialisations of ``sql`` (the machine is shared and noisy)."""
+    return min(timed(w, sql) for _ in range(runs))
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.duckdb"
@@ -125,7 +130,7 @@ def main() -> None:
                 f"{STEPS:,} step results, {RECORDS:,} record results, {NIGHTS} nights "
                 f"(generated in {generated:.1f} s)"
             )
-            floor = min(timed(w, BASELINE) for _ in range(3))
+            floor = best(w, BASELINE)
             print(f"  one aggregate pass over step_results (floor)   {floor:6.2f} s")
             views = [
                 line.split("VIEW ")[1].split()[0]
@@ -137,7 +142,7 @@ def main() -> None:
             for view in views:
                 if view in ROW_LEVEL or view == "batch_nights":
                     continue
-                show(f"view {view}", timed(w, f"SELECT * FROM {view}"), floor)
+                show(f"view {view}", best(w, f"SELECT * FROM {view}"), floor)
             # The table macros that pool a selection, over the whole history (NULL bounds).
             for f in view_files():
                 text = " ".join(f.read_text().split())
@@ -147,14 +152,13 @@ def main() -> None:
                 name, params = head.split("(", 1)
                 names = [p.strip() for p in params.rstrip(")").split(",")]
                 args = ", ".join("'plan'" if p == "field" else "NULL" for p in names)
-                show(f"macro {name}", timed(w, f"SELECT * FROM {name}({args})"), floor)
+                show(f"macro {name}", best(w, f"SELECT * FROM {name}({args})"), floor)
             print(
                 f"  row-level models, as an analyst uses them: one night and one record type,"
                 f" filtered and aggregated (target ≤ {TARGET:.0f}× the same query on the tables):"
             )
             for model, (through, base) in ROW_LEVEL.items():
-                model_s = min(timed(w, through) for _ in range(3))
-                base_s = min(timed(w, base) for _ in range(3))
+                model_s, base_s = best(w, through), best(w, base)
                 show(f"{model} (base {base_s:.3f} s)", model_s, base_s)
             start = time.perf_counter()
             w.publish_snapshot(full=True)  # the rows were generated around the landing
