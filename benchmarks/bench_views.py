@@ -111,10 +111,10 @@ def timed(w: Warehouse, sql: str) -> float:
     return time.perf_counter() - start
 
 
-
 def best(w: Warehouse, sql: str, runs: int = 3) -> float:
     """The fastest of ``runs`` materialisations of ``sql`` (the machine is shared and noisy)."""
     return min(timed(w, sql) for _ in range(runs))
+
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
