@@ -10,12 +10,13 @@ SELECT
     r.record_type,
     r.flow_id,
     r.batch_id,
-    r.night,
-    r.job_name,
+    n.night,
+    n.job_name,
     r.success,
-    r.error_class,
+    error_class(r.error) AS error_class,
     r.execution_time_s,
     d.metadata,
     d.created_at
-FROM record_facts r
+FROM record_results r
+LEFT JOIN batch_nights n USING (batch_id)
 LEFT JOIN records d USING (record_id);
