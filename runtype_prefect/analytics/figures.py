@@ -461,7 +461,7 @@ _VERDICTS = {"ok": (0, SUCCEEDED), "no_verdict": (1, "#cccccc"), "degraded": (2,
 def quality_verdicts_over_time(history: pd.DataFrame) -> go.Figure:
     """The quality gate's verdict per job, metric and night: green ok, grey no verdict, red
     degraded; tonight against the baseline and the reason on hover."""
-    title = "Quality gate verdicts per job and night"
+    title = "Quality gate verdicts per job and night (green ok, red degraded, grey no verdict)"
     if history.empty:
         return _empty(title + ": the gate has not judged any night in this selection")
     rows = history.assign(row=history["job"] + " · " + history["metric"])
