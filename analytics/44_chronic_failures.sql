@@ -4,9 +4,17 @@
 -- nights_failed, last_night (it ran), last_failed_night, last_error_class (of that failure),
 -- metadata (JSON, from the records dimension).
 CREATE OR REPLACE VIEW chronic_failures AS
--- From the landed results and batch_nights rather than record_history: the error class and
--- the records dimension are looked up for the few records that qualify, not for every row.
-WITH recent AS (
+-- Only records that failed at least 3 times at all can have failed on 3 of their last 5 nights,
+-- so the window runs over those records' rows alone (exact, and a small share of the rows);
+-- the error class and the records dimension are looked up for the qualifying records only.
+WITH candidates AS (
+    SELECT record_id, flow_id
+    FROM record_results
+    WHERE NOT success
+    GROUP BY record_id, flow_id
+    HAVING count(*) >= 3
+),
+recent AS (
     SELECT
         r.record_id,
         r.flow_id,
@@ -17,6 +25,7 @@ WITH recent AS (
         n.night,
         n.job_name
     FROM record_results r
+    SEMI JOIN candidates c ON c.record_id = r.record_id AND c.flow_id = r.flow_id
     JOIN batch_nights n USING (batch_id)
     QUALIFY row_number() OVER (
         PARTITION BY r.record_id, r.flow_id ORDER BY n.night DESC, r.batch_id DESC
