@@ -6,16 +6,7 @@
 -- started_at, completed_at, landed_at, prefect_flow_run_id (the Prefect run that started it).
 CREATE OR REPLACE VIEW batch_runs AS
 WITH records AS (
-    SELECT
-        batch_id,
-        count(*) AS records,
-        count(*) FILTER (WHERE success) AS succeeded,
-        count(*) FILTER (WHERE NOT success) AS failed,
-        success_rate(success) AS success_rate,
-        quantile_cont(execution_time_s, 0.50) AS p50_s,
-        quantile_cont(execution_time_s, 0.95) AS p95_s,
-        quantile_cont(execution_time_s, 0.99) AS p99_s,
-        max(execution_time_s) AS max_s
+    SELECT batch_id, record_measures(success, execution_time_s) AS m
     FROM record_results
     GROUP BY batch_id
 ),
@@ -36,14 +27,14 @@ SELECT
     b.job_name,
     b.outcome,
     b.status,
-    coalesce(r.records, 0) AS records,
-    coalesce(r.succeeded, 0) AS succeeded,
-    coalesce(r.failed, 0) AS failed,
-    r.success_rate,
-    r.p50_s,
-    r.p95_s,
-    r.p99_s,
-    r.max_s,
+    coalesce(r.m.records, 0) AS records,
+    coalesce(r.m.succeeded, 0) AS succeeded,
+    coalesce(r.m.failed, 0) AS failed,
+    r.m.success_rate,
+    r.m.p50_s,
+    r.m.p95_s,
+    r.m.p99_s,
+    r.m.max_s,
     coalesce(s.steps, 0) AS steps,
     CAST(coalesce(s.tokens, 0) AS BIGINT) AS tokens,
     CAST(coalesce(s.estimated_cost, 0) AS DOUBLE) AS estimated_cost_usd,

@@ -8,14 +8,7 @@ WITH records AS (
         night,
         count(DISTINCT batch_id) AS batches,
         count(DISTINCT record_type) AS record_types,
-        count(*) AS records,
-        count(*) FILTER (WHERE success) AS succeeded,
-        count(*) FILTER (WHERE NOT success) AS failed,
-        success_rate(success) AS success_rate,
-        quantile_cont(execution_time_s, 0.50) AS p50_s,
-        quantile_cont(execution_time_s, 0.95) AS p95_s,
-        quantile_cont(execution_time_s, 0.99) AS p99_s,
-        max(execution_time_s) AS max_s
+        record_measures(success, execution_time_s) AS m
     FROM record_facts
     GROUP BY night
 ),
@@ -29,7 +22,8 @@ spend AS (
     GROUP BY night
 )
 SELECT
-    r.*,
+    r.* EXCLUDE (m),
+    unnest(r.m),
     CAST(coalesce(s.tokens, 0) AS BIGINT) AS tokens,
     coalesce(s.estimated_cost_usd, 0) AS estimated_cost_usd,
     s.billed_cost_usd

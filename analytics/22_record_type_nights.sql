@@ -9,14 +9,7 @@ WITH records AS (
     SELECT
         record_type,
         night,
-        count(*) AS records,
-        count(*) FILTER (WHERE success) AS succeeded,
-        count(*) FILTER (WHERE NOT success) AS failed,
-        success_rate(success) AS success_rate,
-        quantile_cont(execution_time_s, 0.50) AS p50_s,
-        quantile_cont(execution_time_s, 0.95) AS p95_s,
-        quantile_cont(execution_time_s, 0.99) AS p99_s,
-        max(execution_time_s) AS max_s
+        record_measures(success, execution_time_s) AS m
     FROM record_facts
     GROUP BY ALL
 ),
@@ -31,12 +24,14 @@ spend AS (
     GROUP BY ALL
 )
 SELECT
-    r.*,
-    wilson_low(r.succeeded, r.records) AS success_rate_low,
-    wilson_high(r.succeeded, r.records) AS success_rate_high,
+    r.record_type,
+    r.night,
+    unnest(r.m),
+    wilson_low(r.m.succeeded, r.m.records) AS success_rate_low,
+    wilson_high(r.m.succeeded, r.m.records) AS success_rate_high,
     CAST(coalesce(s.tokens, 0) AS BIGINT) AS tokens,
     coalesce(s.estimated_cost_usd, 0) AS estimated_cost_usd,
     s.billed_cost_usd,
-    s.estimated_cost_usd / nullif(r.succeeded, 0) AS estimated_cost_per_success_usd
+    s.estimated_cost_usd / nullif(r.m.succeeded, 0) AS estimated_cost_per_success_usd
 FROM records r
 LEFT JOIN spend s USING (record_type, night);

@@ -2,16 +2,25 @@
 -- Columns: flow_id, record_type, night, job_name, records, failed, success_rate,
 -- failure_rate, p50_s, p95_s (execution time in seconds).
 CREATE OR REPLACE VIEW job_nights AS
+WITH jobs AS (
+    SELECT
+        flow_id,
+        record_type,
+        night,
+        any_value(job_name) AS job_name,
+        record_measures(success, execution_time_s) AS m
+    FROM record_facts
+    GROUP BY flow_id, record_type, night
+)
 SELECT
     flow_id,
     record_type,
     night,
-    any_value(job_name) AS job_name,
-    count(*) AS records,
-    count(*) FILTER (WHERE NOT success) AS failed,
-    success_rate(success) AS success_rate,
-    1 - success_rate(success) AS failure_rate,
-    quantile_cont(execution_time_s, 0.50) AS p50_s,
-    quantile_cont(execution_time_s, 0.95) AS p95_s
-FROM record_facts
-GROUP BY flow_id, record_type, night;
+    job_name,
+    m.records,
+    m.failed,
+    m.success_rate,
+    1 - m.success_rate AS failure_rate,
+    m.p50_s,
+    m.p95_s
+FROM jobs;

@@ -13,12 +13,7 @@ WITH steps AS (
         step_id,
         step_name,
         step_type,
-        count(*) AS executions,
-        count(*) FILTER (WHERE NOT succeeded) AS failures,
-        1 - success_rate(succeeded) AS failure_rate,
-        -- one sort per group for the three percentiles (three quantile_cont calls sort thrice)
-        quantile_cont(duration_s, [0.50, 0.95, 0.99]) AS q,
-        max(duration_s) AS max_s,
+        step_measures(succeeded, duration_s) AS m,
         sum(retry_count) AS retries,
         count_if(retry_count > 0) / count(*) AS retried_share,
         CAST(coalesce(sum(total_tokens), 0) AS BIGINT) AS tokens,
@@ -26,5 +21,5 @@ WITH steps AS (
     FROM step_facts
     GROUP BY ALL
 )
-SELECT * EXCLUDE (q), q[1] AS p50_s, q[2] AS p95_s, q[3] AS p99_s
+SELECT * EXCLUDE (m), m.*
 FROM steps;

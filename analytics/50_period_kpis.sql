@@ -8,12 +8,8 @@
 CREATE OR REPLACE MACRO period_kpis(first_night, last_night, record_types) AS TABLE
 WITH records AS (
     SELECT
-        count(*) AS records,
         count(DISTINCT night) AS nights,
-        count(*) FILTER (WHERE success) AS succeeded,
-        success_rate(success) AS success_rate,
-        quantile_cont(execution_time_s, 0.50) AS p50_s,
-        quantile_cont(execution_time_s, 0.95) AS p95_s
+        record_measures(success, execution_time_s) AS m
     FROM record_facts
     WHERE in_selection(night, record_type, NULL, first_night, last_night, record_types, NULL)
 ),
@@ -31,13 +27,13 @@ retries AS (
 )
 SELECT
     nights,
-    records / nullif(nights, 0) AS records_per_night,
-    success_rate,
-    p50_s,
-    p95_s,
+    m.records / nullif(nights, 0) AS records_per_night,
+    m.success_rate,
+    m.p50_s,
+    m.p95_s,
     CAST(coalesce(estimated_cost_usd, 0) AS DOUBLE) / nullif(nights, 0)
         AS estimated_cost_per_night_usd,
     CAST(billed_cost_usd AS DOUBLE) / nullif(nights, 0) AS billed_cost_per_night_usd,
-    CAST(estimated_cost_usd AS DOUBLE) / nullif(succeeded, 0) AS estimated_cost_per_success_usd,
+    CAST(estimated_cost_usd AS DOUBLE) / nullif(m.succeeded, 0) AS estimated_cost_per_success_usd,
     retry_rate
 FROM records, spend, retries;

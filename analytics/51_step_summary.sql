@@ -12,10 +12,7 @@ WITH steps AS (
         step_order,
         step_name,
         step_type,
-        count(*) AS executions,
-        count(*) FILTER (WHERE NOT succeeded) AS failures,
-        1 - success_rate(succeeded) AS failure_rate,
-        quantile_cont(duration_s, [0.50, 0.95, 0.99]) AS q,  -- one sort for three percentiles
+        step_measures(succeeded, duration_s) AS m,
         sum(retry_count) AS retries,
         CAST(coalesce(sum(total_tokens), 0) AS BIGINT) AS tokens,
         CAST(coalesce(sum(estimated_cost), 0) AS DOUBLE) AS estimated_cost_usd,
@@ -25,5 +22,5 @@ WITH steps AS (
     WHERE in_selection(night, record_type, flow_id, first_night, last_night, record_types, flow)
     GROUP BY ALL
 )
-SELECT * EXCLUDE (q), q[1] AS p50_s, q[2] AS p95_s, q[3] AS p99_s
+SELECT * EXCLUDE (m), m.*
 FROM steps;

@@ -25,11 +25,7 @@ versions AS (
         min(r.night) AS first_seen_night,
         max(r.night) AS last_seen_night,
         count(DISTINCT r.night) AS nights,
-        count(*) AS records,
-        count(*) FILTER (WHERE r.success) AS succeeded,
-        success_rate(r.success) AS success_rate,
-        quantile_cont(r.execution_time_s, 0.50) AS p50_s,
-        quantile_cont(r.execution_time_s, 0.95) AS p95_s,
+        record_measures(r.success, r.execution_time_s) AS m,
         CAST(coalesce(sum(v.estimated_cost), 0) AS DOUBLE) AS estimated_cost_usd
     FROM record_facts r
     JOIN record_versions v USING (batch_id, record_id)
@@ -43,13 +39,13 @@ SELECT
     first_seen_night,
     last_seen_night,
     nights,
-    records,
-    succeeded,
-    success_rate,
-    wilson_low(succeeded, records) AS success_rate_low,
-    wilson_high(succeeded, records) AS success_rate_high,
-    p50_s,
-    p95_s,
+    m.records,
+    m.succeeded,
+    m.success_rate,
+    wilson_low(m.succeeded, m.records) AS success_rate_low,
+    wilson_high(m.succeeded, m.records) AS success_rate_high,
+    m.p50_s,
+    m.p95_s,
     estimated_cost_usd,
-    estimated_cost_usd / nullif(succeeded, 0) AS estimated_cost_per_success_usd
+    estimated_cost_usd / nullif(m.succeeded, 0) AS estimated_cost_per_success_usd
 FROM versions;

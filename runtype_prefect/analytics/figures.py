@@ -9,6 +9,7 @@ Time is always shown as percentiles, never means.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -246,6 +247,31 @@ def latency_distribution(times: pd.DataFrame) -> go.Figure:
     )
 
 
+def _solid_and_dotted(
+    data: pd.DataFrame, by: str, solid: tuple[str, str], dotted: tuple[str, str], unit: str
+) -> go.Figure:
+    """Two lines per value of ``by`` over the nights, one colour each: ``solid`` and
+    ``dotted`` are (column, hover word); the legend lists each value once."""
+    colors = color_map(data[by])
+    fig = go.Figure()
+    for key, group in data.groupby(by, sort=True):
+        for (column, what), dash, show in ((solid, "solid", True), (dotted, "dot", False)):
+            fig.add_trace(
+                go.Scatter(
+                    x=group["night"],
+                    y=group[column],
+                    name=str(key),
+                    legendgroup=str(key),
+                    showlegend=show,
+                    mode="lines+markers",
+                    line={"color": colors[str(key)], "dash": dash},
+                    hovertemplate=f"%{{x|%Y-%m-%d}}: {what} %{{y:,.2f}} {unit}"
+                    "<extra>%{fullData.name}</extra>",
+                )
+            )
+    return fig
+
+
 def batch_timing_over_time(timing: pd.DataFrame) -> go.Figure:
     """Per job and night: the batch's wall time (solid) and how long it queued before it
     started (dotted). Immediate runs (10 records or fewer) have no wall time of their own."""
@@ -253,36 +279,20 @@ def batch_timing_over_time(timing: pd.DataFrame) -> go.Figure:
     data = timing.dropna(subset=["wall_s"]) if not timing.empty else timing
     if data.empty:
         return _empty(title)
-    labels = data["job_name"].fillna(data["record_type"]).astype(str)
-    data = data.assign(job=labels)
-    colors = color_map(data["job"])
-    fig = go.Figure()
-    for job, group in data.groupby("job", sort=True):
-        for column, dash, show, what in (
-            ("wall_s", "solid", True, "ran"),
-            ("queue_wait_s", "dot", False, "queued"),
-        ):
-            fig.add_trace(
-                go.Scatter(
-                    x=group["night"],
-                    y=group[column],
-                    name=str(job),
-                    legendgroup=str(job),
-                    showlegend=show,
-                    mode="lines+markers",
-                    line={"color": colors[str(job)], "dash": dash},
-                    hovertemplate=f"%{{x|%Y-%m-%d}}: {what} %{{y:,.1f}} s"
-                    "<extra>%{fullData.name}</extra>",
-                )
-            )
+    data = data.assign(job=data["job_name"].fillna(data["record_type"]).astype(str))
+    fig = _solid_and_dotted(data, "job", ("wall_s", "ran"), ("queue_wait_s", "queued"), "s")
     return _layout(fig, title, "Night", "Seconds", nights=data["night"], legend="Job")
 
 
-def step_durations(steps: pd.DataFrame) -> go.Figure:
-    """Where the time goes: p50 duration per step (bar) with p95 as error bar, per record type."""
-    title = "Duration per step (bar p50, whisker p95)"
-    if steps.empty:
-        return _empty(title)
+def _step_bars(
+    steps: pd.DataFrame,
+    x: str,
+    customdata: list[str],
+    hovertemplate: str,
+    error_x: Callable[[pd.DataFrame], dict] | None = None,
+) -> go.Figure:
+    """Horizontal bars of column ``x`` per step ("<order>. <name>"), one trace per record type,
+    grouped, first step on top."""
     colors = color_map(steps["record_type"])
     fig = go.Figure()
     for record_type, group in steps.groupby("record_type", sort=True):
@@ -290,25 +300,37 @@ def step_durations(steps: pd.DataFrame) -> go.Figure:
         fig.add_trace(
             go.Bar(
                 y=labels,
-                x=group["p50_s"],
+                x=group[x],
                 orientation="h",
                 name=str(record_type),
                 marker_color=colors[str(record_type)],
-                error_x={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": (group["p95_s"] - group["p50_s"]).clip(lower=0),
-                },
-                customdata=list(
-                    zip(group["p95_s"], group["executions"], group["failure_rate"], strict=True)
-                ),
-                hovertemplate="%{y}<br>p50 %{x:.2f} s, p95 %{customdata[0]:.2f} s<br>"
-                "%{customdata[1]:,} runs, %{customdata[2]:.1%} failed"
-                "<extra>%{fullData.name}</extra>",
+                error_x=error_x(group) if error_x else None,
+                customdata=list(zip(*(group[c] for c in customdata), strict=True)),
+                hovertemplate=hovertemplate + "<extra>%{fullData.name}</extra>",
             )
         )
     fig.update_layout(barmode="group", height=max(400, 40 * len(steps)))
     fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def step_durations(steps: pd.DataFrame) -> go.Figure:
+    """Where the time goes: p50 duration per step (bar) with p95 as error bar, per record type."""
+    title = "Duration per step (bar p50, whisker p95)"
+    if steps.empty:
+        return _empty(title)
+    fig = _step_bars(
+        steps,
+        "p50_s",
+        ["p95_s", "executions", "failure_rate"],
+        "%{y}<br>p50 %{x:.2f} s, p95 %{customdata[0]:.2f} s<br>"
+        "%{customdata[1]:,} runs, %{customdata[2]:.1%} failed",
+        error_x=lambda g: {
+            "type": "data",
+            "symmetric": False,
+            "array": (g["p95_s"] - g["p50_s"]).clip(lower=0),
+        },
+    )
     return _layout(fig, title, "Step duration (s)", "Step", legend="Record type")
 
 
@@ -320,32 +342,13 @@ def cost_per_step(steps: pd.DataFrame) -> go.Figure:
     costly = steps[steps["estimated_cost_usd"] > 0] if not steps.empty else steps
     if costly.empty:
         return _empty(title)
-    colors = color_map(costly["record_type"])
-    fig = go.Figure()
-    for record_type, group in costly.groupby("record_type", sort=True):
-        labels = [f"{o}. {n}" for o, n in zip(group["step_order"], group["step_name"], strict=True)]
-        fig.add_trace(
-            go.Bar(
-                y=labels,
-                x=group["estimated_cost_usd"],
-                orientation="h",
-                name=str(record_type),
-                marker_color=colors[str(record_type)],
-                customdata=list(
-                    zip(
-                        group["tokens"],
-                        group["executions"],
-                        group["estimated_cost_per_execution_usd"],
-                        strict=True,
-                    )
-                ),
-                hovertemplate="%{y}<br>$%{x:.4f} over %{customdata[1]:,} runs"
-                " ($%{customdata[2]:.5f} each)<br>%{customdata[0]:,} tokens"
-                "<extra>%{fullData.name}</extra>",
-            )
-        )
-    fig.update_layout(barmode="group", height=max(400, 40 * len(costly)))
-    fig.update_yaxes(autorange="reversed")
+    fig = _step_bars(
+        costly,
+        "estimated_cost_usd",
+        ["tokens", "executions", "estimated_cost_per_execution_usd"],
+        "%{y}<br>$%{x:.4f} over %{customdata[1]:,} runs ($%{customdata[2]:.5f} each)"
+        "<br>%{customdata[0]:,} tokens",
+    )
     fig.update_xaxes(tickprefix="$")
     return _layout(fig, title, "Estimated cost (USD)", "Step", legend="Record type")
 
@@ -356,24 +359,7 @@ def model_latency_over_time(usage: pd.DataFrame) -> go.Figure:
     title = "Model latency per night (solid p95, dotted p50)"
     if usage.empty:
         return _empty(title)
-    colors = color_map(usage["model"])
-    fig = go.Figure()
-    for model, group in usage.groupby("model", sort=True):
-        for column, dash, show in (("p95_s", "solid", True), ("p50_s", "dot", False)):
-            fig.add_trace(
-                go.Scatter(
-                    x=group["night"],
-                    y=group[column],
-                    name=str(model),
-                    legendgroup=str(model),
-                    showlegend=show,
-                    mode="lines+markers",
-                    line={"color": colors[str(model)], "dash": dash},
-                    customdata=group["calls"],
-                    hovertemplate=f"%{{x|%Y-%m-%d}}: {column[:3]} %{{y:.2f}} s"
-                    " over %{customdata:,} calls<extra>%{fullData.name}</extra>",
-                )
-            )
+    fig = _solid_and_dotted(usage, "model", ("p95_s", "p95"), ("p50_s", "p50"), "s")
     return _layout(fig, title, "Night", "Call duration (s)", nights=usage["night"], legend="Model")
 
 
