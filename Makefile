@@ -40,7 +40,8 @@ server: install
 # output-free notebooks. As root (containers, CI) JupyterLab needs --allow-root.
 notebooks: install
 	@test -f runtype.analytics.duckdb || { echo "no runtype.analytics.duckdb yet: run 'make demo' first"; exit 1; }
-	@mkdir -p notebooks/work && cp -n notebooks/*.ipynb notebooks/work/
+	@mkdir -p notebooks/work && for nb in notebooks/*.ipynb; do \
+		test -e notebooks/work/$$(basename $$nb) || cp $$nb notebooks/work/; done
 	RUNTYPE_PREFECT_DB=$(CURDIR)/runtype.duckdb $(VENV)/bin/jupyter lab --notebook-dir=notebooks/work \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 

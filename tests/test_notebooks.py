@@ -78,7 +78,7 @@ def test_make_notebooks_opens_a_git_ignored_working_copy():
 
     root = Path(__file__).parents[1]
     makefile = (root / "Makefile").read_text()
-    assert "cp -n notebooks/*.ipynb notebooks/work/" in makefile
+    assert "test -e notebooks/work/$$(basename $$nb) || cp $$nb notebooks/work/" in makefile
     assert "--notebook-dir=notebooks/work" in makefile
     ignored = subprocess.run(
         ["git", "check-ignore", "-q", "notebooks/work/01_success_rates.ipynb"], cwd=root
