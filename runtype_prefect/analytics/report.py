@@ -52,15 +52,43 @@ def kpi_title(night: date | None, trailing_nights: int, since: date | None) -> s
     return f"Night {night} vs the nights {first} – {night - timedelta(days=1)}"
 
 
+@dataclass(frozen=True)
+class Frames:
+    """What more than one part of a selection's page reads, read once: the trend frame, the
+    latest night, the gate's verdicts and (for the whole report) the freshness frame."""
+
+    record_type_nights: pd.DataFrame
+    night: date | None
+    quality: pd.DataFrame
+    freshness: pd.DataFrame
+
+    @classmethod
+    def read(
+        cls, con: duckdb.DuckDBPyConnection, f: Filters, freshness: pd.DataFrame | None = None
+    ) -> Frames:
+        """Return the frames of selection ``f`` (``freshness`` when the caller has it)."""
+        return cls(
+            record_type_nights=queries.record_type_nights(con, f),
+            night=queries.latest_night(con, f),
+            quality=queries.quality_history(con, f),
+            freshness=queries.freshness(con) if freshness is None else freshness,
+        )
+
+
 def build_figures(
-    con: duckdb.DuckDBPyConnection, f: Filters = queries.ALL, *, trailing_nights: int = 7
+    con: duckdb.DuckDBPyConnection,
+    f: Filters = queries.ALL,
+    *,
+    trailing_nights: int = 7,
+    frames: Frames | None = None,
 ) -> dict[str, go.Figure]:
-    """Return every report figure (see `figures.BUILDERS`) for the selection ``f``."""
-    rtn = queries.record_type_nights(con, f)
+    """Return every report figure (see `figures.BUILDERS`) for the selection ``f``
+    (``frames``: its `Frames`, when the caller has read them)."""
+    frames = frames or Frames.read(con, f)
+    rtn, night = frames.record_type_nights, frames.night
     models = queries.model_latency(con, f)
     usage = queries.model_usage(con, f)
     steps = queries.step_performance(con, f)
-    night = queries.latest_night(con, f)
     return {
         "kpis": figures.kpi_figure(
             queries.kpis(
@@ -91,8 +119,8 @@ def build_figures(
         "top_models": figures.top_models_by_cost(models),
         "cost_per_step": figures.cost_per_step(steps),
         "cost_per_success": figures.cost_per_successful_record(rtn),
-        "freshness": figures.freshness_figure(queries.freshness(con)),
-        "quality_verdicts": figures.quality_verdicts_over_time(queries.quality_history(con, f)),
+        "freshness": figures.freshness_figure(frames.freshness),
+        "quality_verdicts": figures.quality_verdicts_over_time(frames.quality),
     }
 
 
@@ -300,18 +328,21 @@ def selection_html(
     links: Links,
     trailing_nights: int = 7,
     main: bool = False,
+    frames: Frames | None = None,
 ) -> str:
     """Return the KPIs, every section of charts and the tables for one selection. Chart ids are
-    ``chart-<name>`` on the ``main`` selection, ``chart-<key>-<name>`` on the others."""
+    ``chart-<name>`` on the ``main`` selection, ``chart-<key>-<name>`` on the others;
+    ``frames``: the selection's `Frames`, when the caller has read them."""
     f = selection.filters
-    figs = build_figures(con, f, trailing_nights=trailing_nights)
-    nights = queries.record_type_nights(con, f)["night"]
+    frames = frames or Frames.read(con, f)
+    figs = build_figures(con, f, trailing_nights=trailing_nights, frames=frames)
+    nights = frames.record_type_nights["night"]
     covered = (
         f"{selection.label}, nights {nights.min().date()} – {nights.max().date()}"
         if not nights.empty
         else f"{selection.label}: no nights with records"
     )
-    night = queries.latest_night(con, f)
+    night = frames.night
     batches = pd.DataFrame()
     if night is not None:
         last = Filters(start=night, end=night, record_types=f.record_types)
@@ -347,7 +378,7 @@ def selection_html(
     body.append(_chronic_table(queries.chronic_failures(con, f)))
     body.append(heading("Quality gate"))
     body.append(chart("quality_verdicts"))
-    body.append(_quality_table(queries.quality_history(con, f)))
+    body.append(_quality_table(frames.quality))
     return "".join(body)
 
 
@@ -449,9 +480,10 @@ def build_report(
     links = links or Links()
     with connect(db) as con:
         f = Filters(start=since, end=until)
+        every = Frames.read(con, f)
         selections = [Selection("all", "Every record type", f)]
         if by_record_type:
-            types = sorted(queries.record_type_nights(con, f)["record_type"].unique())
+            types = sorted(every.record_type_nights["record_type"].unique())
             if len(types) > 1:
                 selections += [
                     Selection(str(t), str(t), Filters(start=since, end=until, record_types=(t,)))
@@ -460,15 +492,22 @@ def build_report(
         blocks = [
             (
                 sel,
-                selection_html(con, sel, links=links, trailing_nights=trailing_nights, main=i == 0),
+                selection_html(
+                    con,
+                    sel,
+                    links=links,
+                    trailing_nights=trailing_nights,
+                    main=i == 0,
+                    # the freshness frame is the whole report's: read once
+                    frames=every if i == 0 else Frames.read(con, sel.filters, every.freshness),
+                ),
             )
             for i, sel in enumerate(selections)
         ]
-        fresh = queries.freshness(con)
     page = render_html(
         blocks,
         source=source,
-        freshness=fresh,
+        freshness=every.freshness,
         since=since,
         until=until,
         generated_at=datetime.now(UTC),
