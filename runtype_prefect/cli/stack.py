@@ -33,6 +33,11 @@ BIN = Path(sys.executable).parent
 STOP_GRACE_SECONDS = 8.0
 
 
+def ui_url_for(api_url: str) -> str:
+    """Return the Prefect UI's address for a Prefect API URL (the API is served under /api)."""
+    return api_url.rstrip("/").removesuffix("/api")
+
+
 class StackError(RuntimeError):
     """A piece of the stack did not start or a command failed; the message says which."""
 
@@ -62,7 +67,7 @@ class LocalStack:
         self.db_path = Path(db_path).resolve()
         self._own_server = api_url is None
         self.api_url = (api_url or f"http://127.0.0.1:{prefect_port}/api").rstrip("/")
-        self.ui_url = self.api_url.removesuffix("/api")
+        self.ui_url = ui_url_for(self.api_url)
         self.prefect_port = prefect_port
         self.sandbox_port = sandbox_port
         self.sandbox_url = sandbox_url or f"http://127.0.0.1:{sandbox_port}/v1"

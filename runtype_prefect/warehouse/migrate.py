@@ -110,8 +110,7 @@ def apply_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     con.execute(
         "CREATE TABLE IF NOT EXISTS analytics_models (digest VARCHAR, applied_at TIMESTAMPTZ)"
     )
-    current = con.execute("SELECT digest FROM analytics_models").fetchone()
-    if current is not None and current[0] == digest:
+    if applied_digest(con) == digest:
         return []
     applied = []
     con.begin()

@@ -117,11 +117,13 @@ def batch_record_results_table(
     return pa.table(columns).cast(pa.schema(RECORD_COLUMNS))
 
 
+def _from_dicts(rows: Sequence[dict[str, Any]], columns: list[tuple[str, pa.DataType]]) -> pa.Table:
+    return pa.table({name: pa.array([r.get(name) for r in rows], type=t) for name, t in columns})
+
+
 def record_results_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
     """Return an Arrow table of record_results rows (without ``landed_at``) from plain dicts."""
-    return pa.table(
-        {name: pa.array([r.get(name) for r in rows], type=dtype) for name, dtype in RECORD_COLUMNS}
-    )
+    return _from_dicts(rows, RECORD_COLUMNS)
 
 
 #: records columns (the dimension) as landing writes them; metadata is JSON text.
@@ -138,9 +140,7 @@ RECORD_DIM_COLUMNS: list[tuple[str, pa.DataType]] = [
 def records_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
     """Return an Arrow table of ``records`` rows (the dimension) from plain dicts, ``metadata``
     already JSON text."""
-    return pa.table(
-        {name: pa.array([r.get(name) for r in rows], type=t) for name, t in RECORD_DIM_COLUMNS}
-    )
+    return _from_dicts(rows, RECORD_DIM_COLUMNS)
 
 
 def _step_columns() -> list[tuple[str, pa.DataType]]:
