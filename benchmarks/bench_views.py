@@ -1,11 +1,13 @@
 """Analytics models at scale, over a warehouse of 5,000,000 step results and 500,000 record
-results (synthetic, generated inside DuckDB). Aggregate models (views and the table macros over
+results (synthetic, generated inside DuckDB) shaped as the nightly makes them: 16,667 records
+of 4 record types run once a night for 30 nights (a record's results form its history), their
+metadata in the records dimension, and rows stored in the order landing writes them (a batch at
+a time, a record's steps together). Aggregate models (views and the table macros over
 a selection) are materialised whole and compared with one aggregate pass over the same step
 table in the same run (count, sum and quantile_cont of duration grouped by record type), the
 floor a model can approach: target ≤ 3×. Row-level models (step_facts, record_facts,
 record_history) are measured as analysts use them, one night and one record type filtered and
-aggregated, against the same query on the tables: target ≤ 3×. Then the report.
-"""
+aggregated, against the same query on the tables: target ≤ 3×. Then the report."""
 
 from __future__ import annotations
 
@@ -34,21 +36,31 @@ SELECT 'batch_' || n || '_' || t, 'flow_' || t, t,
 FROM range({NIGHTS}) r(n), unnest({TYPES}) u(t);
 
 INSERT INTO record_results
-SELECT 'batch_' || (i % {NIGHTS}) || '_' || {TYPES}[1 + (i // {NIGHTS}) % 4], 'record_' || i,
-       'Record ' || i, {TYPES}[1 + (i // {NIGHTS}) % 4], 'flow_x',
+SELECT 'batch_' || (i % {NIGHTS}) || '_' || {TYPES}[1 + (i // {NIGHTS}) % 4] AS batch_id,
+       'record_' || (i // {NIGHTS}) AS record_id,
+       'Record ' || (i // {NIGHTS}), {TYPES}[1 + (i // {NIGHTS}) % 4], 'flow_x',
        CASE WHEN hash(i) % 17 = 0 THEN 'failed' ELSE 'completed' END, hash(i) % 17 <> 0,
        CASE WHEN hash(i) % 17 = 0 THEN 'HTTP 502 Bad Gateway from https://api.example/' || i END,
        'exec_' || i, 0.5 + (hash(i) % 10000) / 1000.0, 4, 2,
        TIMESTAMPTZ '2026-10-01 02:00:00+00', NULL, now()
-FROM range({RECORDS}) r(i);
+FROM range({RECORDS}) r(i)
+ORDER BY batch_id, record_id;
+
+INSERT INTO records
+SELECT 'record_' || k, {TYPES}[1 + k % 4], 'Record ' || k,
+       json_object('plan', ['free', 'pro', 'enterprise'][1 + k % 3]),
+       TIMESTAMPTZ '2026-09-01 00:00:00+00', TIMESTAMPTZ '2026-09-01 00:00:00+00',
+       now(), now(), '2026-10-30'
+FROM range({RECORDS // NIGHTS}) r(k);
 
 INSERT INTO step_results (id, batch_execution_id, execution_session_id, flow_id, record_id,
     record_type, step_id, step_name, step_type, step_order, status, started_at, completed_at,
     created_at, duration_ms, model_used, prompt_tokens, completion_tokens, total_tokens,
     estimated_cost, error_message, retry_count, landed_at)
 SELECT 'stepres_' || i,
-       'batch_' || ((i // 10) % {NIGHTS}) || '_' || {TYPES}[1 + ((i // 10) // {NIGHTS}) % 4],
-       'sess_' || (i // 10), 'flow_x', 'record_' || (i // 10),
+       'batch_' || ((i // 10) % {NIGHTS}) || '_' || {TYPES}[1 + ((i // 10) // {NIGHTS}) % 4]
+           AS batch_execution_id,
+       'sess_' || (i // 10), 'flow_x', 'record_' || ((i // 10) // {NIGHTS}) AS record_id,
        {TYPES}[1 + ((i // 10) // {NIGHTS}) % 4], 'step_' || (i % 5), 'Step ' || (i % 5),
        CASE WHEN i % 5 IN (1, 3) THEN 'prompt' ELSE 'api-call' END, i % 5 + 1,
        CASE WHEN hash(i) % 53 = 0 THEN 'failed' ELSE 'completed' END,
@@ -59,7 +71,8 @@ SELECT 'stepres_' || i,
        CASE WHEN hash(i) % 53 = 0
             THEN 'Connection timed out after ' || (hash(i) % 9000) || ' ms' END,
        CAST(hash(i) % 20 = 0 AS INTEGER), now()
-FROM range({STEPS}) r(i);
+FROM range({STEPS}) r(i)
+ORDER BY batch_execution_id, record_id, i;
 """
 
 BASELINE = """
