@@ -67,10 +67,15 @@ def test_immediate_and_deferred_jobs_land_exact_counts(admin, sandbox, db, caplo
             batch = w.get_batch(r.batch_id)
             assert batch["outcome"] == r.outcome.value and batch["landed_at"] is not None
             assert batch["total_records"] == RECORD_TYPE_SIZES[j.record_type]
-        # Deferred records get execution times derived from their steps.
+        # Every record (immediate or deferred) gets its execution time from its steps.
         assert w.query("SELECT count(*) FROM record_results WHERE execution_time_s IS NULL") == [
             (0,)
         ]
+        # ...and an immediate run's records keep the API's own figures beside them.
+        assert w.query(
+            "SELECT count(*), count(reported_execution_time_s) FROM record_results"
+            " WHERE batch_id IN (SELECT batch_id FROM batches WHERE executed_immediately)"
+        ) == [(sum(n for n in RECORD_TYPE_SIZES.values() if n <= 10),) * 2]
     with duckdb.connect(str(snapshot_path_for(Warehouse(db).path)), read_only=True) as snap:
         assert snap.execute("SELECT count(*) FROM record_results").fetchone() == (46,)
 

@@ -122,6 +122,107 @@ def test_record_results_upsert_and_metrics_derived_from_steps(warehouse):
     ) == [(f"record_{r}", 1.5, 3, 3) for r in range(3)]
 
 
+def test_an_immediate_runs_times_come_from_its_steps_and_the_apis_are_kept(warehouse):
+    """One definition of execution time for both kinds of batch: the API's figures of an
+    immediate run stay as reported_*, and landing its records again keeps the derived ones."""
+    rows = [
+        {
+            "batch_id": "batch_1",
+            "record_id": f"record_{r}",
+            "record_type": "lead",
+            "flow_id": "flow_1",
+            "status": "completed",
+            "success": True,
+            "reported_execution_time_s": 9.0,  # the API's clock: queueing, overhead...
+            "reported_context_steps": 3,
+            "reported_prompts_executed": 3,
+        }
+        for r in range(3)
+    ]
+    warehouse.land_record_results(record_results_table(rows))
+    warehouse.land_step_results(steps_table([step(i) for i in range(9)], record_type="lead"))
+    warehouse.derive_record_metrics("batch_1")
+    warehouse.land_record_results(record_results_table(rows))  # a retried start lands them again
+    assert warehouse.query(
+        "SELECT DISTINCT execution_time_s, context_steps, prompts_executed,"
+        " reported_execution_time_s, reported_context_steps FROM record_results"
+    ) == [(1.5, 3, 3, 9.0, 3)]
+
+
+def _database_at(path, version: int) -> None:
+    """Create a warehouse file at schema ``version`` (as an older release left it)."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE schema_migrations"
+            " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ)"
+        )
+        for v, name, sql in migrations():
+            if v <= version:
+                con.execute(sql)
+                con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [v, name])
+
+
+def test_upgrading_gives_immediate_rows_the_derived_times_and_keeps_old_parts_readable(tmp_path):
+    path = tmp_path / "old.duckdb"
+    _database_at(path, 6)
+    with duckdb.connect(str(path)) as con:  # what the previous release landed
+        con.execute(
+            "INSERT INTO batches (batch_id, flow_id, record_type, status, executed_immediately)"
+            " VALUES ('now_1', 'flow_1', 'lead', 'completed', true),"
+            " ('later_1', 'flow_1', 'lead', 'completed', false)"
+        )
+        con.execute(
+            "INSERT INTO record_results (batch_id, record_id, record_type, flow_id, status,"
+            " success, execution_time_s, context_steps, prompts_executed, landed_at) VALUES"
+            " ('now_1', 'r1', 'lead', 'flow_1', 'completed', true, 9.0, 2, 1, '2026-11-01'),"
+            " ('now_1', 'r2', 'lead', 'flow_1', 'completed', true, 8.0, 2, 1, '2026-11-01'),"
+            " ('later_1', 'r1', 'lead', 'flow_1', 'completed', true, 3.0, 2, 1, '2026-11-02')"
+        )
+        con.execute(
+            "INSERT INTO step_results (id, batch_execution_id, flow_id, record_id, step_type,"
+            " status, started_at, completed_at, landed_at) VALUES"
+            " ('s1', 'now_1', 'flow_1', 'r1', 'prompt', 'completed',"
+            "  '2026-11-01 02:00:00+00', '2026-11-01 02:00:01+00', '2026-11-01'),"
+            " ('s2', 'now_1', 'flow_1', 'r1', 'api-call', 'completed',"
+            "  '2026-11-01 02:00:01+00', '2026-11-01 02:00:04+00', '2026-11-01')"
+        )
+        # The previous release's snapshot: parts written without the new columns.
+        con.execute(
+            "INSERT INTO unpublished_partitions (table_name, day, dirtied_at)"
+            " VALUES ('record_results', DATE '2026-11-01', now()),"
+            " ('record_results', DATE '2026-11-02', now())"
+        )
+    old_parts = duckdb.connect(str(path))
+    try:
+        from runtype_prefect.warehouse.publish import publish
+
+        apply_views(old_parts)
+        publish(old_parts, tmp_path / "old.analytics.duckdb")
+    finally:
+        old_parts.close()
+
+    with Warehouse(path) as w:
+        assert w.query(
+            "SELECT batch_id, record_id, execution_time_s, context_steps, prompts_executed,"
+            " reported_execution_time_s, reported_context_steps, reported_prompts_executed"
+            " FROM record_results ORDER BY ALL"
+        ) == [
+            ("later_1", "r1", 3.0, 2, 1, None, None, None),  # deferred: already derived
+            ("now_1", "r1", 4.0, 2, 1, 9.0, 2, 1),  # from its two steps: 02:00:00 -> 02:00:04
+            ("now_1", "r2", None, None, None, 8.0, 2, 1),  # no steps landed
+        ]
+        snapshot = w.publish_snapshot()
+    with duckdb.connect(str(snapshot), read_only=True) as snap:
+        assert snap.execute(
+            "SELECT batch_id, record_id, execution_time_s, reported_execution_time_s"
+            " FROM record_results ORDER BY ALL"
+        ).fetchall() == [
+            ("later_1", "r1", 3.0, None),  # an old part, read by name
+            ("now_1", "r1", 4.0, 9.0),  # its day republished by the migration
+            ("now_1", "r2", None, 8.0),
+        ]
+
+
 def test_batch_rows_update_only_given_fields(warehouse):
     now = datetime.now(UTC)
     warehouse.upsert_batch("b1", flow_id="f", record_type="t", status="queued", requested_at=now)

@@ -93,9 +93,9 @@ def land_immediate_records(warehouse: Warehouse, job: Job, batch_id: str, run: I
             "success": r.success,
             "error": r.error,
             "execution_id": r.execution_id,
-            "execution_time_s": r.execution_time,
-            "context_steps": r.context_steps,
-            "prompts_executed": r.prompts_executed,
+            "reported_execution_time_s": r.execution_time,
+            "reported_context_steps": r.context_steps,
+            "reported_prompts_executed": r.prompts_executed,
             "executed_at": run.completed_at,
             "failed_at": None if r.success else run.completed_at,
         }
@@ -157,8 +157,7 @@ def land_batch_results(
             step_results_table(chunk, record_type=job.record_type)
         ),
     )
-    if not immediate:
-        warehouse.derive_record_metrics(batch_id)
+    warehouse.derive_record_metrics(batch_id)
     cost = client.get_batch_cost(batch_id).total_cost_usd if status.total_records else 0.0
     warehouse.upsert_batch(
         batch_id,

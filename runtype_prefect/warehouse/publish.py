@@ -185,7 +185,9 @@ def _build_catalog(
             files = sorted(p for (t, _), p in parts.items() if t == table)
             if table in PARTITIONED and files:
                 catalog.execute(
-                    f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_sql_list(files)})"
+                    # By name: a part written before a column was added reads it as NULL.
+                    f"CREATE VIEW {table} AS SELECT * FROM"
+                    f" read_parquet({_sql_list(files)}, union_by_name = true)"
                 )
             else:
                 catalog.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{path}')")

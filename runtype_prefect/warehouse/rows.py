@@ -64,7 +64,13 @@ RECORD_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("prompts_executed", pa.int32()),
     ("executed_at", TS),
     ("failed_at", TS),
+    ("reported_execution_time_s", pa.float64()),
+    ("reported_context_steps", pa.int32()),
+    ("reported_prompts_executed", pa.int32()),
 ]
+#: Derived from the batch's steps once they land (`Warehouse.derive_record_metrics`, defined
+#: by analytics/07_record_step_totals.sql): never in a landed page, so an upsert keeps them.
+DERIVED_RECORD_COLUMNS = ("execution_time_s", "context_steps", "prompts_executed")
 
 
 def _column(table: pa.Table, name: str, dtype: pa.DataType) -> pa.ChunkedArray:
@@ -108,13 +114,10 @@ def batch_record_results_table(
         "success": pc.equal(status, "completed"),
         "error": table["error"],
         "execution_id": _column(table, "execution_id", pa.string()),
-        "execution_time_s": pa.nulls(n, pa.float64()),
-        "context_steps": pa.nulls(n, pa.int32()),
-        "prompts_executed": pa.nulls(n, pa.int32()),
         "executed_at": _column(table, "executed_at", TS),
         "failed_at": _column(table, "failed_at", TS),
     }
-    return pa.table(columns).cast(pa.schema(RECORD_COLUMNS))
+    return pa.table(columns).cast(pa.schema([c for c in RECORD_COLUMNS if c[0] in columns]))
 
 
 def _from_dicts(rows: Sequence[dict[str, Any]], columns: list[tuple[str, pa.DataType]]) -> pa.Table:
@@ -122,8 +125,13 @@ def _from_dicts(rows: Sequence[dict[str, Any]], columns: list[tuple[str, pa.Data
 
 
 def record_results_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
-    """Return an Arrow table of record_results rows (without ``landed_at``) from plain dicts."""
-    return _from_dicts(rows, RECORD_COLUMNS)
+    """Return an Arrow table of record_results rows (without ``landed_at``) from plain dicts.
+    A derived column (`DERIVED_RECORD_COLUMNS`) no row names is left out, so upserting the
+    table keeps what the steps gave it."""
+    named = {key for row in rows for key in row}
+    return _from_dicts(
+        rows, [c for c in RECORD_COLUMNS if c[0] not in DERIVED_RECORD_COLUMNS or c[0] in named]
+    )
 
 
 #: records columns (the dimension) as landing writes them; metadata is JSON text.

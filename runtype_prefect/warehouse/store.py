@@ -522,7 +522,9 @@ class Warehouse:
         return int(table.num_rows)
 
     def derive_record_metrics(self, batch_id: str) -> None:
-        """Fill execution time, steps and prompts of a deferred batch's records from its steps."""
+        """Set the execution time, steps and prompts of the batch's records from its landed
+        steps (the model ``record_step_totals``: one definition for immediate and deferred
+        batches); records without landed steps are left as they are. Idempotent."""
         with self.transaction() as cur:
             publishing.mark_rows(
                 cur, "record_results", "batch_id = ?", [batch_id], datetime.now(UTC)
@@ -530,17 +532,10 @@ class Warehouse:
             cur.execute(
                 """
                 UPDATE record_results r SET
-                    execution_time_s = s.seconds, context_steps = s.steps,
-                    prompts_executed = s.prompts
-                FROM (
-                    SELECT record_id,
-                           epoch(max(completed_at) - min(started_at)) AS seconds,
-                           count(*) AS steps,
-                           count(*) FILTER (WHERE step_type = 'prompt') AS prompts
-                    FROM step_results WHERE batch_execution_id = ? GROUP BY record_id
-                ) s
+                    execution_time_s = s.execution_time_s, context_steps = s.context_steps,
+                    prompts_executed = s.prompts_executed
+                FROM record_step_totals(?) s
                 WHERE r.batch_id = ? AND r.record_id = s.record_id
-                  AND r.execution_time_s IS NULL
                 """,
                 [batch_id, batch_id],
             )
