@@ -100,8 +100,9 @@ def test_a_failing_page_lands_nothing(warehouse):
     assert warehouse.query("SELECT count(*) FROM step_results") == [(1,)]
 
 
-def test_record_results_upsert_and_metrics_derived_from_steps(warehouse):
-    rows = [
+def record_rows(n: int, **extra: object) -> list[dict[str, object]]:
+    """``n`` succeeded record results of batch_1 (records of `step`), with ``extra`` fields."""
+    return [
         {
             "batch_id": "batch_1",
             "record_id": f"record_{r}",
@@ -109,9 +110,14 @@ def test_record_results_upsert_and_metrics_derived_from_steps(warehouse):
             "flow_id": "flow_1",
             "status": "completed",
             "success": True,
+            **extra,
         }
-        for r in range(3)
+        for r in range(n)
     ]
+
+
+def test_record_results_upsert_and_metrics_derived_from_steps(warehouse):
+    rows = record_rows(3)
     warehouse.land_record_results(record_results_table(rows))
     warehouse.land_record_results(record_results_table(rows))
     warehouse.land_step_results(steps_table([step(i) for i in range(9)], record_type="lead"))
@@ -125,20 +131,9 @@ def test_record_results_upsert_and_metrics_derived_from_steps(warehouse):
 def test_an_immediate_runs_times_come_from_its_steps_and_the_apis_are_kept(warehouse):
     """One definition of execution time for both kinds of batch: the API's figures of an
     immediate run stay as reported_*, and landing its records again keeps the derived ones."""
-    rows = [
-        {
-            "batch_id": "batch_1",
-            "record_id": f"record_{r}",
-            "record_type": "lead",
-            "flow_id": "flow_1",
-            "status": "completed",
-            "success": True,
-            "reported_execution_time_s": 9.0,  # the API's clock: queueing, overhead...
-            "reported_context_steps": 3,
-            "reported_prompts_executed": 3,
-        }
-        for r in range(3)
-    ]
+    rows = record_rows(  # the API's clock: queueing, overhead...
+        3, reported_execution_time_s=9.0, reported_context_steps=3, reported_prompts_executed=3
+    )
     warehouse.land_record_results(record_results_table(rows))
     warehouse.land_step_results(steps_table([step(i) for i in range(9)], record_type="lead"))
     warehouse.derive_record_metrics("batch_1")
