@@ -132,6 +132,22 @@ def test_schema_mismatch_is_not_retryable():
     assert len(calls) == 1
 
 
+def test_a_refused_row_of_a_page_is_named_by_request_index_and_field():
+    good = {"id": "s", "flowId": "f", "status": "completed"}
+    rows = [good, good, {**good, "durationMs": "slow"}]
+
+    def handler(request):
+        return httpx.Response(200, json={"data": rows, "pagination": {"hasMore": False}})
+
+    with mock_client(handler) as c:
+        with pytest.raises(MalformedResponseError) as info:
+            list(c.iter_step_results("f"))
+    message = str(info.value)
+    assert "GET /v1/flows/f/step-results" in message and "StepResult" in message
+    assert "2.durationMs" in message, "the row's index and the field, as on the wire"
+    assert not is_retryable(info.value)
+
+
 def test_step_result_money_is_exact_decimal():
     row = {
         "id": "s",

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from . import models as m
 from .arrow import RawPage
@@ -157,27 +157,55 @@ def validate(model: type[R], data: Any, response: httpx.Response) -> R:
     return row_validator(model, response)(data)
 
 
+def _where(response: httpx.Response) -> str:
+    return f"{response.request.method} {response.request.url.path}"
+
+
+def _malformed(where: str, model: type[Any], exc: ValidationError) -> MalformedResponseError:
+    """Return the error for a body ``model`` refused: the request, the model, the fields."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<body>'}: {e['msg']}" for e in exc.errors()[:5]
+    )
+    return MalformedResponseError(
+        f"{where}: unexpected response shape for {model.__name__}: {problems}", retryable=False
+    )
+
+
 def row_validator(model: type[R], response: httpx.Response) -> Callable[[Any], R]:
     """Return a function validating one object of ``response`` as ``model`` (raising
     `MalformedResponseError` naming the request and the fields); it keeps only the request's
     method and path, not the response."""
-    where = f"{response.request.method} {response.request.url.path}"
+    where = _where(response)
 
     def check(data: Any) -> R:
         try:
             validated: R = model.model_validate(data)  # type: ignore[attr-defined]
             return validated
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '<body>'}: {e['msg']}"
-                for e in exc.errors()[:5]
-            )
-            raise MalformedResponseError(
-                f"{where}: unexpected response shape for {model.__name__}: {problems}",
-                retryable=False,
-            ) from exc
+            raise _malformed(where, model, exc) from exc
 
     return check
+
+
+_ROWS_ADAPTERS: dict[type[Any], TypeAdapter[list[Any]]] = {}
+
+
+def _rows_adapter(model: type[Any]) -> TypeAdapter[list[Any]]:
+    """Return the (cached) adapter validating a list of ``model``."""
+    if (adapter := _ROWS_ADAPTERS.get(model)) is None:
+        adapter = _ROWS_ADAPTERS[model] = TypeAdapter(list[model])  # type: ignore[valid-type]
+    return adapter
+
+
+def validate_rows(model: type[R], rows: list[Any], response: httpx.Response) -> list[R]:
+    """Return a page's ``rows`` validated as ``model`` in one pydantic call (a model per row,
+    without a Python call per row); raise `MalformedResponseError` naming the request, the
+    row's index and its fields."""
+    try:
+        validated: list[R] = _rows_adapter(model).validate_python(rows)
+        return validated
+    except ValidationError as exc:
+        raise _malformed(_where(response), model, exc) from exc
 
 
 def _data_list(body: Any, response: httpx.Response) -> tuple[list[Any], dict[str, Any]]:
@@ -210,7 +238,7 @@ def list_flows_page(cursor: str | None = None, limit: int = MAX_PAGE_SIZE) -> Pa
 
     def parse(response: httpx.Response) -> tuple[m.Page[Any], Call[Any] | None]:
         rows, pagination = _data_list(read_json(response), response)
-        items = [validate(m.FlowSummary, r, response) for r in rows]
+        items = validate_rows(m.FlowSummary, rows, response)
         nxt = pagination.get("nextCursor") if pagination.get("hasMore", False) else None
         page = m.Page[m.FlowSummary](items=items, has_more=bool(nxt))
         return page, (list_flows_page(nxt, limit) if nxt else None)
@@ -304,7 +332,7 @@ def _offset_page(
                 validate_row(rows[0])
             page = RawPage(response.content, len(rows), validate_row)
         else:
-            items: list[Any] = [validate(model, r, response) for r in rows]
+            items: list[Any] = validate_rows(model, rows, response)
             page = m.Page[model](items=items, offset=offset, has_more=has_more)  # type: ignore[valid-type]
         nxt = (
             _offset_page(path, model, params, offset + len(rows), limit, raw=raw)
@@ -370,7 +398,7 @@ def list_records_page(
 
     def parse(response: httpx.Response) -> tuple[m.Page[Any], Call[Any] | None]:
         rows, pagination = _data_list(read_json(response), response)
-        items = [validate(m.Record, r, response) for r in rows]
+        items = validate_rows(m.Record, rows, response)
         nxt = pagination.get("nextCursor")
         page = m.Page[m.Record](items=items, has_more=bool(nxt))
         return page, (list_records_page(type, search, nxt, limit) if nxt else None)
