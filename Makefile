@@ -49,6 +49,7 @@ report: install
 	$(VENV)/bin/runtype-prefect report --db runtype.duckdb --out reports/report.html
 
 bench: install
+	$(UV) sync --frozen --all-extras --group shared-storage --quiet
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 # ruff; mypy (strict on the client and the warehouse); the import contracts of pyproject.toml
