@@ -2,7 +2,8 @@
 scale 0, through Prefect, beside a plain loop that uses the client and the warehouse alone with
 the same concurrency, in the same run. Prints the overhead Prefect adds.
 
-Prefect's temporary server is started (and warmed up with one small run) before timing.
+Prefect's temporary server (or the one PREFECT_API_URL names) is started and warmed up with one
+small run before timing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from prefect.testing.utilities import prefect_test_harness
+from _prefect import prefect_server
 
 from runtype_prefect.client import RuntypeClient
 from runtype_prefect.flows import nightly
@@ -57,7 +58,7 @@ def plain_job(client: RuntypeClient, warehouse: Warehouse, job: Job) -> int:
 
 def main() -> None:
     settings = SandboxSettings(time_scale=0.0, record_type_sizes=SIZES)
-    with prefect_test_harness(server_startup_timeout=120), SandboxServer(settings) as sandbox:
+    with prefect_server() as server, SandboxServer(settings) as sandbox:
         os.environ["RUNTYPE_API_KEY"] = sandbox.api_key
         os.environ["RUNTYPE_BASE_URL"] = sandbox.base_url
         flows = sandbox.app.state.sandbox.world.flows.values()
@@ -91,7 +92,7 @@ def main() -> None:
     assert records == sum(SIZES.values())
     print(
         f"nightly over {len(jobs)} record types × 1,000 records ({steps:,} step results), "
-        f"{CONCURRENCY} at a time, sandbox at time scale 0"
+        f"{CONCURRENCY} at a time, sandbox at time scale 0, on {server}"
     )
     print(f"  plain loop, client + warehouse only (baseline) {plain:6.1f} s")
     print(
