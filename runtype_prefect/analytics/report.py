@@ -55,10 +55,12 @@ def kpi_title(night: date | None, trailing_nights: int, since: date | None) -> s
 @dataclass(frozen=True)
 class Frames:
     """What more than one part of a selection's page reads, read once: the trend frame, the
-    latest night, the gate's verdicts and (for the whole report) the freshness frame."""
+    latest night, the batches' timing (a chart, and the last night's batches table), the gate's
+    verdicts and (for the whole report) the freshness frame."""
 
     record_type_nights: pd.DataFrame
     night: date | None
+    batch_timing: pd.DataFrame
     quality: pd.DataFrame
     freshness: pd.DataFrame
 
@@ -70,6 +72,7 @@ class Frames:
         return cls(
             record_type_nights=queries.record_type_nights(con, f),
             night=queries.latest_night(con, f),
+            batch_timing=queries.batch_timing(con, f),
             quality=queries.quality_history(con, f),
             freshness=queries.freshness(con) if freshness is None else freshness,
         )
@@ -107,7 +110,7 @@ def build_figures(
         "latency_distribution": figures.latency_distribution(
             queries.execution_times(con, f, limit=REPORT_SAMPLE)
         ),
-        "batch_timing": figures.batch_timing_over_time(queries.batch_timing(con, f)),
+        "batch_timing": figures.batch_timing_over_time(frames.batch_timing),
         "step_durations": figures.step_durations(steps),
         "latency_by_model": figures.latency_by_model(models),
         "model_latency_nights": figures.model_latency_over_time(usage),
@@ -124,6 +127,13 @@ def build_figures(
     }
 
 
+def _html_table(head: list[str], rows: list[list[str]]) -> str:
+    """Return a table of ``head`` (plain text) over ``rows`` (cells already HTML)."""
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def _failures_table(failures: pd.DataFrame, top: int = 15) -> str:
     if failures.empty:
         return "<p>No failures in this selection.</p>"
@@ -138,7 +148,6 @@ def _failures_table(failures: pd.DataFrame, top: int = 15) -> str:
         "last_seen",
         "example",
     ]
-    head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in columns)
     rows = []
     for row in failures.head(top)[columns].itertuples(index=False):
         cells = []
@@ -147,9 +156,9 @@ def _failures_table(failures: pd.DataFrame, top: int = 15) -> str:
                 value = pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
             elif isinstance(value, int | np.integer):
                 value = f"{value:,}"
-            cells.append(f"<td>{html.escape(str(value))}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            cells.append(html.escape(str(value)))
+        rows.append(cells)
+    return _html_table([c.replace("_", " ") for c in columns], rows)
 
 
 def _chronic_table(chronic: pd.DataFrame, top: int = 15) -> str:
@@ -167,10 +176,9 @@ def _chronic_table(chronic: pd.DataFrame, top: int = 15) -> str:
             pd.Timestamp(r.last_failed_night).date(),
             r.last_error_class or "",
         ]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    header = "".join(f"<th>{h}</th>" for h in head)
+        rows.append([html.escape(str(c)) for c in cells])
     more = f"<p>{len(chronic) - top:,} more.</p>" if len(chronic) > top else ""
-    return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+    return _html_table(head, rows) + more
 
 
 def _quality_table(history: pd.DataFrame) -> str:
@@ -195,8 +203,8 @@ def _quality_table(history: pd.DataFrame) -> str:
             else ""
         )
         cells = [r.job, r.metric, r.verdict.replace("_", " "), figures_text, since]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ["job", "metric", "verdict", "tonight vs baseline", ""])
+        rows.append([html.escape(str(c)) for c in cells])
+    head = ["job", "metric", "verdict", "tonight vs baseline", ""]
     night = pd.Timestamp(latest["night"].iloc[0]).date()
     runs = (
         history[history["verdict"] == "degraded"]
@@ -211,8 +219,8 @@ def _quality_table(history: pd.DataFrame) -> str:
         for r in runs.itertuples(index=False)
     )
     return (
-        f"<p>Night {night}:</p><table><thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<p>Night {night}:</p>"
+        + _html_table(head, rows)
         + (f"<p>Degraded runs in this selection:</p><ul>{spans}</ul>" if spans else "")
     )
 
@@ -270,7 +278,7 @@ def _batches_table(batches: pd.DataFrame, links: Links) -> str:
         "batch",
         "Prefect run",
     ]
-    rows = []
+    rows: list[list[str]] = []
     for r in batches.itertuples(index=False):
         run = links.flow_run(r.prefect_flow_run_id)
         cells = [
@@ -287,12 +295,8 @@ def _batches_table(batches: pd.DataFrame, links: Links) -> str:
             _link(links.batch(r.flow_id, r.batch_id), r.batch_id),
             _link(run, "flow run") if run else "",
         ]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    header = "".join(f"<th>{h}</th>" for h in head)
-    return (
-        f"<p>Night {night}:</p><table><thead><tr>{header}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
+        rows.append(cells)
+    return f"<p>Night {night}:</p>" + _html_table(head, rows)
 
 
 STYLE = """
@@ -347,7 +351,7 @@ def selection_html(
     if night is not None:
         last = Filters(start=night, end=night, record_types=f.record_types)
         batches = queries.batch_runs(con, last).merge(
-            queries.batch_timing(con, last)[["batch_id", "queue_wait_s", "wall_s"]],
+            frames.batch_timing[["batch_id", "queue_wait_s", "wall_s"]],
             on="batch_id",
             how="left",
         )
