@@ -72,13 +72,31 @@ class Pages:
         return response
 
 
+def paging_client(pages: Pages) -> RuntypeClient:
+    """A client whose requests ``pages`` answers in memory."""
+    return RuntypeClient("bench-key", "http://127.0.0.1:9", transport=httpx.MockTransport(pages))
+
+
+def stamped(table: pa.Table) -> pa.Table:
+    """``table`` with the ``landed_at`` column the warehouse would add."""
+    return table.append_column(
+        "landed_at", pa.array([BASE] * table.num_rows, type=pa.timestamp("us", tz="UTC"))
+    )
+
+
+def insert_raw(cur, staged: pa.Table) -> None:
+    """One plain INSERT of a `stamped` table into step_results."""
+    cur.register("staged", staged)
+    cur.execute(f"INSERT INTO step_results ({', '.join(staged.column_names)}) SELECT * FROM staged")
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def landing_path(rows: int, out) -> None:
     pages = Pages(rows)
-    client = RuntypeClient("bench-key", "http://127.0.0.1:9", transport=httpx.MockTransport(pages))
+    client = paging_client(pages)
     with tempfile.TemporaryDirectory() as tmp, Warehouse(Path(tmp) / "bench.duckdb") as w:
         upsert = 0.0
 
@@ -99,21 +117,15 @@ def landing_path(rows: int, out) -> None:
 
 def raw_insert(rows: int, out) -> None:
     pages = Pages(rows)
-    client = RuntypeClient("bench-key", "http://127.0.0.1:9", transport=httpx.MockTransport(pages))
+    client = paging_client(pages)
     fetch_start = time.perf_counter()
     batches = list(client.iter_step_result_tables("flow_bench"))
     fetched = time.perf_counter() - fetch_start - pages.spent
-    table = step_results_table(pa.concat_tables(batches), record_type="lead")
-    table = table.append_column(
-        "landed_at", pa.array([BASE] * rows, type=pa.timestamp("us", tz="UTC"))
-    )
+    table = stamped(step_results_table(pa.concat_tables(batches), record_type="lead"))
     with tempfile.TemporaryDirectory() as tmp, Warehouse(Path(tmp) / "bench.duckdb") as w:
         cur = w._con.cursor()
-        cur.register("staged", table)
         start = time.perf_counter()
-        cur.execute(
-            f"INSERT INTO step_results ({', '.join(table.column_names)}) SELECT * FROM staged"
-        )
+        insert_raw(cur, table)
         elapsed = time.perf_counter() - start
         landed = w.query("SELECT count(*) FROM step_results")[0][0]
     out.put(((elapsed, fetched), landed, peak_mb()))
@@ -123,7 +135,7 @@ def chunked(rows: int, out) -> None:
     """Time the warehouse's upsert over the landing's chunks, fetched beforehand (no fetching
     competes for the cores), against raw INSERTs of the same chunks."""
     pages = Pages(rows)
-    client = RuntypeClient("bench-key", "http://127.0.0.1:9", transport=httpx.MockTransport(pages))
+    client = paging_client(pages)
     chunks = [
         step_results_table(t, record_type="lead")
         for t in client.iter_step_result_tables("flow_bench")
@@ -137,13 +149,7 @@ def chunked(rows: int, out) -> None:
         cur = w._con.cursor()
         start = time.perf_counter()
         for chunk in chunks:
-            staged = chunk.append_column(
-                "landed_at", pa.array([BASE] * chunk.num_rows, type=pa.timestamp("us", tz="UTC"))
-            )
-            cur.register("staged", staged)
-            cur.execute(
-                f"INSERT INTO step_results ({', '.join(staged.column_names)}) SELECT * FROM staged"
-            )
+            insert_raw(cur, stamped(chunk))
         raw = time.perf_counter() - start
     out.put(((upsert, raw), len(chunks), peak_mb()))
 

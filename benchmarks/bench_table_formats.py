@@ -16,6 +16,7 @@ Needs the ``shared-storage`` dependency group (`make bench` installs it).
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing as mp
 import socket
@@ -57,19 +58,25 @@ class Store:
         }
 
     def iceberg_catalog(self):  # -> pyiceberg.catalog.sql.SqlCatalog
-        from pyiceberg.catalog.sql import SqlCatalog
+        """This process's catalog client (one per process, as a worker would hold it)."""
+        return _iceberg_catalog(self.endpoint, self.catalog_dir)
 
-        return SqlCatalog(
-            "runtype",
-            uri=f"sqlite:///{self.catalog_dir}/catalog.db",
-            warehouse=f"s3://{BUCKET}/iceberg",
-            **{
-                "s3.endpoint": self.endpoint,
-                "s3.access-key-id": KEYS,
-                "s3.secret-access-key": KEYS,
-                "s3.region": "us-east-1",
-            },
-        )
+
+@functools.cache
+def _iceberg_catalog(endpoint: str, catalog_dir: str):  # -> SqlCatalog
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    return SqlCatalog(
+        "runtype",
+        uri=f"sqlite:///{catalog_dir}/catalog.db",
+        warehouse=f"s3://{BUCKET}/iceberg",
+        **{
+            "s3.endpoint": endpoint,
+            "s3.access-key-id": KEYS,
+            "s3.secret-access-key": KEYS,
+            "s3.region": "us-east-1",
+        },
+    )
 
 
 def rows(writer: int, commit: int, *, same_rows: bool) -> pa.Table:
