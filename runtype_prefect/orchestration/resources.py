@@ -5,28 +5,28 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-from ..warehouse import Warehouse, default_db_path
+from ..warehouse import Warehouse, location_key, open_warehouse
 
 _lock = threading.Lock()
-_open: dict[Path, tuple[Warehouse, int]] = {}
+_open: dict[str, tuple[Warehouse, int]] = {}
 
 
 @contextmanager
 def shared_warehouse(db_path: str | None = None) -> Iterator[Warehouse]:
-    """Yield the process's `Warehouse` for ``db_path``, opening it on first use.
+    """Yield the process's `Warehouse` for ``db_path`` (a DuckDB file or a shared location's
+    URL, see `open_warehouse`), opening it on first use.
 
     Jobs running concurrently in one process share one connection (DuckDB allows one writer
     process); the file is closed when the last user leaves. Raises `WarehouseLockedError`
     when another process holds the file.
     """
-    path = default_db_path(db_path)
+    path = location_key(db_path)
     with _lock:
         if path in _open:
             warehouse, users = _open[path]
         else:
-            warehouse, users = Warehouse(path), 0
+            warehouse, users = open_warehouse(path), 0
         _open[path] = (warehouse, users + 1)
     try:
         yield warehouse

@@ -18,7 +18,7 @@ from ..client import (
     RuntypeClient,
     RuntypeError,
 )
-from ..warehouse import Intent, Warehouse
+from ..warehouse import Intent, StartTakenError, Warehouse
 from .jobs import Job
 from .landing import land_immediate_records
 from .outcomes import Outcome, StartUnresolvedError
@@ -66,7 +66,8 @@ def start_job(
     start slot), so at most one start per flow is in doubt at a time. Raises
     `AmbiguousBatchError` when reconciliation cannot tell, `StartUnresolvedError` when the
     look-up fails too, and `BatchIdentityError` when the API names a batch the warehouse holds
-    for another job.
+    for another job. With a shared warehouse, a start another worker claimed first is
+    followed (its batch reconnected to), never repeated.
     """
     intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
     if force and intent is not None:
@@ -89,6 +90,37 @@ def start_job(
             landed_outcome=Outcome(row["outcome"]) if landed else None,
         )
     ids = {"prefect_flow_run_id": flow_run_id, "root_flow_run_id": root_flow_run_id}
+    try:
+        return _start(client, warehouse, job, run_key, intent, ids, slot=slot, log=log)
+    except StartTakenError as taken:
+        # A shared warehouse: another worker claimed this start first. Follow its batch
+        # (the ledger is read again, waiting for the batch to be named) instead of starting one.
+        log.info("%s: %s; following its batch", job.label, taken)
+        return start_job(
+            client,
+            warehouse,
+            job,
+            run_key,
+            flow_run_id=flow_run_id,
+            root_flow_run_id=root_flow_run_id,
+            slot=slot,
+            log=log,
+        )
+
+
+def _start(
+    client: RuntypeClient,
+    warehouse: Warehouse,
+    job: Job,
+    run_key: str,
+    intent: Intent | None,
+    ids: dict[str, str | None],
+    *,
+    slot: Callable[[str], AbstractContextManager[Any]],
+    log: logging.Logger | logging.LoggerAdapter[Any],
+) -> Started:
+    """Start the job's batch (reconciling an interrupted start first) under its flow's slot."""
+    flow_run_id = ids["prefect_flow_run_id"]
     with slot(job.flow_id):
         if intent is not None:
             found = find_started_batch(client, job, intent, warehouse.claimed_batch_ids())

@@ -10,12 +10,14 @@ from .connection import (
     WarehouseLockedError,
     connect,
 )
+from .opening import location_key, open_warehouse
 from .rows import (
     batch_record_results_table,
     record_results_table,
     records_table,
     step_results_table,
 )
+from .shared import SharedStorageError, SharedWarehouse, StartTakenError, is_shared_location
 from .store import (
     DB_ENV,
     DEFAULT_DB,
@@ -33,6 +35,9 @@ __all__ = [
     "BatchIdentityError",
     "Intent",
     "SchemaTooNewError",
+    "SharedStorageError",
+    "SharedWarehouse",
+    "StartTakenError",
     "Warehouse",
     "WarehouseCorruptError",
     "WarehouseError",
@@ -40,6 +45,9 @@ __all__ = [
     "batch_record_results_table",
     "connect",
     "default_db_path",
+    "is_shared_location",
+    "location_key",
+    "open_warehouse",
     "record_results_table",
     "records_table",
     "snapshot_path_for",

@@ -1,0 +1,189 @@
+"""The run ledger on shared storage: which batch each job's night became, claimed by exactly
+one worker among many.
+
+Each attempt at a job's night is a numbered object created with put-if-absent::
+
+    _ledger/<flow_id>/<record_type>/<run_key>/000001.intent.json     the start is claimed
+    _ledger/<flow_id>/<record_type>/<run_key>/000001.batch.json      ... and became this batch
+    _ledger/<flow_id>/<record_type>/<run_key>/000001.forgotten.json  ... or was dropped
+
+Two workers that both find no attempt both try to create ``000001.intent.json``; the store lets
+one of them, and the other learns it lost before it has asked Runtype for anything. A batch is
+named once per attempt (a second, different id is refused), and a new attempt (a start
+abandoned before its batch was known, or ``force``) is the next number, raced the same way.
+Nothing is ever overwritten, so no reader sees a torn ledger.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, unquote
+
+from ..connection import WarehouseError
+from ..store import BatchIdentityError, Intent
+from .objects import ObjectStore
+
+ROOT = "_ledger"
+
+
+class StartTakenError(WarehouseError):
+    """Another worker claimed this job's start for the run key first: it starts the batch."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The latest attempt at a job's night, as the ledger holds it."""
+
+    number: int
+    intent: Intent
+    owner: str
+    forgotten: bool
+
+
+def _stamp(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _part(value: str) -> str:
+    return quote(value, safe="")
+
+
+class ObjectLedger:
+    """The run ledger as put-if-absent objects in an `ObjectStore`."""
+
+    def __init__(self, store: ObjectStore, owner: str) -> None:
+        self.store = store
+        self.owner = owner
+
+    def _prefix(self, flow_id: str, record_type: str, run_key: str) -> str:
+        return f"{ROOT}/{_part(flow_id)}/{_part(record_type)}/{_part(run_key)}/"
+
+    def _read_json(self, key: str) -> dict[str, Any] | None:
+        body = self.store.read(key)
+        return None if body is None else dict(json.loads(body))
+
+    def latest(self, flow_id: str, record_type: str, run_key: str) -> Attempt | None:
+        """Return the job's latest attempt for ``run_key``, or None if it never started."""
+        prefix = self._prefix(flow_id, record_type, run_key)
+        keys = self.store.keys(prefix)
+        numbers = [int(k[len(prefix) :].split(".")[0]) for k in keys if k.endswith(".intent.json")]
+        if not numbers:
+            return None
+        number = max(numbers)
+        base = f"{prefix}{number:06d}"
+        batch = self._read_json(f"{base}.batch.json") if f"{base}.batch.json" in keys else None
+        intent, owner = self._intent(base, batch["batch_id"] if batch else None)
+        return Attempt(number, intent, owner, f"{base}.forgotten.json" in keys)
+
+    def _intent(self, base: str, batch_id: str | None) -> tuple[Intent, str]:
+        """Return the intent written at ``base`` (an attempt's key without its suffix) and its
+        owner."""
+        flow_id, record_type, run_key = (unquote(p) for p in base.split("/")[1:4])
+        body = self._read_json(f"{base}.intent.json") or {}
+        intent = Intent(
+            flow_id,
+            record_type,
+            run_key,
+            _time(body.get("requested_at")) or datetime.now(UTC),
+            batch_id,
+            body.get("prefect_flow_run_id"),
+            _time(body.get("api_requested_at")),
+            body.get("expected_records"),
+        )
+        return intent, str(body.get("owner", ""))
+
+    def claim_start(
+        self,
+        flow_id: str,
+        record_type: str,
+        run_key: str,
+        *,
+        requested_at: datetime,
+        prefect_flow_run_id: str | None,
+        job_name: str | None,
+        api_requested_at: datetime | None,
+        expected_records: int | None,
+    ) -> Intent:
+        """Claim the next attempt at the job's night for this worker; return its intent.
+
+        Raises `StartTakenError` when another worker created that attempt first (it starts
+        the batch; this one must not).
+        """
+        latest = self.latest(flow_id, record_type, run_key)
+        number = latest.number + 1 if latest else 1
+        body = {
+            "owner": self.owner,
+            "requested_at": _stamp(requested_at),
+            "prefect_flow_run_id": prefect_flow_run_id,
+            "job_name": job_name,
+            "api_requested_at": _stamp(api_requested_at),
+            "expected_records": expected_records,
+        }
+        key = f"{self._prefix(flow_id, record_type, run_key)}{number:06d}.intent.json"
+        if not self.store.create(key, json.dumps(body).encode()):
+            raise StartTakenError(
+                f"{flow_id} × {record_type} for {run_key!r}: another worker claimed the start"
+                f" (attempt {number}) first"
+            )
+        return Intent(
+            flow_id,
+            record_type,
+            run_key,
+            requested_at,
+            None,
+            prefect_flow_run_id,
+            api_requested_at,
+            expected_records,
+        )
+
+    def name_batch(self, flow_id: str, record_type: str, run_key: str, batch_id: str) -> None:
+        """Record that the job's latest attempt became ``batch_id``.
+
+        Idempotent for the same id; raises `BatchIdentityError` when the attempt already
+        names another batch, and WarehouseError when there is no attempt to name.
+        """
+        latest = self.latest(flow_id, record_type, run_key)
+        if latest is None:
+            raise WarehouseError(f"{flow_id} × {record_type} for {run_key!r} has no start to name")
+        key = f"{self._prefix(flow_id, record_type, run_key)}{latest.number:06d}.batch.json"
+        if self.store.create(key, json.dumps({"batch_id": batch_id}).encode()):
+            return
+        named = (self._read_json(key) or {}).get("batch_id")
+        if named != batch_id:
+            raise BatchIdentityError(
+                f"{flow_id} × {record_type} for {run_key!r} already became batch {named!r};"
+                f" refusing to name {batch_id!r} as well. Nothing was overwritten."
+            )
+
+    def forget(self, flow_id: str, record_type: str, run_key: str) -> None:
+        """Drop the job's latest attempt for ``run_key`` (the next start is a new attempt)."""
+        latest = self.latest(flow_id, record_type, run_key)
+        if latest is not None and not latest.forgotten:
+            key = f"{self._prefix(flow_id, record_type, run_key)}{latest.number:06d}"
+            self.store.create(f"{key}.forgotten.json", b"{}")
+
+    def _named(self) -> list[tuple[str, str]]:
+        """Return (attempt key without suffix, batch id) of every attempt that named a batch."""
+        suffix = ".batch.json"
+        return [
+            (key[: -len(suffix)], str((self._read_json(key) or {}).get("batch_id")))
+            for key in self.store.keys(f"{ROOT}/")
+            if key.endswith(suffix)
+        ]
+
+    def batch_ids(self) -> set[str]:
+        """Return every batch id any attempt was ever named with."""
+        return {batch_id for _, batch_id in self._named()}
+
+    def named_intents(self, batch_ids: set[str]) -> list[Intent]:
+        """Return the intents of the attempts that became ``batch_ids``."""
+        if not batch_ids:
+            return []
+        return [self._intent(base, b)[0] for base, b in self._named() if b in batch_ids]

@@ -1,0 +1,116 @@
+"""Pulling the shared tables into a local DuckDB warehouse: the analysts' side of a shared
+location (the SQL models, notebooks and report then read it as they read a local one), and the
+way a worker's staging database learns a batch another worker landed.
+
+Incremental: a batch is pulled when the shared table says it landed and the local database has
+not landed it yet, so the cost follows the new batches, not the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from ..store import BATCH_FIELDS, Warehouse
+from .ledger import ObjectLedger
+from .tables import PARTITIONS, DeltaTables
+
+#: Rows per local upsert while pulling (one transaction each).
+CHUNK_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """What one pull brought into the local warehouse."""
+
+    batches: int
+    landed_batches: int
+    record_results: int
+    step_results: int
+
+
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    return list(table.to_pylist())
+
+
+def _chunks(table: pa.Table) -> Iterable[pa.Table]:
+    for start in range(0, table.num_rows, CHUNK_ROWS):
+        yield table.slice(start, CHUNK_ROWS)
+
+
+def _results(tables: DeltaTables, name: str, batch_ids: list[str]) -> pa.Table | None:
+    column = PARTITIONS[name]
+    table = tables.read(name, ds.field(column).isin(batch_ids))
+    if table is None:
+        return None
+    return table.drop_columns([c for c in ("landed_at",) if c in table.column_names])
+
+
+def pull(
+    tables: DeltaTables,
+    ledger: ObjectLedger,
+    warehouse: Warehouse,
+    *,
+    only: set[str] | None = None,
+) -> Pulled:
+    """Bring the shared batches (all, or ``only`` these ids) into ``warehouse``: every batch row,
+    its ledger row, and the results of each batch that landed in the shared tables but not yet
+    locally; return the counts.
+
+    Raises `WarehouseError` (or `SharedStorageError`) when the location cannot be read.
+    """
+    shared = tables.read("batches")
+    if shared is None:
+        return Pulled(0, 0, 0, 0)
+    rows = [r for r in _rows(shared) if only is None or r["batch_id"] in only]
+    local = {r[0]: r[1] for r in warehouse.query("SELECT batch_id, landed_at FROM batches")}
+    to_land = [
+        r["batch_id"]
+        for r in rows
+        if r.get("landed_at") is not None and local.get(r["batch_id"]) is None
+    ]
+    records = steps = 0
+    if to_land:
+        record_rows = _results(tables, "record_results", to_land)
+        for chunk in _chunks(record_rows) if record_rows is not None else ():
+            records += warehouse.land_record_results(chunk)
+        step_rows = _results(tables, "step_results", to_land)
+        for chunk in _chunks(step_rows) if step_rows is not None else ():
+            steps += warehouse.land_step_results(chunk)
+    intents = {
+        intent.batch_id: intent
+        for intent in ledger.named_intents({r["batch_id"] for r in rows} - set(local))
+    }
+    for row in rows:
+        batch_id = row["batch_id"]
+        fields = {k: row.get(k) for k in BATCH_FIELDS if k in row and k != "landed_at"}
+        intent = intents.get(batch_id)
+        if batch_id not in local and intent is not None:
+            warehouse.record_intent(
+                intent.flow_id,
+                intent.record_type,
+                intent.run_key,
+                requested_at=intent.requested_at,
+                prefect_flow_run_id=intent.prefect_flow_run_id,
+                job_name=row.get("job_name"),
+                api_requested_at=intent.api_requested_at,
+                expected_records=intent.expected_records,
+            )
+            identity = ("flow_id", "record_type", "run_key", "requested_at")
+            warehouse.claim_batch(
+                intent.flow_id,
+                intent.record_type,
+                intent.run_key,
+                batch_id,
+                requested_at=row.get("requested_at") or intent.requested_at,
+                **{k: v for k, v in fields.items() if k not in identity},
+            )
+        else:
+            warehouse.upsert_batch(batch_id, **fields)
+        if batch_id in to_land:
+            warehouse.mark_landed(batch_id)
+    return Pulled(len(rows), len(to_land), records, steps)

@@ -1,0 +1,144 @@
+"""The landed tables on shared storage, as Delta Lake tables (delta-rs): ``step_results`` and
+``record_results`` partitioned by batch, and ``batches``.
+
+A batch's results are committed whole, as one overwrite of its partition: the commit is atomic
+(a reader sees all of the batch or none of it), re-committing the same batch replaces it rather
+than adding to it, and two writers committing the same batch at once conflict and the loser
+retries on the new version (measured: benchmarks/bench_table_formats.py, and three processes
+overwriting one partition 60 times ended with exactly one copy). Commits of different batches
+touch different partitions, so they do not conflict.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from ..connection import WarehouseError
+from .location import SharedLocation
+
+T = TypeVar("T")
+
+#: Each landed table's partition column: a batch's results are one partition.
+PARTITIONS = {"step_results": "batch_execution_id", "record_results": "batch_id"}
+#: Attempts at a commit that keeps losing to concurrent writers before giving up.
+MAX_COMMIT_ATTEMPTS = 50
+
+
+def _deltalake() -> Any:
+    try:
+        import deltalake
+    except ImportError as exc:  # pragma: no cover - the extra is part of every install here
+        raise WarehouseError(
+            "a shared warehouse needs the 'shared' extra: pip install 'runtype-prefect[shared]'"
+        ) from exc
+    return deltalake
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class DeltaTables:
+    """The shared location's Delta tables: commit a batch, read what was committed."""
+
+    def __init__(
+        self, location: SharedLocation, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.location = location
+        self.options = location.storage_options()
+        self._sleep = sleep
+        #: Commits retried after losing to another writer (for logs and tests).
+        self.conflicts = 0
+
+    def _retrying(self, commit: Callable[[], T]) -> T:
+        """Run ``commit``, again on a concurrent writer's conflict, with jittered back-off."""
+        deltalake = _deltalake()
+        for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
+            try:
+                return commit()
+            except deltalake.exceptions.CommitFailedError:
+                if attempt == MAX_COMMIT_ATTEMPTS:
+                    raise
+                self.conflicts += 1
+                self._sleep(random.uniform(0.0, min(2.0, 0.05 * 2**attempt)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _table(self, name: str) -> Any | None:
+        deltalake = _deltalake()
+        uri = self.location.table_uri(name)
+        if not deltalake.DeltaTable.is_deltatable(uri, storage_options=self.options):
+            return None
+        return deltalake.DeltaTable(uri, storage_options=self.options)
+
+    def replace_partition(self, name: str, value: str, rows: pa.Table) -> None:
+        """Replace the partition ``value`` of table ``name`` with ``rows`` in one commit,
+        creating the table on first use; retried on conflicts with concurrent writers."""
+        deltalake = _deltalake()
+        column = PARTITIONS[name]
+        uri = self.location.table_uri(name)
+
+        def commit() -> None:
+            deltalake.write_deltalake(
+                uri,
+                rows,
+                mode="overwrite",
+                predicate=f"{column} = {_quote(value)}",
+                partition_by=[column],
+                storage_options=self.options,
+            )
+
+        def create_or_commit() -> None:
+            if self._table(name) is None:
+                try:
+                    # Two first writers race to create the table: the loser conflicts and, on
+                    # the retry, finds it.
+                    deltalake.write_deltalake(
+                        uri,
+                        rows.schema.empty_table(),
+                        mode="append",
+                        partition_by=[column],
+                        storage_options=self.options,
+                    )
+                except deltalake.exceptions.DeltaError:
+                    if self._table(name) is None:
+                        raise
+            commit()
+
+        self._retrying(create_or_commit)
+
+    def upsert_batch_row(self, row: pa.Table) -> None:
+        """Merge one ``batches`` row (keyed by ``batch_id``) into the table, creating it on
+        first use; retried on conflicts."""
+        deltalake = _deltalake()
+        uri = self.location.table_uri("batches")
+
+        def commit() -> None:
+            table = self._table("batches")
+            if table is None:
+                deltalake.write_deltalake(uri, row, mode="append", storage_options=self.options)
+                return
+            (
+                table.merge(row, "t.batch_id = s.batch_id", source_alias="s", target_alias="t")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+
+        self._retrying(commit)
+
+    def dataset(self, name: str) -> ds.Dataset | None:
+        """Return the latest version of table ``name`` as an Arrow dataset, or None before its
+        first commit."""
+        table = self._table(name)
+        return None if table is None else table.to_pyarrow_dataset()
+
+    def read(self, name: str, filter_: ds.Expression | None = None) -> pa.Table | None:
+        """Return table ``name`` (optionally filtered), or None before its first commit."""
+        dataset = self.dataset(name)
+        return None if dataset is None else dataset.to_table(filter=filter_)

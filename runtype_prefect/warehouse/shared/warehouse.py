@@ -1,0 +1,219 @@
+"""`SharedWarehouse`: a worker's view of a shared location. It lands into a private staging
+DuckDB file exactly as a local run does (the same chunked, exactly-once upserts), and the
+moment a batch has landed completely commits the batch's results to the shared Delta tables
+in one atomic commit per table. The run ledger lives on the shared store (`ObjectLedger`), so a
+start is claimed by one worker among many before Runtype is asked for anything.
+
+A worker killed mid-landing loses only its staging file: the shared ledger names the batch, so
+the re-run (on any machine) reconnects to it, pages its results again and commits them; the
+commit replaces the batch's partition, so nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ..store import Intent, Warehouse
+from .ledger import Attempt, ObjectLedger
+from .location import SharedLocation
+from .objects import object_store
+from .pull import Pulled, pull
+from .tables import PARTITIONS, DeltaTables
+
+#: How long another worker's claimed start may go without naming its batch before this one
+#: treats it as abandoned (and reconciles it with the API, as a local run does after a crash).
+#: Longer than any start call with its retries.
+DEFAULT_LEASE_SECONDS = 600.0
+#: How often a worker waiting on another's start looks at the ledger again.
+LEDGER_POLL_SECONDS = 1.0
+
+
+class SharedWarehouse(Warehouse):
+    """A `Warehouse` whose ledger and landed batches live at a shared location (``s3://…`` or
+    ``file:///…``), for workers on a pool landing concurrently, exactly once.
+
+    Raises `SharedStorageError` when the location cannot be reached, and ValueError for a
+    URL that names no shared location.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        staging: str | os.PathLike[str] | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.location = SharedLocation.parse(url)
+        self._own_staging = staging is None
+        root = Path(staging) if staging else Path(tempfile.mkdtemp(prefix="runtype-staging-"))
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.tables = DeltaTables(self.location, sleep=sleep)
+        self.ledger = ObjectLedger(object_store(self.location), owner)
+        self._lease = lease_seconds
+        self._wait = sleep
+        self._clock = clock
+        self._local_only = False
+        super().__init__(root / "staging.duckdb", sleep=sleep)
+
+    def __repr__(self) -> str:
+        return f"SharedWarehouse({self.location.url!r})"
+
+    def close(self) -> None:
+        """Close the staging database (and delete it when this object created it)."""
+        super().close()
+        if self._own_staging:
+            shutil.rmtree(self.path.parent, ignore_errors=True)
+
+    @contextmanager
+    def _staging_only(self) -> Iterator[None]:
+        """Write to the staging database only (pulling what the shared tables already hold)."""
+        self._local_only = True
+        try:
+            yield
+        finally:
+            self._local_only = False
+
+    # --- the ledger, on the shared store -----------------------------------------------------
+
+    def _settled(self, flow_id: str, record_type: str, run_key: str) -> Attempt | None:
+        """Return the job's latest attempt once no other live worker is mid-start: a start
+        another worker claimed is waited on until it names its batch or its lease runs out."""
+        while True:
+            attempt = self.ledger.latest(flow_id, record_type, run_key)
+            if (
+                attempt is None
+                or attempt.forgotten
+                or attempt.intent.batch_id
+                or attempt.owner == self.ledger.owner
+            ):
+                return attempt
+            age = (self._clock() - attempt.intent.requested_at).total_seconds()
+            if age >= self._lease:
+                return attempt  # abandoned mid-start: the caller reconciles it with the API
+            self._wait(LEDGER_POLL_SECONDS)
+
+    def get_intent(self, flow_id: str, record_type: str, run_key: str) -> Intent | None:
+        """Return the job's ledger row for ``run_key`` from the shared ledger (waiting while
+        another worker is starting it), or None if it never started. A batch another worker
+        landed is pulled into the staging database, so its numbers can be summarised here."""
+        attempt = self._settled(flow_id, record_type, run_key)
+        if attempt is None or attempt.forgotten:
+            return None
+        if attempt.intent.batch_id:
+            self.pull(only={attempt.intent.batch_id})
+        return attempt.intent
+
+    def record_intent(
+        self,
+        flow_id: str,
+        record_type: str,
+        run_key: str,
+        *,
+        requested_at: datetime,
+        prefect_flow_run_id: str | None,
+        job_name: str | None,
+        api_requested_at: datetime | None = None,
+        expected_records: int | None = None,
+    ) -> Intent:
+        """Claim the job's start on the shared ledger, then write the staging ledger row;
+        return the intent. Raises `StartTakenError` when another worker claimed it first."""
+        fields: dict[str, Any] = {
+            "requested_at": requested_at,
+            "prefect_flow_run_id": prefect_flow_run_id,
+            "job_name": job_name,
+            "api_requested_at": api_requested_at,
+            "expected_records": expected_records,
+        }
+        if not self._local_only:
+            self.ledger.claim_start(flow_id, record_type, run_key, **fields)
+        return super().record_intent(flow_id, record_type, run_key, **fields)
+
+    def claim_batch(
+        self,
+        flow_id: str,
+        record_type: str,
+        run_key: str,
+        batch_id: str,
+        *,
+        requested_at: datetime,
+        **fields: Any,
+    ) -> None:
+        """Name the batch on the shared ledger, write it to the staging database and its row to
+        the shared ``batches`` table. Raises `BatchIdentityError` for a batch named otherwise."""
+        if not self._local_only:
+            self.ledger.name_batch(flow_id, record_type, run_key, batch_id)
+        super().claim_batch(
+            flow_id, record_type, run_key, batch_id, requested_at=requested_at, **fields
+        )
+        if not self._local_only:
+            self._push_batch(batch_id)
+
+    def forget_intent(self, flow_id: str, record_type: str, run_key: str) -> None:
+        """Drop the job's latest attempt on the shared ledger and in the staging database."""
+        self.ledger.forget(flow_id, record_type, run_key)
+        super().forget_intent(flow_id, record_type, run_key)
+
+    def claimed_batch_ids(self) -> set[str]:
+        """Return every batch id the shared ledger, the shared batches or staging attribute."""
+        shared = self.tables.read("batches")
+        ids = set() if shared is None else set(shared["batch_id"].to_pylist())
+        return ids | self.ledger.batch_ids() | super().claimed_batch_ids()
+
+    # --- batches and results -----------------------------------------------------------------
+
+    def upsert_batch(self, batch_id: str, **fields: Any) -> None:
+        """Update the staging batch row; an outcome is also written to the shared row (progress
+        updates stay local: one shared commit per poll would be waste)."""
+        super().upsert_batch(batch_id, **fields)
+        if "outcome" in fields and not self._local_only:
+            self._push_batch(batch_id)
+
+    def mark_landed(self, batch_id: str) -> None:
+        """Stamp the batch landed, commit its results to the shared tables (one atomic commit
+        per table, replacing the batch's partition), then its shared row, so a reader that sees
+        the batch landed finds all of its results."""
+        super().mark_landed(batch_id)
+        if self._local_only:
+            return
+        for name, column in PARTITIONS.items():
+            self.tables.replace_partition(name, batch_id, self._batch_rows(name, column, batch_id))
+        self._push_batch(batch_id)
+
+    def _batch_rows(self, name: str, column: str, batch_id: str) -> pa.Table:
+        cur = self._con.cursor()
+        try:
+            query = f"SELECT * FROM {name} WHERE {column} = ?"
+            return cur.sql(query, params=[batch_id]).to_arrow_table()
+        finally:
+            cur.close()
+
+    def _push_batch(self, batch_id: str) -> None:
+        row = self._batch_rows("batches", "batch_id", batch_id)
+        if row.num_rows:
+            self.tables.upsert_batch_row(row)
+
+    def pull(self, *, only: set[str] | None = None) -> Pulled:
+        """Bring batches landed at the shared location (all, or ``only`` these) into the
+        staging database; return the counts."""
+        with self._staging_only():
+            return pull(self.tables, self.ledger, self, only=only)
+
+    def publish_snapshot(self, *, full: bool = False) -> Path:
+        """Publish nothing: the staging database holds only this worker's batches. The shared
+        location is published for analysts by ``runtype-prefect pull`` (see `pull`). Returns
+        where the staging snapshot would be."""
+        return self.snapshot_path
