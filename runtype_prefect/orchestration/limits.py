@@ -5,6 +5,7 @@ The code works without them (``strict=False``); ``runtype-prefect setup`` create
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -15,7 +16,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager, nullco
 import httpx
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency, rate_limit
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 #: Rate limit on Runtype API requests (slots decay: requests per second).
 API_RATE_LIMIT = "runtype-api"
@@ -246,7 +247,10 @@ def start_slot(flow_id: str, *, timeout_seconds: float = START_SLOT_TIMEOUT) -> 
                 try:
                     client.read_global_concurrency_limit_by_name(name)
                 except ObjectNotFound:
-                    client.upsert_global_concurrency_limit_by_name(name=name, limit=1)
+                    # Workers on a pool meet the flow's first start together: one creates
+                    # the limit, the others find it made.
+                    with contextlib.suppress(ObjectAlreadyExists):
+                        client.upsert_global_concurrency_limit_by_name(name=name, limit=1)
             _known_start_limits.add(name)
         with ExitStack() as held:
             _acquire_start_slot(held, name, timeout_seconds)

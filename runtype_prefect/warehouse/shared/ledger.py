@@ -41,6 +41,7 @@ class Attempt:
     intent: Intent
     owner: str
     forgotten: bool
+    job_name: str | None = None
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -79,12 +80,13 @@ class ObjectLedger:
         number = max(numbers)
         base = f"{prefix}{number:06d}"
         batch = self._read_json(f"{base}.batch.json") if f"{base}.batch.json" in keys else None
-        intent, owner = self._intent(base, batch["batch_id"] if batch else None)
-        return Attempt(number, intent, owner, f"{base}.forgotten.json" in keys)
+        intent, body = self._intent(base, batch["batch_id"] if batch else None)
+        forgotten = f"{base}.forgotten.json" in keys
+        return Attempt(number, intent, str(body.get("owner", "")), forgotten, body.get("job_name"))
 
-    def _intent(self, base: str, batch_id: str | None) -> tuple[Intent, str]:
-        """Return the intent written at ``base`` (an attempt's key without its suffix) and its
-        owner."""
+    def _intent(self, base: str, batch_id: str | None) -> tuple[Intent, dict[str, Any]]:
+        """Return the intent written at ``base`` (an attempt's key without its suffix) and the
+        object's fields."""
         flow_id, record_type, run_key = (unquote(p) for p in base.split("/")[1:4])
         body = self._read_json(f"{base}.intent.json") or {}
         intent = Intent(
@@ -97,7 +99,7 @@ class ObjectLedger:
             _time(body.get("api_requested_at")),
             body.get("expected_records"),
         )
-        return intent, str(body.get("owner", ""))
+        return intent, body
 
     def claim_start(
         self,
@@ -105,19 +107,20 @@ class ObjectLedger:
         record_type: str,
         run_key: str,
         *,
+        after: int,
         requested_at: datetime,
         prefect_flow_run_id: str | None,
         job_name: str | None,
         api_requested_at: datetime | None,
         expected_records: int | None,
     ) -> Intent:
-        """Claim the next attempt at the job's night for this worker; return its intent.
+        """Claim attempt ``after + 1`` at the job's night for this worker; return its intent.
 
-        Raises `StartTakenError` when another worker created that attempt first (it starts
-        the batch; this one must not).
+        ``after`` is the latest attempt the caller saw (0 for none) when it decided to start:
+        the claim is a compare-and-swap on it. Raises `StartTakenError` when that attempt
+        exists already: another worker claimed it (it starts the batch; this one must not).
         """
-        latest = self.latest(flow_id, record_type, run_key)
-        number = latest.number + 1 if latest else 1
+        number = after + 1
         body = {
             "owner": self.owner,
             "requested_at": _stamp(requested_at),

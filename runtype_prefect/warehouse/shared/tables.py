@@ -114,7 +114,9 @@ class DeltaTables:
 
     def upsert_batch_row(self, row: pa.Table) -> None:
         """Merge one ``batches`` row (keyed by ``batch_id``) into the table, creating it on
-        first use; retried on conflicts."""
+        first use; retried on conflicts. A column the row leaves empty keeps the shared value
+        (a worker that staged the batch from the ledger knows less than the one that started
+        it)."""
         deltalake = _deltalake()
         uri = self.location.table_uri("batches")
 
@@ -125,7 +127,9 @@ class DeltaTables:
                 return
             (
                 table.merge(row, "t.batch_id = s.batch_id", source_alias="s", target_alias="t")
-                .when_matched_update_all()
+                .when_matched_update(
+                    {c: f"coalesce(s.{c}, t.{c})" for c in row.column_names if c != "batch_id"}
+                )
                 .when_not_matched_insert_all()
                 .execute()
             )

@@ -67,6 +67,8 @@ class SharedWarehouse(Warehouse):
         self._wait = sleep
         self._clock = clock
         self._local_only = False
+        #: The latest attempt get_intent saw per job-night: a start claims the one after it.
+        self._seen: dict[tuple[str, str, str], int] = {}
         super().__init__(root / "staging.duckdb", sleep=sleep)
 
     def __repr__(self) -> str:
@@ -111,11 +113,40 @@ class SharedWarehouse(Warehouse):
         another worker is starting it), or None if it never started. A batch another worker
         landed is pulled into the staging database, so its numbers can be summarised here."""
         attempt = self._settled(flow_id, record_type, run_key)
+        self._seen[(flow_id, record_type, run_key)] = attempt.number if attempt else 0
         if attempt is None or attempt.forgotten:
             return None
         if attempt.intent.batch_id:
             self.pull(only={attempt.intent.batch_id})
+            if super().get_batch(attempt.intent.batch_id) is None:
+                # Named on the ledger, its shared row not written yet: stage it from the ledger.
+                self._stage(attempt)
         return attempt.intent
+
+    def _stage(self, attempt: Attempt) -> None:
+        """Write a named attempt's ledger row and a queued batch row to the staging database."""
+        intent = attempt.intent
+        assert intent.batch_id is not None
+        with self._staging_only():
+            self.record_intent(
+                intent.flow_id,
+                intent.record_type,
+                intent.run_key,
+                requested_at=intent.requested_at,
+                prefect_flow_run_id=intent.prefect_flow_run_id,
+                job_name=attempt.job_name,
+                api_requested_at=intent.api_requested_at,
+                expected_records=intent.expected_records,
+            )
+            self.claim_batch(
+                intent.flow_id,
+                intent.record_type,
+                intent.run_key,
+                intent.batch_id,
+                requested_at=intent.requested_at,
+                job_name=attempt.job_name,
+                status="queued",
+            )
 
     def record_intent(
         self,
@@ -129,8 +160,9 @@ class SharedWarehouse(Warehouse):
         api_requested_at: datetime | None = None,
         expected_records: int | None = None,
     ) -> Intent:
-        """Claim the job's start on the shared ledger, then write the staging ledger row;
-        return the intent. Raises `StartTakenError` when another worker claimed it first."""
+        """Claim the job's start on the shared ledger (the attempt after the one `get_intent`
+        last saw), then write the staging ledger row; return the intent. Raises
+        `StartTakenError` when another worker claimed it first."""
         fields: dict[str, Any] = {
             "requested_at": requested_at,
             "prefect_flow_run_id": prefect_flow_run_id,
@@ -139,7 +171,8 @@ class SharedWarehouse(Warehouse):
             "expected_records": expected_records,
         }
         if not self._local_only:
-            self.ledger.claim_start(flow_id, record_type, run_key, **fields)
+            seen = self._seen.get((flow_id, record_type, run_key), 0)
+            self.ledger.claim_start(flow_id, record_type, run_key, after=seen, **fields)
         return super().record_intent(flow_id, record_type, run_key, **fields)
 
     def claim_batch(
@@ -166,6 +199,8 @@ class SharedWarehouse(Warehouse):
         """Drop the job's latest attempt on the shared ledger and in the staging database."""
         self.ledger.forget(flow_id, record_type, run_key)
         super().forget_intent(flow_id, record_type, run_key)
+        latest = self.ledger.latest(flow_id, record_type, run_key)
+        self._seen[(flow_id, record_type, run_key)] = latest.number if latest else 0
 
     def claimed_batch_ids(self) -> set[str]:
         """Return every batch id the shared ledger, the shared batches or staging attribute."""

@@ -1,0 +1,316 @@
+"""The shared warehouse (issue 13): Delta tables and a put-if-absent run ledger on an
+S3-compatible server (moto, over loopback), workers in separate processes racing for the same
+job-nights against the sandbox, a worker killed mid-landing, and the sandbox's ground truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+from helpers import wait_for
+
+from runtype_prefect.warehouse import (
+    BatchIdentityError,
+    SharedWarehouse,
+    StartTakenError,
+    Warehouse,
+)
+from runtype_prefect.warehouse.shared import (
+    DeltaTables,
+    ObjectLedger,
+    SharedLocation,
+    object_store,
+    pull,
+)
+from runtype_prefect.warehouse.shared.ledger import ROOT
+from runtype_prefect.warehouse.shared.objects import LocalObjects
+
+BUCKET = "runtype-shared"
+WORKER = Path(__file__).with_name("shared_worker.py")
+NIGHTS = ("2026-11-20", "2026-11-21", "2026-11-22")
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def s3_env(tmp_path_factory) -> Iterator[dict[str, str]]:
+    """An S3-compatible server on loopback (moto's server mode, in its own process: delta-rs
+    holds the GIL while it waits on a request, so a server thread in this process would starve)
+    with one bucket; the AWS variables that point delta-rs and boto3 at it."""
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path_factory.mktemp("moto") / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    try:
+        wait_for(lambda: _listening(port), "moto's S3 server", timeout=60)
+        s3.create_bucket(Bucket=BUCKET)
+        yield env
+    finally:
+        server.terminate()
+        server.wait()
+        log.close()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def s3(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name, value in s3_env.items():
+        monkeypatch.setenv(name, value)
+    return s3_env
+
+
+def _url(name: str) -> str:
+    return f"s3://{BUCKET}/{name}-{time.time_ns()}"
+
+
+def _jobs(admin) -> list[dict[str, str]]:
+    return [
+        {"flow_id": f["id"], "record_type": f["recordType"], "name": f["name"]}
+        for f in admin.stats()["flows"]
+    ]
+
+
+def _worker(url: str, jobs: list[dict[str, str]], env: dict[str, str], sandbox, tmp_path: Path):
+    from prefect.settings import get_current_settings
+
+    environ = {
+        **os.environ,
+        **env,
+        "PREFECT_API_URL": str(get_current_settings().api.url),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "RUNTYPE_API_KEY": sandbox.api_key,
+        "RUNTYPE_BASE_URL": sandbox.base_url,
+        "PYTHONPATH": str(WORKER.parent.parent),  # the checkout, for an editable-less run
+    }
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), url, json.dumps(jobs)],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(process: subprocess.Popen, timeout: float = 240.0) -> list[dict]:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err[-3000:]
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def _assert_exactly_once(url: str, truth: list[dict]) -> None:
+    """Every record and step result of every batch the sandbox ran is in the shared tables
+    once, and the shared batches table holds each batch once, landed."""
+    tables = DeltaTables(SharedLocation.parse(url))
+    steps = tables.read("step_results")
+    records = tables.read("record_results")
+    batches = tables.read("batches")
+    assert steps is not None and records is not None and batches is not None
+    assert pc.count_distinct(steps["id"]).as_py() == steps.num_rows
+    keys = pc.binary_join_element_wise(records["batch_id"], records["record_id"], "/")
+    assert pc.count_distinct(keys).as_py() == records.num_rows
+    step_counts = Counter(steps["batch_execution_id"].to_pylist())
+    record_counts = Counter(records["batch_id"].to_pylist())
+    for batch in truth:
+        assert step_counts[batch["id"]] == batch["stepResults"], batch["id"]
+        assert record_counts[batch["id"]] == batch["totalRecords"], batch["id"]
+    assert sorted(batches["batch_id"].to_pylist()) == sorted(b["id"] for b in truth)
+    assert all(v is not None for v in batches["landed_at"].to_pylist())
+    assert set(step_counts) == {b["id"] for b in truth}
+
+
+def test_three_workers_racing_for_twelve_job_nights_start_and_land_each_exactly_once(
+    prefect_api, sandbox, admin, s3, tmp_path
+):
+    """Three worker processes each run all 12 job-nights (4 jobs × 3 nights), in rotated
+    orders, so every job-night is raced by three workers at once: one batch each, every result
+    once, and the analysts' pull and models see the same numbers."""
+    url = _url("race")
+    job_nights = [{**job, "run_key": night} for night in NIGHTS for job in _jobs(admin)]
+    workers = [
+        _worker(url, job_nights[4 * i :] + job_nights[: 4 * i], s3, sandbox, tmp_path)
+        for i in range(3)
+    ]
+    outputs = [_finish(w) for w in workers]
+
+    truth = admin.stats()["batches"]
+    per_type = Counter(b["recordType"] for b in truth)
+    assert len(truth) == 12 and set(per_type.values()) == {3}, per_type
+    for lines in outputs:
+        assert len(lines) == 12
+        states = {
+            (line["record_type"], line["run_key"]): (line["state"], line["message"])
+            for line in lines
+        }
+        assert {s for s, _ in states.values()} <= {"Completed", "CompletedWithFailures"}, states
+    # Every worker's run of a job-night names the same batch: the race had one winner.
+    for night in NIGHTS:
+        for job in _jobs(admin):
+            named = {
+                line["batch_id"]
+                for lines in outputs
+                for line in lines
+                if line["run_key"] == night and line["record_type"] == job["record_type"]
+            }
+            assert len(named) == 1, (night, job, named)
+    _assert_exactly_once(url, truth)
+    ledger = ObjectLedger(object_store(SharedLocation.parse(url)), "reader")
+    intents = [k for k in ledger.store.keys(f"{ROOT}/") if k.endswith(".intent.json")]
+    assert len(intents) == 12 and all(k.endswith("000001.intent.json") for k in intents)
+
+    local = tmp_path / "analytics.duckdb"
+    with Warehouse(local) as warehouse:
+        with SharedWarehouse(url) as shared:
+            first = pull(shared.tables, shared.ledger, warehouse)
+            again = pull(shared.tables, shared.ledger, warehouse)
+        rows = warehouse.query("SELECT batch_id, records FROM batch_runs ORDER BY batch_id")
+    assert (first.landed_batches, again.landed_batches, again.step_results) == (12, 0, 0)
+    assert rows == sorted((b["id"], b["totalRecords"]) for b in truth)
+
+
+def test_a_worker_killed_mid_landing_leaves_a_rerun_on_another_worker_exactly_once(
+    prefect_api, sandbox, admin, s3, tmp_path
+):
+    url = _url("kill")
+    lead = next(j for j in _jobs(admin) if j["record_type"] == "lead")
+    job = [{**lead, "run_key": NIGHTS[0]}]
+    admin.faults(latency_ms=150)  # ~70 pages of results: landing takes ~10 s
+    ledger = ObjectLedger(object_store(SharedLocation.parse(url)), "observer")
+    victim = _worker(url, job, s3, sandbox, tmp_path)
+    try:
+        wait_for(
+            lambda: (a := ledger.latest(lead["flow_id"], "lead", NIGHTS[0])) and a.intent.batch_id,
+            "the worker to name its batch",
+            timeout=120,
+        )
+        time.sleep(2.0)  # into the paging of its results
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+    assert DeltaTables(SharedLocation.parse(url)).read("step_results") is None, "landed already"
+    admin.faults()
+
+    (line,) = _finish(_worker(url, job, s3, sandbox, tmp_path))
+
+    truth = admin.stats()["batches"]
+    assert len(truth) == 1 and line["batch_id"] == truth[0]["id"]
+    assert line["state"] in ("Completed", "CompletedWithFailures")
+    _assert_exactly_once(url, truth)
+
+
+def test_the_ledger_lets_one_of_two_workers_claim_a_start_and_name_its_batch(s3):
+    location = SharedLocation.parse(_url("ledger"))
+    now = datetime.now(UTC)
+    first, second = (ObjectLedger(object_store(location), owner) for owner in ("a", "b"))
+    claim = {
+        "requested_at": now,
+        "prefect_flow_run_id": None,
+        "job_name": "job",
+        "api_requested_at": None,
+        "expected_records": 3,
+    }
+    first.claim_start("flow", "lead", "2026-11-20", after=0, **claim)
+    with pytest.raises(StartTakenError, match="another worker claimed the start"):
+        second.claim_start("flow", "lead", "2026-11-20", after=0, **claim)
+    first.name_batch("flow", "lead", "2026-11-20", "batch_1")
+    first.name_batch("flow", "lead", "2026-11-20", "batch_1")  # idempotent
+    with pytest.raises(BatchIdentityError, match="already became batch 'batch_1'"):
+        second.name_batch("flow", "lead", "2026-11-20", "batch_2")
+    attempt = second.latest("flow", "lead", "2026-11-20")
+    assert attempt is not None and attempt.intent.batch_id == "batch_1" and attempt.owner == "a"
+    assert attempt.intent.expected_records == 3
+
+    second.forget("flow", "lead", "2026-11-20")
+    with pytest.raises(StartTakenError):  # it saw no attempt, but there is one
+        second.claim_start("flow", "lead", "2026-11-20", after=0, **claim)
+    second.claim_start("flow", "lead", "2026-11-20", after=1, **claim)  # a new attempt
+    attempt = first.latest("flow", "lead", "2026-11-20")
+    assert attempt is not None and (attempt.number, attempt.owner) == (2, "b")
+    assert attempt.intent.batch_id is None
+    assert first.batch_ids() == {"batch_1"}
+
+
+def test_a_directory_store_creates_each_key_once(tmp_path):
+    store = LocalObjects(tmp_path)
+    assert store.create("a/b.json", b"1") and not store.create("a/b.json", b"2")
+    assert store.read("a/b.json") == b"1" and store.read("a/c.json") is None
+    assert store.keys("a/") == ["a/b.json"]
+
+
+def test_a_worker_waits_for_another_workers_start_to_name_its_batch(tmp_path):
+    """While another live worker holds a start without a batch, get_intent waits (through the
+    injected sleep), then follows the batch it names."""
+    url = f"file://{tmp_path}/shared"
+    now = datetime.now(UTC)
+    other = ObjectLedger(object_store(SharedLocation.parse(url)), "other")
+    other.claim_start(
+        "flow", "lead", "k", after=0, requested_at=now, prefect_flow_run_id=None, job_name=None,
+        api_requested_at=None, expected_records=None,
+    )  # fmt: skip
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 3:
+            other.name_batch("flow", "lead", "k", "batch_9")
+
+    with SharedWarehouse(url, sleep=sleep, clock=lambda: now + timedelta(seconds=5)) as shared:
+        intent = shared.get_intent("flow", "lead", "k")
+    assert intent is not None and intent.batch_id == "batch_9" and len(waits) == 3
+
+    # A start older than the lease is abandoned: returned at once, for reconciliation.
+    other.forget("flow", "lead", "k")
+    other.claim_start(
+        "flow", "lead", "k", after=1, requested_at=now, prefect_flow_run_id=None, job_name=None,
+        api_requested_at=None, expected_records=None,
+    )  # fmt: skip
+    late = now + timedelta(hours=1)
+    with SharedWarehouse(url, sleep=sleep, clock=lambda: late) as shared:
+        intent = shared.get_intent("flow", "lead", "k")
+    assert intent is not None and intent.batch_id is None and len(waits) == 3
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("s3:///prefix", "names no bucket"),
+        ("file://relative/path", "not file:///absolute/path"),
+        ("gs://bucket/x", "not a shared warehouse location"),
+    ],
+)
+def test_a_bad_location_is_named(url, problem):
+    with pytest.raises(ValueError, match=problem):
+        SharedLocation.parse(url)
