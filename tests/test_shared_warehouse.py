@@ -19,19 +19,20 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 from helpers import wait_for
+from typer.testing import CliRunner
 
+from runtype_prefect.analytics import connect as analytics_connect
+from runtype_prefect.cli import app
 from runtype_prefect.warehouse import (
     BatchIdentityError,
     SharedWarehouse,
     StartTakenError,
-    Warehouse,
 )
 from runtype_prefect.warehouse.shared import (
     DeltaTables,
     ObjectLedger,
     SharedLocation,
     object_store,
-    pull,
 )
 from runtype_prefect.warehouse.shared.ledger import ROOT
 from runtype_prefect.warehouse.shared.objects import LocalObjects
@@ -191,14 +192,19 @@ def test_three_workers_racing_for_twelve_job_nights_start_and_land_each_exactly_
     intents = [k for k in ledger.store.keys(f"{ROOT}/") if k.endswith(".intent.json")]
     assert len(intents) == 12 and all(k.endswith("000001.intent.json") for k in intents)
 
+    # The analysts' side: `runtype-prefect pull` into a local file, then the same models.
     local = tmp_path / "analytics.duckdb"
-    with Warehouse(local) as warehouse:
-        with SharedWarehouse(url) as shared:
-            first = pull(shared.tables, shared.ledger, warehouse)
-            again = pull(shared.tables, shared.ledger, warehouse)
-        rows = warehouse.query("SELECT batch_id, records FROM batch_runs ORDER BY batch_id")
-    assert (first.landed_batches, again.landed_batches, again.step_results) == (12, 0, 0)
+    runner = CliRunner()
+    first = runner.invoke(app, ["pull", "--from", url, "--db", str(local)])
+    again = runner.invoke(app, ["pull", "--from", url, "--db", str(local)])
+    assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+    assert "pulled 12 newly landed of 12 batches" in " ".join(first.output.split())
+    assert "pulled 0 newly landed of 12 batches" in " ".join(again.output.split())
+    with analytics_connect(local) as con:
+        rows = con.execute("SELECT batch_id, records FROM batch_runs ORDER BY batch_id").fetchall()
+        steps = con.execute("SELECT sum(executions) FROM step_performance").fetchone()
     assert rows == sorted((b["id"], b["totalRecords"]) for b in truth)
+    assert steps == (sum(b["stepResults"] for b in truth),)
 
 
 def test_a_worker_killed_mid_landing_leaves_a_rerun_on_another_worker_exactly_once(

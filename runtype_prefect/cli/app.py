@@ -290,9 +290,9 @@ def run(
     console.print(results_table(f"Runtype run {results[0].run_key if results else ''}", results))
     print_failures(results)
     from ..gate import latest_verdicts
-    from ..warehouse import Warehouse
+    from ..warehouse import open_warehouse
 
-    with contextlib.suppress(ValueError), Warehouse(db) as warehouse:  # a night: its verdicts
+    with contextlib.suppress(ValueError), open_warehouse(db) as warehouse:  # a night: verdicts
         print_verdicts(console, latest_verdicts(warehouse, date.fromisoformat(results[0].run_key)))
     raise typer.Exit(exit_code_for(results))
 
@@ -496,6 +496,40 @@ def report(
 
 @app.command()
 @friendly
+def pull(
+    source: Annotated[
+        str,
+        typer.Option("--from", help="The shared warehouse: s3://bucket/prefix or file:///path."),
+    ],
+    db: Annotated[
+        str | None,
+        typer.Option(help="Local DuckDB file to pull into (default $RUNTYPE_PREFECT_DB)."),
+    ] = None,
+    publish: Annotated[
+        bool, typer.Option(help="Publish the analytics snapshot after pulling.")
+    ] = True,
+) -> None:
+    """Bring what workers landed at a shared location into a local DuckDB warehouse (only the
+    batches it does not have yet) and publish its analytics snapshot: the notebooks, the report
+    and the SQL models then read it as they read any night landed locally."""
+    from ..warehouse import SharedWarehouse, Warehouse, is_shared_location
+    from ..warehouse.shared import pull as pull_shared
+
+    if is_shared_location(db or os.environ.get("RUNTYPE_PREFECT_DB")):
+        raise typer.BadParameter("--db (or $RUNTYPE_PREFECT_DB) must name a local DuckDB file")
+    with SharedWarehouse(source) as shared, Warehouse(db) as warehouse:
+        pulled = pull_shared(shared.tables, shared.ledger, warehouse)
+        console.print(
+            f"pulled {pulled.landed_batches} newly landed of {pulled.batches} batches"
+            f" ({pulled.record_results} record and {pulled.step_results} step results)"
+            f" from {source} into {warehouse.path}"
+        )
+        if publish:
+            console.print(f"analytics snapshot: {warehouse.publish_snapshot()}")
+
+
+@app.command()
+@friendly
 def adopt(
     flow_id: Annotated[str, typer.Option(help="The job's Runtype flow id.")],
     record_type: Annotated[str, typer.Option(help="The job's record type.")],
@@ -515,12 +549,12 @@ def adopt(
     from ..client import RuntypeClient
     from ..orchestration.jobs import Job
     from ..orchestration.starting import adopt_batch, forget_start
-    from ..warehouse import Warehouse
+    from ..warehouse import open_warehouse
 
     if (batch_id is None) == (not start_new):
         raise typer.BadParameter("give exactly one of --batch-id and --start-new")
     job = Job(flow_id=flow_id, record_type=record_type)
-    with Warehouse(db) as warehouse:
+    with open_warehouse(db) as warehouse:
         if start_new:
             forget_start(warehouse, job, run_key)
             console.print(f"{job.label} {run_key}: cleared; the next run starts a new batch")
