@@ -320,3 +320,14 @@ def test_a_worker_waits_for_another_workers_start_to_name_its_batch(tmp_path):
 def test_a_bad_location_is_named(url, problem):
     with pytest.raises(ValueError, match=problem):
         SharedLocation.parse(url)
+
+
+def test_the_preflight_checks_that_a_shared_location_answers(s3):
+    from runtype_prefect.orchestration.preflight import PreflightReport, check_warehouse
+
+    good, bad = PreflightReport("k"), PreflightReport("k")
+    assert check_warehouse(good, f"s3://{BUCKET}/nightly")
+    assert not check_warehouse(bad, "s3://no-such-bucket/nightly")
+    assert good.findings[0].message == f"s3://{BUCKET}/nightly (shared) answers"
+    (problem,) = bad.problems()
+    assert "s3://no-such-bucket" in problem and "credentials" in problem

@@ -36,8 +36,17 @@ from ..client import (
     RuntypeError,
     UsagePeriod,
 )
-from ..warehouse import Warehouse, WarehouseError, default_db_path, validate_file
+from ..warehouse import (
+    Warehouse,
+    WarehouseError,
+    default_db_path,
+    is_shared_location,
+    location_key,
+    open_warehouse,
+    validate_file,
+)
 from ..warehouse.migrate import latest_version
+from ..warehouse.shared import SharedLocation, object_store
 from .jobs import Job
 
 #: The preflight's bounds on one call: 12 s in all, at most 3 s of it spent waiting between
@@ -180,8 +189,18 @@ def preflight_retry(policy: RetryPolicy | None = None) -> RetryPolicy:
 
 
 def check_warehouse(report: PreflightReport, db_path: str | os.PathLike[str] | None) -> bool:
-    """Check that the warehouse file is readable, of a known schema, and writable; return True
-    when it is usable. Opens an existing file read-only only: a bad file is never written to."""
+    """Check that the warehouse file is readable, of a known schema, and writable (or that a
+    shared location answers); return True when it is usable. Opens an existing file read-only
+    only: a bad file is never written to."""
+    location = location_key(db_path)
+    if is_shared_location(location):
+        try:
+            object_store(SharedLocation.parse(location)).check()
+        except (WarehouseError, ValueError) as exc:
+            report.add(Level.FAIL, "warehouse", str(exc))
+            return False
+        report.add(Level.OK, "warehouse", f"{location} (shared) answers")
+        return True
     path = default_db_path(db_path)
     try:
         version = validate_file(path, lock_timeout=5.0)
@@ -384,7 +403,7 @@ def run_preflight(
         report.add(Level.FAIL, "endpoint", f"{type(exc).__name__}: {exc}")
     if report.failed or not warehouse_ok:
         return report
-    with Warehouse(db_path) as warehouse:
+    with open_warehouse(db_path) as warehouse:
         plan_budgets(
             report,
             warehouse,

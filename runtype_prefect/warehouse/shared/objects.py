@@ -35,6 +35,10 @@ class ObjectStore(Protocol):
         """Return every key under ``prefix``, sorted."""
         ...
 
+    def check(self) -> None:
+        """Raise `SharedStorageError` unless the store can be written (bucket, credentials)."""
+        ...
+
 
 class LocalObjects:
     """An `ObjectStore` in a directory."""
@@ -74,6 +78,14 @@ class LocalObjects:
             for p in base.rglob("*")
             if p.is_file() and not p.name.startswith(".tmp-")
         )
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SharedStorageError(f"{self.root}: {exc}") from exc
+        if not os.access(self.root, os.W_OK):
+            raise SharedStorageError(f"{self.root} is not writable by this user")
 
 
 class S3Objects:
@@ -145,6 +157,17 @@ class S3Objects:
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, prefix) from exc
         return sorted(found)
+
+    def check(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise SharedStorageError(
+                f"s3://{self.bucket}: {exc} (check the bucket, AWS_ENDPOINT_URL and the"
+                " credentials)"
+            ) from exc
 
 
 def object_store(location: SharedLocation) -> ObjectStore:
