@@ -105,10 +105,11 @@ def _jobs(admin) -> list[dict[str, str]]:
     ]
 
 
-def _worker(url: str, jobs: list[dict[str, str]], env: dict[str, str], sandbox, tmp_path: Path):
+def _worker_environ(env: dict[str, str], sandbox, tmp_path: Path) -> dict[str, str]:
+    """The environment of a worker process: the session's Prefect server, the sandbox, S3."""
     from prefect.settings import get_current_settings
 
-    environ = {
+    return {
         **os.environ,
         **env,
         "PREFECT_API_URL": str(get_current_settings().api.url),
@@ -117,6 +118,10 @@ def _worker(url: str, jobs: list[dict[str, str]], env: dict[str, str], sandbox, 
         "RUNTYPE_BASE_URL": sandbox.base_url,
         "PYTHONPATH": str(WORKER.parent.parent),  # the checkout, for an editable-less run
     }
+
+
+def _worker(url: str, jobs: list[dict[str, str]], env: dict[str, str], sandbox, tmp_path: Path):
+    environ = _worker_environ(env, sandbox, tmp_path)
     return subprocess.Popen(
         [sys.executable, str(WORKER), url, json.dumps(jobs)],
         env=environ,
@@ -331,3 +336,76 @@ def test_the_preflight_checks_that_a_shared_location_answers(s3):
     assert good.findings[0].message == f"s3://{BUCKET}/nightly (shared) answers"
     (problem,) = bad.problems()
     assert "s3://no-such-bucket" in problem and "credentials" in problem
+
+
+def test_a_nightly_dispatches_its_jobs_to_the_pool_and_summarises_from_the_shared_tables(
+    prefect_api, sandbox, admin, s3, tmp_path, monkeypatch
+):
+    """The nightly with ``dispatch_deployment``: each job a flow run of the on-demand
+    deployment, run by a separate serving process (a worker of the pool); the night's results
+    come back from the shared tables, one batch per job, every result once."""
+    from prefect.client.orchestration import get_client
+
+    from runtype_prefect.flows import nightly
+    from runtype_prefect.orchestration.dispatch import ON_DEMAND_DEPLOYMENT
+    from runtype_prefect.orchestration.jobs import Job
+
+    url = _url("dispatch")
+    serve = "from runtype_prefect.flows import run_record_type as f; f.serve(name='on-demand')"
+    environ = _worker_environ(s3, sandbox, tmp_path) | {"PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    pool = subprocess.Popen(
+        [sys.executable, "-c", serve],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        with get_client(sync_client=True) as client:
+            wait_for(
+                lambda: _deployment_exists(client, ON_DEMAND_DEPLOYMENT),
+                "the served on-demand deployment",
+                timeout=120,
+            )
+        monkeypatch.setenv("RUNTYPE_API_KEY", sandbox.api_key)
+        monkeypatch.setenv("RUNTYPE_BASE_URL", sandbox.base_url)
+        jobs = [
+            Job(flow_id=j["flow_id"], record_type=j["record_type"], name=j["name"])
+            for j in _jobs(admin)
+        ]
+        results = nightly(
+            jobs=jobs,
+            db_path=url,
+            run_key=NIGHTS[0],
+            dispatch_deployment=ON_DEMAND_DEPLOYMENT,
+            preflight=False,
+            quality_gate=False,
+            poll_interval_seconds=0.05,
+        )
+    finally:
+        pool.terminate()
+        pool.wait(timeout=30)
+
+    truth = {b["id"]: b for b in admin.stats()["batches"]}
+    assert len(truth) == 4 and {r.batch_id for r in results} == set(truth)
+    for result in results:
+        assert result.records == truth[result.batch_id]["totalRecords"]
+        assert result.outcome.value in ("completed", "completed_with_failures")
+    _assert_exactly_once(url, list(truth.values()))
+
+
+def _deployment_exists(client, name: str) -> bool:
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        return False
+    return True
+
+
+def test_dispatching_into_a_local_duckdb_file_is_refused_before_anything_starts(tmp_path):
+    from runtype_prefect.orchestration.dispatch import check_dispatchable
+
+    with pytest.raises(ValueError, match="needs a shared warehouse"):
+        check_dispatchable(str(tmp_path / "runtype.duckdb"))
+    check_dispatchable(f"file://{tmp_path}/shared")

@@ -15,6 +15,7 @@ from ..gate import QualityThresholds, Verdict
 from ..warehouse import Warehouse
 from .cancellation import CancellationWatch
 from .credentials import resolve_credentials
+from .dispatch import check_dispatchable, dispatch_job
 from .job_run import (
     DEFAULT_MIN_SUCCESS_RATE,
     DEFAULT_TIMEOUT_SECONDS,
@@ -34,10 +35,14 @@ MAX_WORKERS = 16
 
 
 @task(name="run-job", task_run_name="{job.display}", cache_policy=NO_CACHE)
-def run_job(job: Job, run_key: str, options: dict) -> JobResult:
+def run_job(job: Job, run_key: str, options: dict, dispatch: str | None = None) -> JobResult:
     """Run one job of the night as this task (`execute_job`): its start, wait and landing are
     its child tasks, and its final state shows the outcome (``CompletedWithFailures``,
-    ``BelowFloor``…) with the `JobResult` as data. Raises what the job raised."""
+    ``BelowFloor``…) with the `JobResult` as data. With ``dispatch`` (a deployment), the job
+    runs as a flow run of it on the pool instead (`dispatch_job`). Raises what the job
+    raised."""
+    if dispatch:
+        return dispatch_job(job, run_key, options, dispatch)  # type: ignore[return-value]
     return execute_job(job, run_key, publish_snapshot=False, **options)  # type: ignore[return-value]
 
 
@@ -95,6 +100,7 @@ def nightly(
     max_cost_usd_per_night: float | None = None,
     min_success_rate: float = DEFAULT_MIN_SUCCESS_RATE,
     publish_snapshot: bool = True,
+    dispatch_deployment: str | None = None,
 ) -> list[JobResult]:
     """Run every job concurrently (at most ``max_concurrent_jobs`` at once), land what
     succeeds, publish the analytics snapshot, and end Failed naming the jobs that failed.
@@ -105,6 +111,11 @@ def nightly(
     ``max_cost_usd_per_job`` (or would take the night past ``max_cost_usd_per_night``) is
     skipped with the ``over_budget`` outcome; the rest run.
 
+    With ``dispatch_deployment`` (e.g. ``run-record-type/on-demand``) each job runs as a flow
+    run of that deployment, on whichever worker of its pool is free, landing into the shared
+    warehouse ``db_path`` must then name (``s3://…``); the summary reads the shared tables.
+    Without it (the default, for a single worker) the jobs run in this process.
+
     ``publish_snapshot=False`` leaves the analytics snapshot to a later run (a backfill
     publishes once, after its last night).
 
@@ -114,6 +125,8 @@ def nightly(
     ``fail_on_degradation``, fail the run.
     """
     log = get_run_logger()
+    if dispatch_deployment:
+        check_dispatchable(db_path)
     job_list = resolve_jobs(jobs, jobs_file, discover_flow_ids, credentials_block)
     resolve_order = list(job_list)
     run_key = run_key or default_run_key()
@@ -158,7 +171,7 @@ def nightly(
         while pending or running:
             while pending and len(running) < limit:
                 job = pending.popleft()
-                running[run_job.submit(job, run_key, options)] = job
+                running[run_job.submit(job, run_key, options, dispatch_deployment)] = job
             done = next(as_completed(list(running)))
             results.append(job_result(done, running.pop(done), run_key))
         results.sort(key=lambda r: order.get(r.job, 0))

@@ -1,0 +1,76 @@
+"""Spreading a night's jobs across a work pool: each job becomes a flow run of the ``on-demand``
+deployment (`run_deployment`), picked up by whichever worker is free, landing into the shared
+warehouse. The nightly waits for each run and reads its outcome and numbers back from the
+shared tables (not from the run's result, which lives on the worker that ran it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.states import State
+
+from ..warehouse import is_shared_location, location_key
+from .job_run import job_error_result, state_for
+from .jobs import Job
+from .outcomes import Outcome
+from .resources import shared_warehouse
+from .tasks import summarise_job
+
+#: The deployment a nightly dispatches its jobs to (deployments/prefect.yaml).
+ON_DEMAND_DEPLOYMENT = "run-record-type/on-demand"
+
+
+class DispatchNeedsSharedWarehouseError(ValueError):
+    """Jobs were to be dispatched to other workers, but the warehouse is a local file."""
+
+
+def check_dispatchable(db_path: str | None) -> None:
+    """Raise `DispatchNeedsSharedWarehouseError` unless ``db_path`` names a shared location:
+    a run on another machine cannot land into this machine's DuckDB file (and on this one, the
+    nightly holds its lock)."""
+    if not is_shared_location(location_key(db_path)):
+        raise DispatchNeedsSharedWarehouseError(
+            "dispatching jobs to a work pool needs a shared warehouse (db_path s3://bucket/prefix"
+            f" or file:///path), not the DuckDB file {location_key(db_path)!r}"
+        )
+
+
+def dispatch_job(job: Job, run_key: str, options: dict[str, Any], deployment: str) -> State:
+    """Run ``job`` for ``run_key`` as a flow run of ``deployment`` (a child of this run, so it
+    shows under the nightly in the UI and is cancelled with it), wait for it, and return the
+    state showing its outcome (`state_for`), with the numbers the shared tables hold for its
+    batch. A run that ended without naming a batch returns the failed result of its state."""
+    log = get_run_logger()
+    parameters = {
+        "flow_id": job.flow_id,
+        "record_type": job.record_type,
+        "job_name": job.name,
+        "run_key": run_key,
+        # The nightly ran the preflight for the whole night, and publishes once at its end.
+        "preflight": False,
+        "publish_snapshot": False,
+        **options,
+    }
+    flow_run = run_deployment(deployment, parameters=parameters, timeout=None, as_subflow=True)
+    assert isinstance(flow_run, FlowRun)  # called from sync code: the sync variant ran
+    state = flow_run.state
+    log.info("%s: dispatched run %s ended %s", job.label, flow_run.name, state and state.name)
+    with shared_warehouse(options.get("db_path")) as warehouse:
+        intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
+        row = warehouse.get_batch(intent.batch_id) if intent and intent.batch_id else None
+        if intent is None or intent.batch_id is None or row is None or not row.get("outcome"):
+            message = state.message if state and state.message else "no outcome recorded"
+            error = RuntimeError(f"dispatched run {flow_run.name} ended without one: {message}")
+            return state_for(job_error_result(job, run_key, error))
+        result = summarise_job(
+            warehouse,
+            job,
+            run_key,
+            intent.batch_id,
+            outcome=Outcome(row["outcome"]),
+            message=(state.message or "") if state else "",
+        )
+    return state_for(result)
