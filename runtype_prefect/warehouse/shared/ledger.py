@@ -185,8 +185,14 @@ class ObjectLedger:
         """Return every batch id any attempt was ever named with."""
         return {batch_id for _, batch_id in self._named()}
 
-    def named_intents(self, batch_ids: set[str]) -> list[Intent]:
-        """Return the intents of the attempts that became ``batch_ids``."""
-        if not batch_ids:
-            return []
-        return [self._intent(base, b)[0] for base, b in self._named() if b in batch_ids]
+    def intent_of(
+        self, flow_id: str, record_type: str, run_key: str, batch_id: str
+    ) -> Intent | None:
+        """Return the intent of the job-night's attempt that became ``batch_id`` (reading only
+        that job-night's objects), or None."""
+        prefix = self._prefix(flow_id, record_type, run_key)
+        suffix = ".batch.json"
+        for key in reversed(self.store.keys(prefix)):
+            if key.endswith(suffix) and (self._read_json(key) or {}).get("batch_id") == batch_id:
+                return self._intent(key[: -len(suffix)], batch_id)[0]
+        return None

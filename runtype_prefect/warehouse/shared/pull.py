@@ -81,15 +81,20 @@ def pull(
         step_rows = _results(tables, "step_results", to_land)
         for chunk in _chunks(step_rows) if step_rows is not None else ():
             steps += warehouse.land_step_results(chunk)
-    intents = {
-        intent.batch_id: intent
-        for intent in ledger.named_intents({r["batch_id"] for r in rows} - set(local))
-    }
     for row in rows:
         batch_id = row["batch_id"]
         fields = {k: row.get(k) for k in BATCH_FIELDS if k in row and k != "landed_at"}
-        intent = intents.get(batch_id)
-        if batch_id not in local and intent is not None:
+        flow_id, record_type, run_key = (
+            row.get("flow_id"),
+            row.get("record_type"),
+            row.get("run_key"),
+        )
+        intent = (
+            ledger.intent_of(flow_id, record_type, run_key, batch_id)
+            if batch_id not in local and flow_id and record_type and run_key
+            else None
+        )
+        if intent is not None:
             warehouse.record_intent(
                 intent.flow_id,
                 intent.record_type,
