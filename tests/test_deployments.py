@@ -397,5 +397,6 @@ def test_the_cli_answers_without_a_server():
         "backfill",
         "server",
         "report",
+        "pull",
         "adopt",
     }

@@ -208,8 +208,15 @@ def test_three_workers_racing_for_twelve_job_nights_start_and_land_each_exactly_
     with analytics_connect(local) as con:
         rows = con.execute("SELECT batch_id, records FROM batch_runs ORDER BY batch_id").fetchall()
         steps = con.execute("SELECT sum(executions) FROM step_performance").fetchone()
+        dimension = con.execute(
+            "SELECT record_type, count(*) FROM records GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        listings = con.execute("SELECT count(*) FROM record_listings").fetchone()
     assert rows == sorted((b["id"], b["totalRecords"]) for b in truth)
     assert steps == (sum(b["stepResults"] for b in truth),)
+    # The records dimension: every record of every type once, one listing per type and night.
+    assert dimension == sorted(admin.stats()["recordTypes"].items())
+    assert listings == (12,)
 
 
 def test_a_worker_killed_mid_landing_leaves_a_rerun_on_another_worker_exactly_once(

@@ -521,8 +521,8 @@ def pull(
         pulled = pull_shared(shared.tables, shared.ledger, warehouse)
         console.print(
             f"pulled {pulled.landed_batches} newly landed of {pulled.batches} batches"
-            f" ({pulled.record_results} record and {pulled.step_results} step results)"
-            f" from {source} into {warehouse.path}"
+            f" ({pulled.record_results} record and {pulled.step_results} step results) and"
+            f" {pulled.listings} record listings from {source} into {warehouse.path}"
         )
         if publish:
             console.print(f"analytics snapshot: {warehouse.publish_snapshot()}")

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from ..rows import RECORD_DIM_COLUMNS
 from ..store import BATCH_FIELDS, Warehouse
 from .ledger import ObjectLedger
 from .tables import PARTITIONS, DeltaTables
@@ -31,6 +32,8 @@ class Pulled:
     landed_batches: int
     record_results: int
     step_results: int
+    #: Record listings (record type × run key) new to the local warehouse.
+    listings: int = 0
 
 
 def _rows(table: pa.Table) -> list[dict[str, Any]]:
@@ -63,9 +66,10 @@ def pull(
 
     Raises `WarehouseError` (or `SharedStorageError`) when the location cannot be read.
     """
+    listings = 0 if only is not None else pull_records(tables, warehouse)
     shared = tables.read("batches")
     if shared is None:
-        return Pulled(0, 0, 0, 0)
+        return Pulled(0, 0, 0, 0, listings)
     rows = [r for r in _rows(shared) if only is None or r["batch_id"] in only]
     local = {r[0]: r[1] for r in warehouse.query("SELECT batch_id, landed_at FROM batches")}
     to_land = [
@@ -118,4 +122,34 @@ def pull(
             warehouse.upsert_batch(batch_id, **fields)
         if batch_id in to_land:
             warehouse.mark_landed(batch_id)
-    return Pulled(len(rows), len(to_land), records, steps)
+    return Pulled(len(rows), len(to_land), records, steps, listings)
+
+
+def pull_records(tables: DeltaTables, warehouse: Warehouse) -> int:
+    """Bring the record listings the local warehouse lacks, and the shared ``records`` rows of
+    their record types, into ``warehouse``; return how many listings were new."""
+    shared = tables.read("record_listings")
+    if shared is None:
+        return 0
+    local = set(warehouse.query("SELECT record_type, run_key FROM record_listings"))
+    new = [r for r in _rows(shared) if (r["record_type"], r["run_key"]) not in local]
+    for record_type in sorted({r["record_type"] for r in new}):
+        listed = sorted((r for r in new if r["record_type"] == record_type), key=_run_key)
+        records = tables.read("records", ds.field("record_type") == record_type)
+        columns = [name for name, _ in RECORD_DIM_COLUMNS]
+        # The records as the newest listing left them, noted under that listing; the older
+        # new listings are noted with the counts they had.
+        latest = listed[-1]
+        if records is not None:
+            warehouse.land_records(records.select(columns), record_type, latest["run_key"])
+        with warehouse.transaction() as cur:
+            for listing in listed:
+                cur.execute(
+                    "INSERT OR REPLACE INTO record_listings VALUES (?, ?, ?, ?)",
+                    [record_type, listing["run_key"], listing["records"], listing["landed_at"]],
+                )
+    return len(new)
+
+
+def _run_key(listing: dict[str, Any]) -> str:
+    return str(listing["run_key"])

@@ -112,29 +112,41 @@ class DeltaTables:
 
         self._retrying(create_or_commit)
 
-    def upsert_batch_row(self, row: pa.Table) -> None:
-        """Merge one ``batches`` row (keyed by ``batch_id``) into the table, creating it on
-        first use; retried on conflicts. A column the row leaves empty keeps the shared value
-        (a worker that staged the batch from the ledger knows less than the one that started
-        it)."""
+    def merge(self, name: str, rows: pa.Table, keys: list[str], update: dict[str, str]) -> None:
+        """Merge ``rows`` into table ``name`` on ``keys`` (matched rows get ``update``: column →
+        SQL over ``s`` the new row and ``t`` the stored one; new rows are inserted), creating
+        the table on first use; retried on conflicts with concurrent writers."""
         deltalake = _deltalake()
-        uri = self.location.table_uri("batches")
+        uri = self.location.table_uri(name)
+        on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
 
         def commit() -> None:
-            table = self._table("batches")
+            table = self._table(name)
             if table is None:
-                deltalake.write_deltalake(uri, row, mode="append", storage_options=self.options)
+                deltalake.write_deltalake(uri, rows, mode="append", storage_options=self.options)
                 return
             (
-                table.merge(row, "t.batch_id = s.batch_id", source_alias="s", target_alias="t")
-                .when_matched_update(
-                    {c: f"coalesce(s.{c}, t.{c})" for c in row.column_names if c != "batch_id"}
-                )
+                table.merge(rows, on, source_alias="s", target_alias="t")
+                .when_matched_update(update)
                 .when_not_matched_insert_all()
                 .execute()
             )
 
         self._retrying(commit)
+
+    def upsert_batch_row(self, row: pa.Table) -> None:
+        """Merge one ``batches`` row (keyed by ``batch_id``). A column the row leaves empty
+        keeps the shared value (a worker that staged the batch from the ledger knows less than
+        the one that started it)."""
+        columns = [c for c in row.column_names if c != "batch_id"]
+        self.merge("batches", row, ["batch_id"], {c: f"coalesce(s.{c}, t.{c})" for c in columns})
+
+    def merge_records(self, rows: pa.Table, listing: pa.Table) -> None:
+        """Merge a record type's listing into ``records`` (a record keeps its first landing
+        time and takes the rest from the newest listing) and note it in ``record_listings``."""
+        columns = [c for c in rows.column_names if c not in ("record_id", "first_landed_at")]
+        self.merge("records", rows, ["record_id"], {c: f"s.{c}" for c in columns})
+        self.merge("record_listings", listing, ["record_type", "run_key"], {"records": "s.records"})
 
     def dataset(self, name: str) -> ds.Dataset | None:
         """Return the latest version of table ``name`` as an Arrow dataset, or None before its

@@ -228,13 +228,32 @@ class SharedWarehouse(Warehouse):
             self.tables.replace_partition(name, batch_id, self._batch_rows(name, column, batch_id))
         self._push_batch(batch_id)
 
-    def _batch_rows(self, name: str, column: str, batch_id: str) -> pa.Table:
+    def land_records(self, table: pa.Table, record_type: str, run_key: str) -> int:
+        """Land a record type's listing into the staging ``records`` dimension, then merge it
+        into the shared one; return the rows landed."""
+        landed = super().land_records(table, record_type, run_key)
+        if not self._local_only:
+            records = self._rows(
+                "SELECT * REPLACE (metadata::VARCHAR AS metadata) FROM records"
+                " WHERE record_type = ?",
+                [record_type],
+            )
+            listing = self._rows(
+                "SELECT * FROM record_listings WHERE record_type = ? AND run_key = ?",
+                [record_type, run_key],
+            )
+            self.tables.merge_records(records, listing)
+        return landed
+
+    def _rows(self, query: str, params: list[Any]) -> pa.Table:
         cur = self._con.cursor()
         try:
-            query = f"SELECT * FROM {name} WHERE {column} = ?"
-            return cur.sql(query, params=[batch_id]).to_arrow_table()
+            return cur.sql(query, params=params).to_arrow_table()
         finally:
             cur.close()
+
+    def _batch_rows(self, name: str, column: str, batch_id: str) -> pa.Table:
+        return self._rows(f"SELECT * FROM {name} WHERE {column} = ?", [batch_id])
 
     def _push_batch(self, batch_id: str) -> None:
         row = self._batch_rows("batches", "batch_id", batch_id)
