@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ..rows import RECORD_DIM_COLUMNS
-from ..store import BATCH_FIELDS, Warehouse
+from ..store import BATCH_FIELDS, Intent, Warehouse
 from .ledger import ObjectLedger
 from .tables import PARTITIONS, DeltaTables
 
@@ -99,22 +100,12 @@ def pull(
             else None
         )
         if intent is not None:
-            warehouse.record_intent(
-                intent.flow_id,
-                intent.record_type,
-                intent.run_key,
-                requested_at=intent.requested_at,
-                prefect_flow_run_id=intent.prefect_flow_run_id,
-                job_name=row.get("job_name"),
-                api_requested_at=intent.api_requested_at,
-                expected_records=intent.expected_records,
-            )
-            identity = ("flow_id", "record_type", "run_key", "requested_at")
-            warehouse.claim_batch(
-                intent.flow_id,
-                intent.record_type,
-                intent.run_key,
+            identity = ("flow_id", "record_type", "run_key", "requested_at", "job_name")
+            stage_batch(
+                warehouse,
+                intent,
                 batch_id,
+                job_name=row.get("job_name"),
                 requested_at=row.get("requested_at") or intent.requested_at,
                 **{k: v for k, v in fields.items() if k not in identity},
             )
@@ -123,6 +114,39 @@ def pull(
         if batch_id in to_land:
             warehouse.mark_landed(batch_id)
     return Pulled(len(rows), len(to_land), records, steps, listings)
+
+
+def stage_batch(
+    warehouse: Warehouse,
+    intent: Intent,
+    batch_id: str,
+    *,
+    job_name: str | None,
+    requested_at: datetime,
+    **fields: Any,
+) -> None:
+    """Write the ledger row of ``intent`` and its batch row (``fields``) to ``warehouse``: a
+    batch named elsewhere, known here. Raises `BatchIdentityError` for a batch stored as
+    another job's."""
+    warehouse.record_intent(
+        intent.flow_id,
+        intent.record_type,
+        intent.run_key,
+        requested_at=intent.requested_at,
+        prefect_flow_run_id=intent.prefect_flow_run_id,
+        job_name=job_name,
+        api_requested_at=intent.api_requested_at,
+        expected_records=intent.expected_records,
+    )
+    warehouse.claim_batch(
+        intent.flow_id,
+        intent.record_type,
+        intent.run_key,
+        batch_id,
+        requested_at=requested_at,
+        job_name=job_name,
+        **fields,
+    )
 
 
 def pull_records(tables: DeltaTables, warehouse: Warehouse) -> int:

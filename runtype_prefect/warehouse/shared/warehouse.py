@@ -29,7 +29,7 @@ from ..store import Intent, Warehouse
 from .ledger import Attempt, ObjectLedger
 from .location import SharedLocation
 from .objects import object_store
-from .pull import Pulled, pull
+from .pull import Pulled, pull, stage_batch
 from .tables import PARTITIONS, DeltaTables
 
 #: How long another worker's claimed start may go without naming its batch before this one
@@ -128,23 +128,12 @@ class SharedWarehouse(Warehouse):
         intent = attempt.intent
         assert intent.batch_id is not None
         with self._staging_only():
-            self.record_intent(
-                intent.flow_id,
-                intent.record_type,
-                intent.run_key,
-                requested_at=intent.requested_at,
-                prefect_flow_run_id=intent.prefect_flow_run_id,
-                job_name=attempt.job_name,
-                api_requested_at=intent.api_requested_at,
-                expected_records=intent.expected_records,
-            )
-            self.claim_batch(
-                intent.flow_id,
-                intent.record_type,
-                intent.run_key,
+            stage_batch(
+                self,
+                intent,
                 intent.batch_id,
-                requested_at=intent.requested_at,
                 job_name=attempt.job_name,
+                requested_at=intent.requested_at,
                 status="queued",
             )
 
