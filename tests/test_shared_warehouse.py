@@ -379,25 +379,50 @@ def test_a_nightly_dispatches_its_jobs_to_the_pool_and_summarises_from_the_share
             Job(flow_id=j["flow_id"], record_type=j["record_type"], name=j["name"])
             for j in _jobs(admin)
         ]
-        results = nightly(
-            jobs=jobs,
-            db_path=url,
-            run_key=NIGHTS[0],
-            dispatch_deployment=ON_DEMAND_DEPLOYMENT,
-            preflight=False,
-            quality_gate=False,
-            poll_interval_seconds=0.05,
-        )
+        results = [
+            nightly(
+                jobs=jobs,
+                db_path=url,
+                run_key=night,
+                dispatch_deployment=ON_DEMAND_DEPLOYMENT,
+                poll_interval_seconds=0.05,
+            )
+            for night in NIGHTS[:2]
+        ]
     finally:
         pool.terminate()
         pool.wait(timeout=30)
 
     truth = {b["id"]: b for b in admin.stats()["batches"]}
-    assert len(truth) == 4 and {r.batch_id for r in results} == set(truth)
-    for result in results:
+    landed = [r for night in results for r in night]
+    assert len(truth) == 8 and {r.batch_id for r in landed} == set(truth)
+    for result in landed:
         assert result.records == truth[result.batch_id]["totalRecords"]
         assert result.outcome.value in ("completed", "completed_with_failures")
     _assert_exactly_once(url, list(truth.values()))
+    # Each night's gate ran on the shared history: the second night was judged against the
+    # first, and both nights' verdicts are shared. So did its preflight's cost forecasts.
+    verdicts = DeltaTables(SharedLocation.parse(url)).read("quality_verdicts")
+    assert verdicts is not None
+    assert {str(n) for n in verdicts["night"].to_pylist()} == set(NIGHTS[:2])
+    second = [v for v in verdicts.to_pylist() if str(v["night"]) == NIGHTS[1]]
+    assert second and all(v["baseline_nights"] == 1 for v in second), second
+    preflight = _latest_preflight_markdown()  # the second night's
+    assert "no forecast" not in preflight and "over 1 night)" in preflight, preflight
+
+
+def _latest_preflight_markdown() -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["runtype-preflight"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    return str(artifact.data)
 
 
 def _deployment_exists(client, name: str) -> bool:

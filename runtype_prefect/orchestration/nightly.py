@@ -176,11 +176,10 @@ def nightly(
             results.append(job_result(done, running.pop(done), run_key))
         results.sort(key=lambda r: order.get(r.job, 0))
         cancelled_run = _cancelled()
-        findings = (
-            _quality(warehouse, run_key, quality_thresholds)
-            if quality_gate and not cancelled_run
-            else []
-        )
+        findings: list[Verdict] = []
+        if quality_gate and not cancelled_run:
+            warehouse.refresh()  # a shared warehouse: the history other workers landed
+            findings = _quality(warehouse, run_key, quality_thresholds)
         if publish_snapshot:
             warehouse.publish_snapshot()
     if cancelled_run:

@@ -404,6 +404,7 @@ def run_preflight(
     if report.failed or not warehouse_ok:
         return report
     with open_warehouse(db_path) as warehouse:
+        warehouse.refresh()  # a shared warehouse: the batches other workers landed, for costs
         plan_budgets(
             report,
             warehouse,

@@ -342,6 +342,10 @@ class Warehouse:
                     [run_key, *(row.get(n) for n in names), now],
                 )
 
+    def refresh(self) -> None:
+        """Bring in what other writers landed: nothing to do for a DuckDB file, which has one
+        writer (see `SharedWarehouse.refresh`)."""
+
     def record_verdicts(self, night: date, rows: list[dict[str, Any]]) -> None:
         """Store the quality gate's verdicts of ``night`` (one row per job and metric, keyed as
         ``quality_verdicts``), replacing that night's earlier verdicts, in one transaction."""

@@ -60,14 +60,20 @@ def pull(
     warehouse: Warehouse,
     *,
     only: set[str] | None = None,
+    with_steps: bool = True,
 ) -> Pulled:
     """Bring the shared batches (all, or ``only`` these ids) into ``warehouse``: every batch row,
     its ledger row, and the results of each batch that landed in the shared tables but not yet
-    locally; return the counts.
+    locally (without step results when not ``with_steps``: a replica for the quality gate,
+    which reads records only); with all batches, the record listings and the quality gate's
+    verdicts of nights the local warehouse lacks too; return the counts.
 
     Raises `WarehouseError` (or `SharedStorageError`) when the location cannot be read.
     """
-    listings = 0 if only is not None else pull_records(tables, warehouse)
+    listings = 0
+    if only is None:
+        listings = pull_records(tables, warehouse)
+        pull_verdicts(tables, warehouse)
     shared = tables.read("batches")
     if shared is None:
         return Pulled(0, 0, 0, 0, listings)
@@ -83,7 +89,7 @@ def pull(
         record_rows = _results(tables, "record_results", to_land)
         for chunk in _chunks(record_rows) if record_rows is not None else ():
             records += warehouse.land_record_results(chunk)
-        step_rows = _results(tables, "step_results", to_land)
+        step_rows = _results(tables, "step_results", to_land) if with_steps else None
         for chunk in _chunks(step_rows) if step_rows is not None else ():
             steps += warehouse.land_step_results(chunk)
     for row in rows:
@@ -173,6 +179,22 @@ def pull_records(tables: DeltaTables, warehouse: Warehouse) -> int:
                     [record_type, listing["run_key"], listing["records"], listing["landed_at"]],
                 )
     return len(new)
+
+
+def pull_verdicts(tables: DeltaTables, warehouse: Warehouse) -> int:
+    """Bring the quality gate's verdicts of the nights the local warehouse has none of into
+    ``warehouse``; return how many nights."""
+    shared = tables.read("quality_verdicts")
+    if shared is None:
+        return 0
+    local = {r[0] for r in warehouse.query("SELECT DISTINCT night FROM quality_verdicts")}
+    nights: dict[Any, list[dict[str, Any]]] = {}
+    for row in _rows(shared):
+        if row["night"] not in local:
+            nights.setdefault(row["night"], []).append(row)
+    for night, rows in sorted(nights.items()):
+        warehouse.record_verdicts(night, rows)
+    return len(nights)
 
 
 def _run_key(listing: dict[str, Any]) -> str:

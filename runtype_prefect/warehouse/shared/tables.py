@@ -25,7 +25,9 @@ from .location import SharedLocation
 T = TypeVar("T")
 
 #: Each landed table's partition column: a batch's results are one partition.
-PARTITIONS = {"step_results": "batch_execution_id", "record_results": "batch_id"}
+RESULT_PARTITIONS = {"step_results": "batch_execution_id", "record_results": "batch_id"}
+#: Every partitioned table's partition column: the quality gate's verdicts by night, too.
+PARTITIONS = {**RESULT_PARTITIONS, "quality_verdicts": "night"}
 #: Attempts at a commit that keeps losing to concurrent writers before giving up.
 MAX_COMMIT_ATTEMPTS = 50
 

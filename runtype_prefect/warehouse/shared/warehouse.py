@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from .ledger import Attempt, ObjectLedger
 from .location import SharedLocation
 from .objects import object_store
 from .pull import Pulled, pull, stage_batch
-from .tables import PARTITIONS, DeltaTables
+from .tables import RESULT_PARTITIONS, DeltaTables
 
 #: How long another worker's claimed start may go without naming its batch before this one
 #: treats it as abandoned (and reconciles it with the API, as a local run does after a crash).
@@ -213,7 +213,7 @@ class SharedWarehouse(Warehouse):
         super().mark_landed(batch_id)
         if self._local_only:
             return
-        for name, column in PARTITIONS.items():
+        for name, column in RESULT_PARTITIONS.items():
             self.tables.replace_partition(name, batch_id, self._batch_rows(name, column, batch_id))
         self._push_batch(batch_id)
 
@@ -249,11 +249,25 @@ class SharedWarehouse(Warehouse):
         if row.num_rows:
             self.tables.upsert_batch_row(row)
 
-    def pull(self, *, only: set[str] | None = None) -> Pulled:
+    def record_verdicts(self, night: date, rows: list[dict[str, Any]]) -> None:
+        """Store the quality gate's verdicts of ``night`` in staging and replace that night's
+        partition of the shared ``quality_verdicts`` (a later night's gate reads them)."""
+        super().record_verdicts(night, rows)
+        if not self._local_only:
+            verdicts = self._rows("SELECT * FROM quality_verdicts WHERE night = ?", [night])
+            self.tables.replace_partition("quality_verdicts", night.isoformat(), verdicts)
+
+    def pull(self, *, only: set[str] | None = None, with_steps: bool = True) -> Pulled:
         """Bring batches landed at the shared location (all, or ``only`` these) into the
-        staging database; return the counts."""
+        staging database; return the counts. ``with_steps=False`` leaves step results out."""
         with self._staging_only():
-            return pull(self.tables, self.ledger, self, only=only)
+            return pull(self.tables, self.ledger, self, only=only, with_steps=with_steps)
+
+    def refresh(self) -> None:
+        """Bring every batch other workers landed (record results and batch rows, not step
+        results) and the earlier nights' verdicts into staging: what the quality gate judges a
+        night against."""
+        self.pull(with_steps=False)
 
     def publish_snapshot(self, *, full: bool = False) -> Path:
         """Publish nothing: the staging database holds only this worker's batches. The shared
