@@ -441,3 +441,54 @@ def test_dispatching_into_a_local_duckdb_file_is_refused_before_anything_starts(
     with pytest.raises(ValueError, match="needs a shared warehouse"):
         check_dispatchable(str(tmp_path / "runtype.duckdb"))
     check_dispatchable(f"file://{tmp_path}/shared")
+
+
+def test_a_nightly_in_one_process_lands_its_concurrent_jobs_into_the_shared_tables(
+    prefect_api, sandbox, admin, tmp_path, monkeypatch
+):
+    """The default, in-process nightly on a shared location (a directory here): its four jobs
+    run concurrently in threads sharing one `SharedWarehouse`; each batch lands once."""
+    from runtype_prefect.flows import nightly
+    from runtype_prefect.orchestration.jobs import Job
+
+    monkeypatch.setenv("RUNTYPE_API_KEY", sandbox.api_key)
+    monkeypatch.setenv("RUNTYPE_BASE_URL", sandbox.base_url)
+    url = f"file://{tmp_path}/shared"
+    jobs = [Job(flow_id=j["flow_id"], record_type=j["record_type"]) for j in _jobs(admin)]
+    results = nightly(jobs=jobs, db_path=url, run_key=NIGHTS[0], poll_interval_seconds=0.05)
+
+    truth = admin.stats()["batches"]
+    assert len(truth) == 4 and {r.batch_id for r in results} == {b["id"] for b in truth}
+    _assert_exactly_once(url, truth)
+
+
+def test_one_thread_pulling_into_staging_leaves_another_threads_shared_writes_on(tmp_path):
+    """Jobs of one process share a `SharedWarehouse`: while one thread pulls into staging (its
+    writes staging-only), another thread's start is still claimed and named on the ledger."""
+    import threading
+
+    now = datetime.now(UTC)
+    with SharedWarehouse(f"file://{tmp_path}/shared") as shared:
+        pulling, release = threading.Event(), threading.Event()
+
+        def pull_slowly() -> None:
+            with shared._staging_only():
+                pulling.set()
+                release.wait(10)
+
+        puller = threading.Thread(target=pull_slowly)
+        puller.start()
+        pulling.wait(10)
+        try:
+            assert shared.get_intent("flow", "lead", "k") is None
+            shared.record_intent(
+                "flow", "lead", "k", requested_at=now, prefect_flow_run_id=None, job_name="j"
+            )
+            shared.claim_batch(
+                "flow", "lead", "k", "batch_1", requested_at=now, job_name="j", status="queued"
+            )
+        finally:
+            release.set()
+            puller.join()
+        attempt = shared.ledger.latest("flow", "lead", "k")
+    assert attempt is not None and attempt.intent.batch_id == "batch_1"

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -66,7 +67,9 @@ class SharedWarehouse(Warehouse):
         self._lease = lease_seconds
         self._wait = sleep
         self._clock = clock
-        self._local_only = False
+        # Per thread: concurrent jobs of one process share this object, and one job pulling into
+        # staging must not turn off another's shared writes.
+        self._mode = threading.local()
         #: The latest attempt get_intent saw per job-night: a start claims the one after it.
         self._seen: dict[tuple[str, str, str], int] = {}
         super().__init__(root / "staging.duckdb", sleep=sleep)
@@ -80,14 +83,19 @@ class SharedWarehouse(Warehouse):
         if self._own_staging:
             shutil.rmtree(self.path.parent, ignore_errors=True)
 
+    @property
+    def _local_only(self) -> bool:
+        return bool(getattr(self._mode, "staging_only", False))
+
     @contextmanager
     def _staging_only(self) -> Iterator[None]:
-        """Write to the staging database only (pulling what the shared tables already hold)."""
-        self._local_only = True
+        """Write to the staging database only, in this thread (pulling what the shared tables
+        already hold)."""
+        self._mode.staging_only = True
         try:
             yield
         finally:
-            self._local_only = False
+            self._mode.staging_only = False
 
     # --- the ledger, on the shared store -----------------------------------------------------
 
