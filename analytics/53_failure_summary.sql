@@ -13,7 +13,7 @@ SELECT
     count(DISTINCT night) AS nights,
     min(first_seen) AS first_seen,
     max(last_seen) AS last_seen,
-    any_value(example) AS example
+    arg_max(example, (last_seen, example)) AS example
 FROM failures
 WHERE in_selection(night, record_type, flow_id, first_night, last_night, record_types, flow)
 GROUP BY ALL;
