@@ -55,8 +55,8 @@ class DeltaTables:
         self.location = location
         self.options = location.storage_options()
         self._sleep = sleep
-        #: Commits retried after losing to another writer (for logs and tests).
-        self.conflicts = 0
+        #: Tables known to exist (they are never dropped): not looked for before each commit.
+        self._known: set[str] = set()
 
     def _retrying(self, commit: Callable[[], T]) -> T:
         """Run ``commit``, again on a concurrent writer's conflict, with jittered back-off."""
@@ -67,66 +67,69 @@ class DeltaTables:
             except deltalake.exceptions.CommitFailedError:
                 if attempt == MAX_COMMIT_ATTEMPTS:
                     raise
-                self.conflicts += 1
                 self._sleep(random.uniform(0.0, min(2.0, 0.05 * 2**attempt)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _table(self, name: str) -> Any | None:
         deltalake = _deltalake()
         uri = self.location.table_uri(name)
-        if not deltalake.DeltaTable.is_deltatable(uri, storage_options=self.options):
+        if name not in self._known and not deltalake.DeltaTable.is_deltatable(
+            uri, storage_options=self.options
+        ):
             return None
+        self._known.add(name)
         return deltalake.DeltaTable(uri, storage_options=self.options)
+
+    def _ensure(self, name: str, schema: pa.Schema) -> None:
+        """Create table ``name`` empty, with ``schema``, unless it exists (a table once seen is
+        not looked for again). Two first writers may race to create it: the loser finds it."""
+        deltalake = _deltalake()
+        if name in self._known:
+            return
+        uri = self.location.table_uri(name)
+        if not deltalake.DeltaTable.is_deltatable(uri, storage_options=self.options):
+            column = PARTITIONS.get(name)
+            try:
+                deltalake.write_deltalake(
+                    uri,
+                    schema.empty_table(),
+                    mode="append",
+                    partition_by=[column] if column else None,
+                    storage_options=self.options,
+                )
+            except deltalake.exceptions.DeltaError:
+                if not deltalake.DeltaTable.is_deltatable(uri, storage_options=self.options):
+                    raise
+        self._known.add(name)
 
     def replace_partition(self, name: str, value: str, rows: pa.Table) -> None:
         """Replace the partition ``value`` of table ``name`` with ``rows`` in one commit,
         creating the table on first use; retried on conflicts with concurrent writers."""
         deltalake = _deltalake()
         column = PARTITIONS[name]
-        uri = self.location.table_uri(name)
-
-        def commit() -> None:
-            deltalake.write_deltalake(
-                uri,
+        self._ensure(name, rows.schema)
+        self._retrying(
+            lambda: deltalake.write_deltalake(
+                self.location.table_uri(name),
                 rows,
                 mode="overwrite",
                 predicate=f"{column} = {_quote(value)}",
                 partition_by=[column],
                 storage_options=self.options,
             )
-
-        def create_or_commit() -> None:
-            if self._table(name) is None:
-                try:
-                    # Two first writers race to create the table: the loser conflicts and, on
-                    # the retry, finds it.
-                    deltalake.write_deltalake(
-                        uri,
-                        rows.schema.empty_table(),
-                        mode="append",
-                        partition_by=[column],
-                        storage_options=self.options,
-                    )
-                except deltalake.exceptions.DeltaError:
-                    if self._table(name) is None:
-                        raise
-            commit()
-
-        self._retrying(create_or_commit)
+        )
 
     def merge(self, name: str, rows: pa.Table, keys: list[str], update: dict[str, str]) -> None:
         """Merge ``rows`` into table ``name`` on ``keys`` (matched rows get ``update``: column →
         SQL over ``s`` the new row and ``t`` the stored one; new rows are inserted), creating
-        the table on first use; retried on conflicts with concurrent writers."""
-        deltalake = _deltalake()
-        uri = self.location.table_uri(name)
+        the table on first use; retried on conflicts with concurrent writers (each attempt on
+        the table's latest version)."""
         on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        self._ensure(name, rows.schema)
 
         def commit() -> None:
             table = self._table(name)
-            if table is None:
-                deltalake.write_deltalake(uri, rows, mode="append", storage_options=self.options)
-                return
+            assert table is not None
             (
                 table.merge(rows, on, source_alias="s", target_alias="t")
                 .when_matched_update(update)
