@@ -188,6 +188,14 @@ class Warehouse:
         finally:
             cur.close()
 
+    def query_arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Return the result of a read query as an Arrow table."""
+        cur = self._con.cursor()
+        try:
+            return cur.sql(sql, params=params or []).to_arrow_table()
+        finally:
+            cur.close()
+
     # --- the idempotency ledger --------------------------------------------------------------
 
     def get_intent(self, flow_id: str, record_type: str, run_key: str) -> Intent | None:

@@ -111,10 +111,10 @@ class ObjectLedger:
         requested_at: datetime,
         prefect_flow_run_id: str | None,
         job_name: str | None,
-        api_requested_at: datetime | None,
-        expected_records: int | None,
-    ) -> Intent:
-        """Claim attempt ``after + 1`` at the job's night for this worker; return its intent.
+        api_requested_at: datetime | None = None,
+        expected_records: int | None = None,
+    ) -> None:
+        """Claim attempt ``after + 1`` at the job's night for this worker.
 
         ``after`` is the latest attempt the caller saw (0 for none) when it decided to start:
         the claim is a compare-and-swap on it. Raises `StartTakenError` when that attempt
@@ -135,16 +135,6 @@ class ObjectLedger:
                 f"{flow_id} × {record_type} for {run_key!r}: another worker claimed the start"
                 f" (attempt {number}) first"
             )
-        return Intent(
-            flow_id,
-            record_type,
-            run_key,
-            requested_at,
-            None,
-            prefect_flow_run_id,
-            api_requested_at,
-            expected_records,
-        )
 
     def name_batch(self, flow_id: str, record_type: str, run_key: str, batch_id: str) -> None:
         """Record that the job's latest attempt became ``batch_id``.

@@ -74,10 +74,12 @@ def pull(
     if only is None:
         listings = pull_records(tables, warehouse)
         pull_verdicts(tables, warehouse)
-    shared = tables.read("batches")
+    shared = tables.read(
+        "batches", None if only is None else ds.field("batch_id").isin(sorted(only))
+    )
     if shared is None:
         return Pulled(0, 0, 0, 0, listings)
-    rows = [r for r in _rows(shared) if only is None or r["batch_id"] in only]
+    rows = _rows(shared)
     local = {r[0]: r[1] for r in warehouse.query("SELECT batch_id, landed_at FROM batches")}
     to_land = [
         r["batch_id"]

@@ -125,10 +125,9 @@ class SharedWarehouse(Warehouse):
         if attempt is None or attempt.forgotten:
             return None
         if attempt.intent.batch_id:
-            self.pull(only={attempt.intent.batch_id})
             if super().get_batch(attempt.intent.batch_id) is None:
-                # Named on the ledger, its shared row not written yet: stage it from the ledger.
-                self._stage(attempt)
+                self._stage(attempt)  # known from the ledger: its shared row may not exist yet
+            self.pull(only={attempt.intent.batch_id})
         return attempt.intent
 
     def _stage(self, attempt: Attempt) -> None:
@@ -145,28 +144,10 @@ class SharedWarehouse(Warehouse):
                 status="queued",
             )
 
-    def record_intent(
-        self,
-        flow_id: str,
-        record_type: str,
-        run_key: str,
-        *,
-        requested_at: datetime,
-        prefect_flow_run_id: str | None,
-        job_name: str | None,
-        api_requested_at: datetime | None = None,
-        expected_records: int | None = None,
-    ) -> Intent:
+    def record_intent(self, flow_id: str, record_type: str, run_key: str, **fields: Any) -> Intent:
         """Claim the job's start on the shared ledger (the attempt after the one `get_intent`
-        last saw), then write the staging ledger row; return the intent. Raises
-        `StartTakenError` when another worker claimed it first."""
-        fields: dict[str, Any] = {
-            "requested_at": requested_at,
-            "prefect_flow_run_id": prefect_flow_run_id,
-            "job_name": job_name,
-            "api_requested_at": api_requested_at,
-            "expected_records": expected_records,
-        }
+        last saw), then write the staging ledger row (`Warehouse.record_intent`, same fields);
+        return the intent. Raises `StartTakenError` when another worker claimed it first."""
         if not self._local_only:
             seen = self._seen.get((flow_id, record_type, run_key), 0)
             self.ledger.claim_start(flow_id, record_type, run_key, after=seen, **fields)
@@ -230,27 +211,20 @@ class SharedWarehouse(Warehouse):
         into the shared one; return the rows landed."""
         landed = super().land_records(table, record_type, run_key)
         if not self._local_only:
-            records = self._rows(
+            records = self.query_arrow(
                 "SELECT * REPLACE (metadata::VARCHAR AS metadata) FROM records"
                 " WHERE record_type = ?",
                 [record_type],
             )
-            listing = self._rows(
+            listing = self.query_arrow(
                 "SELECT * FROM record_listings WHERE record_type = ? AND run_key = ?",
                 [record_type, run_key],
             )
             self.tables.merge_records(records, listing)
         return landed
 
-    def _rows(self, query: str, params: list[Any]) -> pa.Table:
-        cur = self._con.cursor()
-        try:
-            return cur.sql(query, params=params).to_arrow_table()
-        finally:
-            cur.close()
-
     def _batch_rows(self, name: str, column: str, batch_id: str) -> pa.Table:
-        return self._rows(f"SELECT * FROM {name} WHERE {column} = ?", [batch_id])
+        return self.query_arrow(f"SELECT * FROM {name} WHERE {column} = ?", [batch_id])
 
     def _push_batch(self, batch_id: str) -> None:
         row = self._batch_rows("batches", "batch_id", batch_id)
@@ -262,7 +236,7 @@ class SharedWarehouse(Warehouse):
         partition of the shared ``quality_verdicts`` (a later night's gate reads them)."""
         super().record_verdicts(night, rows)
         if not self._local_only:
-            verdicts = self._rows("SELECT * FROM quality_verdicts WHERE night = ?", [night])
+            verdicts = self.query_arrow("SELECT * FROM quality_verdicts WHERE night = ?", [night])
             self.tables.replace_partition("quality_verdicts", night.isoformat(), verdicts)
 
     def pull(self, *, only: set[str] | None = None, with_steps: bool = True) -> Pulled:
