@@ -512,10 +512,10 @@ def pull(
     """Bring what workers landed at a shared location into a local DuckDB warehouse (only the
     batches it does not have yet) and publish its analytics snapshot: the notebooks, the report
     and the SQL models then read it as they read any night landed locally."""
-    from ..warehouse import SharedWarehouse, Warehouse, is_shared_location
+    from ..warehouse import SharedWarehouse, Warehouse, is_shared_location, location_key
     from ..warehouse.shared import pull as pull_shared
 
-    if is_shared_location(db or os.environ.get("RUNTYPE_PREFECT_DB")):
+    if is_shared_location(location_key(db)):
         raise typer.BadParameter("--db (or $RUNTYPE_PREFECT_DB) must name a local DuckDB file")
     with SharedWarehouse(source) as shared, Warehouse(db) as warehouse:
         pulled = pull_shared(shared.tables, shared.ledger, warehouse)

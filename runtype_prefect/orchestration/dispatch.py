@@ -31,10 +31,11 @@ def check_dispatchable(db_path: str | None) -> None:
     """Raise `DispatchNeedsSharedWarehouseError` unless ``db_path`` names a shared location:
     a run on another machine cannot land into this machine's DuckDB file (and on this one, the
     nightly holds its lock)."""
-    if not is_shared_location(location_key(db_path)):
+    location = location_key(db_path)
+    if not is_shared_location(location):
         raise DispatchNeedsSharedWarehouseError(
             "dispatching jobs to a work pool needs a shared warehouse (db_path s3://bucket/prefix"
-            f" or file:///path), not the DuckDB file {location_key(db_path)!r}"
+            f" or file:///path), not the DuckDB file {location!r}"
         )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 from .shared import SharedWarehouse, is_shared_location
-from .store import Warehouse, default_db_path
+from .store import DB_ENV, Warehouse, default_db_path
 
 
 def location_key(location: str | os.PathLike[str] | None) -> str:
     """Return the canonical name of the warehouse ``location`` names (a URL as given, or the
     DuckDB file's absolute path, ``$RUNTYPE_PREFECT_DB`` and the default applied)."""
-    chosen = location or os.environ.get("RUNTYPE_PREFECT_DB")
+    chosen = location or os.environ.get(DB_ENV)
     if is_shared_location(chosen):
         return str(chosen).rstrip("/")
     return str(default_db_path(location))
