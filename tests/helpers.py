@@ -47,3 +47,18 @@ def wait_for_events(prefix: str, count: int, *, resource: str | None = None) -> 
         f"{count} {prefix} events" + (f" of {resource}" if resource else ""),
         timeout=30,
     )
+
+
+def latest_preflight_markdown() -> str:
+    """Return the markdown of the newest ``runtype-preflight`` artifact on the Prefect server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["runtype-preflight"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    return str(artifact.data)

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
+from helpers import latest_preflight_markdown
 
 from runtype_prefect.client import RuntypeTimeoutError
 from runtype_prefect.flows import nightly, run_record_type
@@ -77,20 +78,6 @@ def customer_job(admin) -> list[Job]:
     return [Job(flow_id=admin.flow_for("customer"), record_type="customer")]
 
 
-def preflight_markdown() -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    with get_client(sync_client=True) as client:
-        (artifact,) = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["runtype-preflight"])),
-            sort=ArtifactSort.CREATED_DESC,
-            limit=1,
-        )
-    return str(artifact.data)
-
-
 def test_a_newer_schema_warehouse_is_refused_before_anything_starts(admin, db):
     with Warehouse(db) as w:
         w.query("INSERT INTO schema_migrations VALUES (99, 'from the future', now())")
@@ -101,7 +88,7 @@ def test_a_newer_schema_warehouse_is_refused_before_anything_starts(admin, db):
     assert "upgrade runtype-prefect" in state.message
     assert admin.stats()["runsStarted"] == 0
     assert Path(db).read_bytes() == before
-    assert "**FAILED** · warehouse: " in preflight_markdown()
+    assert "**FAILED** · warehouse: " in latest_preflight_markdown()
 
 
 def test_a_truncated_warehouse_is_reported_and_never_written_to(admin, db):
@@ -186,7 +173,7 @@ def test_quota_that_cannot_fit_refuses_and_near_it_warns(admin, sandbox, db):
         state = nightly(jobs=lead, db_path=db, run_key="k2", return_state=True, **FAST)
         assert not state.is_failed()
         assert "tonight brings the daily quota to 86% used (1,200 of 1,400)" in (
-            preflight_markdown()
+            latest_preflight_markdown()
         )
     finally:
         sandbox.settings.daily_execution_limit = None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
-from helpers import wait_for
+from helpers import latest_preflight_markdown, wait_for
 from typer.testing import CliRunner
 
 from runtype_prefect.analytics import connect as analytics_connect
@@ -407,22 +407,8 @@ def test_a_nightly_dispatches_its_jobs_to_the_pool_and_summarises_from_the_share
     assert {str(n) for n in verdicts["night"].to_pylist()} == set(NIGHTS[:2])
     second = [v for v in verdicts.to_pylist() if str(v["night"]) == NIGHTS[1]]
     assert second and all(v["baseline_nights"] == 1 for v in second), second
-    preflight = _latest_preflight_markdown()  # the second night's
+    preflight = latest_preflight_markdown()  # the second night's
     assert "no forecast" not in preflight and "over 1 night)" in preflight, preflight
-
-
-def _latest_preflight_markdown() -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    with get_client(sync_client=True) as client:
-        (artifact,) = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["runtype-preflight"])),
-            sort=ArtifactSort.CREATED_DESC,
-            limit=1,
-        )
-    return str(artifact.data)
 
 
 def _deployment_exists(client, name: str) -> bool:
