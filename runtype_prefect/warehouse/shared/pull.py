@@ -165,10 +165,10 @@ def pull_records(tables: DeltaTables, warehouse: Warehouse) -> int:
         return 0
     local = set(warehouse.query("SELECT record_type, run_key FROM record_listings"))
     new = [r for r in _rows(shared) if (r["record_type"], r["run_key"]) not in local]
+    columns = [name for name, _ in RECORD_DIM_COLUMNS]
     for record_type in sorted({r["record_type"] for r in new}):
         listed = sorted((r for r in new if r["record_type"] == record_type), key=_run_key)
         records = tables.read("records", ds.field("record_type") == record_type)
-        columns = [name for name, _ in RECORD_DIM_COLUMNS]
         # The records as the newest listing left them, noted under that listing; the older
         # new listings are noted with the counts they had.
         latest = listed[-1]

@@ -154,22 +154,14 @@ class SharedWarehouse(Warehouse):
         return super().record_intent(flow_id, record_type, run_key, **fields)
 
     def claim_batch(
-        self,
-        flow_id: str,
-        record_type: str,
-        run_key: str,
-        batch_id: str,
-        *,
-        requested_at: datetime,
-        **fields: Any,
+        self, flow_id: str, record_type: str, run_key: str, batch_id: str, **fields: Any
     ) -> None:
-        """Name the batch on the shared ledger, write it to the staging database and its row to
-        the shared ``batches`` table. Raises `BatchIdentityError` for a batch named otherwise."""
+        """Name the batch on the shared ledger, write it to the staging database
+        (`Warehouse.claim_batch`, same fields) and its row to the shared ``batches`` table.
+        Raises `BatchIdentityError` for a batch named otherwise."""
         if not self._local_only:
             self.ledger.name_batch(flow_id, record_type, run_key, batch_id)
-        super().claim_batch(
-            flow_id, record_type, run_key, batch_id, requested_at=requested_at, **fields
-        )
+        super().claim_batch(flow_id, record_type, run_key, batch_id, **fields)
         if not self._local_only:
             self._push_batch(batch_id)
 
