@@ -42,9 +42,9 @@ def check_dispatchable(db_path: str | None) -> None:
 def dispatch_job(job: Job, run_key: str, options: dict[str, Any], deployment: str) -> State:
     """Run ``job`` for ``run_key`` as a flow run of ``deployment`` (a child of this run, so it
     shows under the nightly in the UI and Prefect's cancellation clean-up cancels it with the
-    nightly), wait for it, and return the
-    state showing its outcome (`state_for`), with the numbers the shared tables hold for its
-    batch. A run that ended without naming a batch returns the failed result of its state."""
+    nightly), wait for it, and return the state showing its outcome (`state_for`), with the
+    numbers the shared tables hold for its batch. A run that ended without naming a batch
+    returns the failed result of its state."""
     log = get_run_logger()
     parameters = {
         "flow_id": job.flow_id,

@@ -46,7 +46,7 @@ from ..warehouse import (
     validate_file,
 )
 from ..warehouse.migrate import latest_version
-from ..warehouse.shared import SharedLocation, object_store
+from ..warehouse.shared import check_location
 from .jobs import Job
 
 #: The preflight's bounds on one call: 12 s in all, at most 3 s of it spent waiting between
@@ -195,7 +195,7 @@ def check_warehouse(report: PreflightReport, db_path: str | os.PathLike[str] | N
     location = location_key(db_path)
     if is_shared_location(location):
         try:
-            object_store(SharedLocation.parse(location)).check()
+            check_location(location)
         except (WarehouseError, ValueError) as exc:
             report.add(Level.FAIL, "warehouse", str(exc))
             return False

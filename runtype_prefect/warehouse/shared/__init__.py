@@ -6,7 +6,7 @@ Needs the ``shared`` extra (deltalake, boto3). Only this package imports them, l
 
 from .ledger import ObjectLedger, StartTakenError
 from .location import SharedLocation, is_shared_location
-from .objects import SharedStorageError, object_store
+from .objects import SharedStorageError, check_location, object_store
 from .pull import Pulled, pull
 from .tables import DeltaTables
 from .warehouse import SharedWarehouse
@@ -19,6 +19,7 @@ __all__ = [
     "SharedStorageError",
     "SharedWarehouse",
     "StartTakenError",
+    "check_location",
     "is_shared_location",
     "object_store",
     "pull",

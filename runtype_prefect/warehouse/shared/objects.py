@@ -175,3 +175,9 @@ def object_store(location: SharedLocation) -> ObjectStore:
     if location.scheme == "file":
         return LocalObjects(Path(location.prefix))
     return S3Objects(location)
+
+
+def check_location(url: str) -> None:
+    """Raise unless the shared location ``url`` can be written: ValueError for a URL that names
+    none, `SharedStorageError` for a bucket or directory that cannot be reached."""
+    object_store(SharedLocation.parse(url)).check()
