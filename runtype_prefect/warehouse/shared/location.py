@@ -43,6 +43,7 @@ class SharedLocation:
     scheme: str
     bucket: str
     prefix: str
+    #: The AWS variables of the environment it was parsed in (credentials: kept out of repr).
     environ: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -53,7 +54,10 @@ class SharedLocation:
         that is not absolute.
         """
         parsed = urlparse(url)
-        env = dict(os.environ if environ is None else environ)
+        # Only the AWS variables: the location is passed around, the rest of the environment
+        # (other secrets) need not be.
+        source = os.environ if environ is None else environ
+        env = {k: v for k, v in source.items() if k in _AWS_VARIABLES and v}
         if parsed.scheme == "s3":
             if not parsed.netloc:
                 raise ValueError(f"shared warehouse {url!r} names no bucket (s3://bucket/prefix)")
@@ -83,7 +87,7 @@ class SharedLocation:
         machines never lose a commit, without a locking table."""
         if self.scheme == "file":
             return {}
-        options = {k: v for k, v in self.environ.items() if k in _AWS_VARIABLES and v}
+        options = dict(self.environ)
         if "AWS_REGION" not in options and "AWS_DEFAULT_REGION" in options:
             options["AWS_REGION"] = options["AWS_DEFAULT_REGION"]
         endpoint = options.get("AWS_ENDPOINT_URL", "")
