@@ -1,11 +1,12 @@
 """The Prefect server a benchmark runs on: the one ``PREFECT_API_URL`` names when it is set
-(for example a server on Postgres, production's configuration), else a temporary local one
-(SQLite), as `make bench` runs it."""
+(for example a server on Postgres, production's configuration), else the local SQLite server the
+CLI starts (`runtype_prefect.cli.local_prefect`) on a temporary database, as `make bench` runs it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 
 
@@ -15,7 +16,10 @@ def prefect_server() -> Iterator[str]:
     if url := os.environ.get("PREFECT_API_URL"):
         yield f"the Prefect server at {url}"
         return
-    from prefect.testing.utilities import prefect_test_harness
+    from runtype_prefect.cli.local_prefect import local_prefect_server
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield "a temporary local Prefect server (SQLite)"
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        local_prefect_server(database_url=f"sqlite+aiosqlite:///{tmp}/prefect.db"),
+    ):
+        yield "the CLI's local Prefect server (SQLite, a temporary database)"

@@ -3,6 +3,7 @@ reset between tests that need a clean slate."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -66,10 +67,14 @@ def client(sandbox: SandboxServer, sleeps: RecordedSleep) -> Iterator[RuntypeCli
 
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
-    """One Prefect test server for the whole session (it takes ~20 s to start)."""
-    from prefect.testing.utilities import prefect_test_harness
+    """One Prefect server for the whole session (it takes ~20 s to start): the CLI's local
+    server (`local_prefect`), on a temporary database."""
+    from runtype_prefect.cli.local_prefect import local_prefect_server
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        local_prefect_server(database_url=f"sqlite+aiosqlite:///{tmp}/prefect.db"),
+    ):
         yield
 
 

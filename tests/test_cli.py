@@ -49,11 +49,11 @@ def taken_port():
 
 
 def test_the_first_demo_on_a_fresh_machine_works(tmp_path):
-    """Prefect's temporary server starts cold on a new PREFECT_HOME (slower than its default
-    20 s limit on 2 cores): the demo must wait for it and say so."""
+    """The local Prefect server starts cold on a new PREFECT_HOME (creating its database takes
+    ~20 s on 2 cores): the demo must wait for it and say so."""
     done, elapsed = run_cli(["demo", "--nights", "1"], newcomer_env(tmp_path), tmp_path, 600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "starts a temporary local server" in done.stdout
+    assert "a local Prefect server starts for this command" in done.stdout
     assert "Last night" in done.stdout and "report:" in done.stdout
     assert "the sandbox planted nothing for" in done.stdout or "the sandbox's " in done.stdout
     assert (tmp_path / "runtype.duckdb").exists() and (tmp_path / "reports/report.html").exists()

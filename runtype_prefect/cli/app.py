@@ -7,7 +7,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -15,9 +15,6 @@ import typer
 
 # These machines are offline: Prefect's anonymous telemetry can only fail (noisily).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# Prefect's temporary server (no PREFECT_API_URL) needs more than its default 20 s to start on
-# a fresh PREFECT_HOME on 2 cores: a newcomer's first command must not time out.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from ..client.sandbox_control import SANDBOX_TEST_KEY as DEFAULT_API_KEY
 from ..client.sandbox_control import sandbox_page_template
@@ -98,18 +95,28 @@ def friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def announce_prefect() -> None:
-    """Say what the command waits for when Prefect must start its temporary server, and send
-    Prefect's own log lines to a file (printed here) unless ``--verbose``."""
-    if not os.environ.get("PREFECT_API_URL"):
-        console.print(
-            "Prefect: PREFECT_API_URL is unset, so Prefect starts a temporary local server"
-            " (no UI; up to a minute on a first run) · `make server` runs one with the UI",
-            highlight=False,
-        )
+@contextlib.contextmanager
+def prefect_api() -> Iterator[None]:
+    """For a command that runs flows: send Prefect's own log lines to a file (printed here)
+    unless ``--verbose``, and when ``PREFECT_API_URL`` is unset run the local Prefect server
+    (`local_prefect`: SQLite under ``$PREFECT_HOME``) for the command's duration."""
+    log_path = None
     if not _options["verbose"]:
-        path = prefect_logs_to_file()
-        console.print(f"Prefect's logs: {path} (--verbose prints them here)", highlight=False)
+        log_path = prefect_logs_to_file()
+        console.print(f"Prefect's logs: {log_path} (--verbose prints them here)", highlight=False)
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from .local_prefect import local_prefect_server
+
+    console.print(
+        "Prefect: PREFECT_API_URL is unset, so a local Prefect server starts for this command"
+        " (SQLite under $PREFECT_HOME, no UI; up to a minute on a first run)"
+        " · `make server` runs one with the UI",
+        highlight=False,
+    )
+    with local_prefect_server(log_path=str(log_path) if log_path else None):
+        yield
 
 
 def _env(name: str) -> str:
@@ -264,10 +271,9 @@ def run(
     if credentials_block is None:  # a block lives on the Prefect server: checked in the run
         with RuntypeClient(retry=preflight_retry(), timeout=PREFLIGHT_TIMEOUT) as client:
             check_access(client, jobs)
-    announce_prefect()
-    from ..flows import nightly
+    with prefect_api(), job_progress(console):
+        from ..flows import nightly
 
-    with job_progress(console):
         state = nightly(
             jobs=jobs,
             db_path=db,
@@ -316,14 +322,14 @@ def setup(
     """
     from ..orchestration.provisioning import run_setup
 
-    announce_prefect()
-    for line in run_setup(
-        api_requests_per_second=api_requests_per_second,
-        max_running_batches=max_running_batches,
-        work_pool=work_pool,
-        save_block=save_block,
-    ):
-        console.print(line)
+    with prefect_api():
+        for line in run_setup(
+            api_requests_per_second=api_requests_per_second,
+            max_running_batches=max_running_batches,
+            work_pool=work_pool,
+            save_block=save_block,
+        ):
+            console.print(line)
 
 
 @app.command()
@@ -350,10 +356,9 @@ def backfill(
     os.environ["RUNTYPE_BASE_URL"] = sandbox_url
     os.environ["RUNTYPE_DASHBOARD_URL_TEMPLATE"] = sandbox_page_template(sandbox_url)
     os.environ.setdefault("RUNTYPE_API_KEY", DEFAULT_API_KEY)
-    announce_prefect()
-    from ..orchestration.backfill import backfill as backfill_flow
+    with prefect_api(), job_progress(console):
+        from ..orchestration.backfill import backfill as backfill_flow
 
-    with job_progress(console):
         results = backfill_flow(nights=nights, jobs_file=jobs_file, db_path=db)
     for night, night_results in results.items():
         console.print(results_table(f"Night {night}", night_results))
@@ -430,8 +435,8 @@ def demo(
     server, land everything in DuckDB and print a summary."""
     from .demo import run_demo
 
-    announce_prefect()
-    run_demo(console, nights=nights, db_path=db, time_scale=time_scale, report_path=report_path)
+    with prefect_api():
+        run_demo(console, nights=nights, db_path=db, time_scale=time_scale, report_path=report_path)
 
 
 @app.command()

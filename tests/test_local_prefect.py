@@ -1,0 +1,82 @@
+"""The local Prefect server's middleware: a request SQLite was too busy for is re-run inside the
+server (sleeping through an injected sleep, never for real), the client sees one answer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from runtype_prefect.cli.local_prefect import RETRY_AFTER_SECONDS, RetryBusyDatabase
+
+
+class BusyApp:
+    """Answers 503 (then raises, as Starlette's error middleware does) ``busy`` times, then 200
+    with the request body; rewrites the scope as Starlette's mounts do."""
+
+    def __init__(self, busy: int) -> None:
+        self.busy = busy
+        self.calls: list[tuple[str, bytes]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.calls.append((scope["root_path"], body))
+        scope["root_path"] += "/api"  # what a mount does to the scope it is handed
+        if len(self.calls) <= self.busy:
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b'{"busy": true}'})
+            raise RuntimeError("database is locked")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+
+def post(middleware: RetryBusyDatabase, body: bytes) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=middleware, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://prefect") as http:
+            return await http.post("/api/task_runs/", content=body)
+
+    return asyncio.run(go())
+
+
+def middleware(app: BusyApp, slept: list[float], attempts: int = 8) -> RetryBusyDatabase:
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    return RetryBusyDatabase(app, attempts=attempts, sleep=sleep, rng=lambda: 0.5)
+
+
+def test_a_busy_request_is_run_again_with_its_body_and_a_fresh_scope() -> None:
+    app, slept = BusyApp(busy=3), []
+    response = post(middleware(app, slept), b'{"name": "start"}')
+    assert response.status_code == 200 and response.content == b'{"name": "start"}'
+    assert app.calls == [("", b'{"name": "start"}')] * 4, "each attempt: the body, the scope"
+    assert slept == pytest.approx([0.01, 0.02, 0.04]), "short waits, doubling"
+
+
+def test_after_its_attempts_the_client_gets_the_503_with_a_short_retry_after() -> None:
+    app, slept = BusyApp(busy=100), []
+    response = post(middleware(app, slept, attempts=3), b"{}")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == RETRY_AFTER_SECONDS.decode()
+    assert len(app.calls) == 3 and len(slept) == 2
+
+
+def test_the_wait_between_attempts_is_capped() -> None:
+    app, slept = BusyApp(busy=7), []
+    post(middleware(app, slept), b"{}")
+    assert max(slept) == pytest.approx(0.4)
+
+
+def test_an_answer_that_is_not_503_goes_through_at_once() -> None:
+    app, slept = BusyApp(busy=0), []
+    response = post(middleware(app, slept), b"x" * 100_000)
+    assert response.status_code == 200 and len(response.content) == 100_000
+    assert len(app.calls) == 1 and slept == []
