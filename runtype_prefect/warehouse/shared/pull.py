@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from ..rows import RECORD_DIM_COLUMNS
 from ..store import BATCH_FIELDS, Intent, Warehouse
@@ -48,7 +47,7 @@ def _chunks(table: pa.Table) -> Iterable[pa.Table]:
 
 def _results(tables: DeltaTables, name: str, batch_ids: list[str]) -> pa.Table | None:
     column = PARTITIONS[name]
-    table = tables.read(name, ds.field(column).isin(batch_ids))
+    table = tables.read(name, (column, batch_ids))
     if table is None:
         return None
     return table.drop_columns([c for c in ("landed_at",) if c in table.column_names])
@@ -74,9 +73,7 @@ def pull(
     if only is None:
         listings = pull_records(tables, warehouse)
         pull_verdicts(tables, warehouse)
-    shared = tables.read(
-        "batches", None if only is None else ds.field("batch_id").isin(sorted(only))
-    )
+    shared = tables.read("batches", None if only is None else ("batch_id", sorted(only)))
     if shared is None:
         return Pulled(0, 0, 0, 0, listings)
     rows = _rows(shared)
@@ -168,7 +165,7 @@ def pull_records(tables: DeltaTables, warehouse: Warehouse) -> int:
     columns = [name for name, _ in RECORD_DIM_COLUMNS]
     for record_type in sorted({r["record_type"] for r in new}):
         listed = sorted((r for r in new if r["record_type"] == record_type), key=_run_key)
-        records = tables.read("records", ds.field("record_type") == record_type)
+        records = tables.read("records", ("record_type", [record_type]))
         # The records as the newest listing left them, noted under that listing; the older
         # new listings are noted with the counts they had.
         latest = listed[-1]

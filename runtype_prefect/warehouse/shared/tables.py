@@ -14,10 +14,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
-import pyarrow.dataset as ds
+
+if TYPE_CHECKING:
+    # Imported where a read filters, not here: pyarrow.dataset imports pandas (~50 MB of
+    # memory), and every process that imports the warehouse imports this package.
+    import pyarrow.dataset as ds
 
 from ..connection import WarehouseError
 from .location import SharedLocation
@@ -159,7 +163,16 @@ class DeltaTables:
         table = self._table(name)
         return None if table is None else table.to_pyarrow_dataset()
 
-    def read(self, name: str, filter_: ds.Expression | None = None) -> pa.Table | None:
-        """Return table ``name`` (optionally filtered), or None before its first commit."""
+    def read(self, name: str, where: tuple[str, list[Any]] | None = None) -> pa.Table | None:
+        """Return table ``name``, or None before its first commit; ``where=(column, values)``
+        keeps the rows whose ``column`` is one of ``values`` (partitions and files that cannot
+        hold them are not read)."""
         dataset = self.dataset(name)
-        return None if dataset is None else dataset.to_table(filter=filter_)
+        if dataset is None:
+            return None
+        if where is None:
+            return dataset.to_table()
+        import pyarrow.dataset as ds
+
+        column, values = where
+        return dataset.to_table(filter=ds.field(column).isin(values))
