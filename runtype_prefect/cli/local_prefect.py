@@ -142,6 +142,36 @@ def create_app() -> ASGIApp:
     return RetryBusyDatabase(create_prefect_app())
 
 
+#: What Prefect's own temporary server sets: no UI, no scheduler or other services.
+EPHEMERAL = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+}
+
+
+def server_argv(port: int, host: str = "127.0.0.1") -> list[str]:
+    """Return the command that serves `create_app` on ``host:port`` (uvicorn, as ``prefect
+    server start`` runs Prefect's app). With ``EPHEMERAL`` in its environment it is the
+    temporary server; without, the full server (UI, scheduler, automations) of ``make server``.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        f"{__name__}:create_app",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
+
+
 class ServerStartError(RuntimeError):
     """The local Prefect server did not answer its health check in time (its log is named)."""
 
@@ -177,30 +207,13 @@ def local_prefect_server(
         api_url = f"http://127.0.0.1:{port}/api"
         env = {
             **os.environ,
-            # What Prefect's own temporary server sets: no UI, no scheduler or other services.
-            "PREFECT_UI_ENABLED": "0",
-            "PREFECT__SERVER_EPHEMERAL": "1",
-            "PREFECT__SERVER_FINAL": "1",
+            **EPHEMERAL,
             **get_current_settings().to_environment_variables(exclude_unset=True),
         }
         env.pop("PREFECT_API_URL", None)
         out = stack.enter_context(open(log_path, "ab")) if log_path else None
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                f"{__name__}:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "error",
-                "--lifespan",
-                "on",
-            ],
+            server_argv(port),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
@@ -210,8 +223,9 @@ def local_prefect_server(
         stack.callback(_drain_prefect_workers)  # runs first: logs and events still queued
         # No flow-run heartbeats: they feed a server's zombie-run automations, and this
         # server runs no services and lives only as long as the command. Prefect 3.9's sync
-        # engine joins its heartbeat thread at the end of every flow run, and that thread sleeps
-        # in whole seconds: measured, an empty flow took 1.07 s with heartbeats, 0.07-0.19 s without.
+        # engine joins its heartbeat thread at the end of every flow run, and that thread
+        # sleeps in whole seconds: measured, an empty flow took 1.07 s with heartbeats,
+        # 0.07-0.19 s without.
         stack.enter_context(
             temporary_settings(
                 updates={PREFECT_API_URL: api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}

@@ -27,6 +27,7 @@ import httpx
 
 from ..client.sandbox_control import SANDBOX_TEST_KEY as DEFAULT_API_KEY
 from ..client.sandbox_control import sandbox_page_template
+from .local_prefect import server_argv
 
 BIN = Path(sys.executable).parent
 #: Seconds children get to exit after SIGTERM before the whole group is killed.
@@ -117,17 +118,12 @@ class LocalStack:
         self.logs.mkdir(parents=True, exist_ok=True)
         if self._own_server:
             self.log(f"Prefect server on {self.ui_url} (home {self.home})")
+            # Prefect's server app behind the middleware that re-runs SQLite-busy requests
+            # (`local_prefect`), served as `prefect server start` serves it: UI and services.
             self._spawn(
                 "prefect-server",
-                [
-                    str(BIN / "prefect"),
-                    "server",
-                    "start",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.prefect_port),
-                ],
+                server_argv(self.prefect_port),
+                env={"PREFECT__SERVER_FINAL": "1"},
             )
         else:
             self.log(f"Prefect server at {self.api_url} (not started here)")
@@ -223,12 +219,19 @@ class LocalStack:
         self.log(f"{what}: ok")
         return done.stdout
 
-    def _spawn(self, name: str, argv: list[str], *, to_terminal: bool = False) -> None:
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        to_terminal: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         out = None if to_terminal else open(self.logs / f"{name}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             argv,
             cwd=self.root,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             # The first child leads a new group (in our session, so the terminal still reaches
