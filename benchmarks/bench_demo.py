@@ -1,6 +1,6 @@
 """The demo's work after Prefect is up: the backfill of 7 nights × 4 jobs over the sandbox at
-time scale 0 (what `make demo` runs), on a Prefect test server started before the clock starts
-(or the server PREFECT_API_URL names).
+time scale 0 (what `make demo` runs), on the CLI's local Prefect server started before the clock
+starts (or the server PREFECT_API_URL names).
 Target: ≤ 40 s.
 """
 

@@ -2,8 +2,8 @@
 scale 0, through Prefect, beside a plain loop that uses the client and the warehouse alone with
 the same concurrency, in the same run. Prints the overhead Prefect adds.
 
-Prefect's temporary server (or the one PREFECT_API_URL names) is started and warmed up with one
-small run before timing.
+The CLI's local Prefect server (or the one PREFECT_API_URL names) is started and warmed up with
+one small run before timing.
 """
 
 from __future__ import annotations
