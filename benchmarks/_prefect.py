@@ -1,6 +1,7 @@
 """The Prefect server a benchmark runs on: the one ``PREFECT_API_URL`` names when it is set
-(for example a server on Postgres, production's configuration), else the local SQLite server the
-CLI starts (`runtype_prefect.cli.local_prefect`) on a temporary database, as `make bench` runs it."""
+(for example a server on Postgres, production's configuration), else the local SQLite server
+the CLI starts (`runtype_prefect.cli.local_prefect`) on a temporary database, as `make bench`
+runs it."""
 
 from __future__ import annotations
 
