@@ -80,3 +80,19 @@ def test_an_answer_that_is_not_503_goes_through_at_once() -> None:
     response = post(middleware(app, slept), b"x" * 100_000)
     assert response.status_code == 200 and len(response.content) == 100_000
     assert len(app.calls) == 1 and slept == []
+
+
+def test_a_client_gone_before_its_body_arrived_runs_nothing() -> None:
+    app, slept = BusyApp(busy=0), []
+    sent: list[dict[str, Any]] = []
+    messages = iter([{"type": "http.request", "body": b"{", "more_body": True}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages, {"type": "http.disconnect"})
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/logs/", "root_path": ""}
+    asyncio.run(middleware(app, slept)(scope, receive, send))
+    assert app.calls == [] and sent == []

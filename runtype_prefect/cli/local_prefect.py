@@ -63,13 +63,14 @@ class RetryBusyDatabase:
         self.max_delay = max_delay
         self.sleep = sleep
         self.rng = rng
-        self.retried = 0  # requests re-run, for tests and a curious operator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
+        if body is None:  # the client went away before it finished sending: nothing to run
+            return
         for attempt in range(self.attempts):
             last = attempt == self.attempts - 1
             response = _Response(send, hold_503=not last)
@@ -83,7 +84,6 @@ class RetryBusyDatabase:
                     raise
             if not response.held:
                 return
-            self.retried += 1
             # Jittered so colliding requests do not collide again on the next attempt.
             delay = min(self.max_delay, self.first_delay * 2**attempt)
             await self.sleep(delay * (0.5 + self.rng()))
@@ -108,16 +108,16 @@ class _Response:
             await self._send(message)
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """Return the whole request body, or None when the client disconnects first."""
     chunks = []
     while True:
         message = await receive()
-        if message["type"] != "http.request":  # the client went away: nothing to run
-            break
+        if message["type"] != "http.request":
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
