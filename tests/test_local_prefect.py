@@ -41,7 +41,8 @@ def post(middleware: RetryBusyDatabase, body: bytes) -> httpx.Response:
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=middleware, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://prefect") as http:
-            return await http.post("/api/task_runs/", content=body)
+            headers = {"content-type": "application/json"}
+            return await http.post("/api/task_runs/", content=body, headers=headers)
 
     return asyncio.run(go())
 
@@ -96,3 +97,32 @@ def test_a_client_gone_before_its_body_arrived_runs_nothing() -> None:
     scope = {"type": "http", "method": "POST", "path": "/api/logs/", "root_path": ""}
     asyncio.run(middleware(app, slept)(scope, receive, send))
     assert app.calls == [] and sent == []
+
+
+def test_prefects_own_busy_answer_is_run_again_behind_a_mount() -> None:
+    """Prefect's error handler answers a SQLite-busy error with 503 and Starlette then re-raises
+    it; the API is mounted under /api (a mount rewrites the scope): the request still succeeds."""
+    import sqlite3
+
+    import sqlalchemy
+    from fastapi import FastAPI
+    from prefect.server.api.server import custom_internal_exception_handler
+
+    calls: list[dict[str, Any]] = []
+    api = FastAPI(exception_handlers={Exception: custom_internal_exception_handler})
+
+    @api.post("/task_runs/")
+    async def create_task_run(body: dict[str, Any]) -> dict[str, int]:
+        calls.append(body)
+        if len(calls) < 3:
+            busy = sqlite3.OperationalError("database is locked")
+            busy.sqlite_errorname = "SQLITE_BUSY"  # type: ignore[attr-defined]
+            raise sqlalchemy.exc.OperationalError("INSERT INTO task_run", {}, busy)
+        return {"attempts": len(calls)}
+
+    app = FastAPI()
+    app.mount("/api", api)
+    slept: list[float] = []
+    response = post(middleware(app, slept), b'{"name": "land"}')  # type: ignore[arg-type]
+    assert response.status_code == 200 and response.json() == {"attempts": 3}
+    assert calls == [{"name": "land"}] * 3 and len(slept) == 2
