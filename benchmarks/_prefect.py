@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 
 
@@ -19,8 +18,5 @@ def prefect_server() -> Iterator[str]:
         return
     from runtype_prefect.cli.local_prefect import local_prefect_server
 
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        local_prefect_server(database_url=f"sqlite+aiosqlite:///{tmp}/prefect.db"),
-    ):
+    with local_prefect_server(temporary_database=True):
         yield "the CLI's local Prefect server (SQLite, a temporary database)"

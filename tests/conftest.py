@@ -3,7 +3,6 @@ reset between tests that need a clean slate."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -71,10 +70,7 @@ def prefect_api() -> Iterator[None]:
     server (`local_prefect`), on a temporary database."""
     from runtype_prefect.cli.local_prefect import local_prefect_server
 
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        local_prefect_server(database_url=f"sqlite+aiosqlite:///{tmp}/prefect.db"),
-    ):
+    with local_prefect_server(temporary_database=True):
         yield
 
 

@@ -21,17 +21,12 @@ import random
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from typing import Any
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 
-import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from .processes import ExitedWhileStarting, wait_until_answering
 
 #: What the last attempt's 503 tells Prefect's client to wait (it waits 2 s without one).
 RETRY_AFTER_SECONDS = b"0.5"
@@ -178,16 +173,16 @@ class ServerStartError(RuntimeError):
 
 @contextlib.contextmanager
 def local_prefect_server(
-    *, database_url: str | None = None, startup_timeout: float = 180.0, log_path: str | None = None
+    *, temporary_database: bool = False, startup_timeout: float = 180.0, log_path: str | None = None
 ) -> Iterator[str]:
     """Run the local Prefect server (no UI, no scheduler: what Prefect's temporary server runs)
     on a free loopback port and point this process's Prefect settings at it; yield its API URL.
 
-    ``database_url`` is a SQLAlchemy URL (default: Prefect's configured database, the one under
-    ``PREFECT_HOME``); the server's output is appended to ``log_path`` (default: this
-    terminal). Raises `ServerStartError` when the server does not answer within
-    ``startup_timeout`` seconds (a first start on a fresh ``PREFECT_HOME`` creates the database:
-    ~20 s on 2 cores).
+    Its database is Prefect's configured one (under ``PREFECT_HOME``), or with
+    ``temporary_database`` a new one deleted afterwards (tests, benchmarks); the server's output
+    is appended to ``log_path`` (default: this terminal). Raises `ServerStartError` when the
+    server does not answer within ``startup_timeout`` seconds (a first start on a fresh
+    ``PREFECT_HOME`` creates the database: ~20 s on 2 cores).
     """
     from prefect.context import _temporary_global_settings_context, get_settings_context
     from prefect.settings import (
@@ -199,9 +194,11 @@ def local_prefect_server(
     )
 
     with contextlib.ExitStack() as stack:
-        if database_url is not None:
+        if temporary_database:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="prefect-"))
+            url = f"sqlite+aiosqlite:///{folder}/prefect.db"
             stack.enter_context(
-                temporary_settings(updates={PREFECT_SERVER_DATABASE_CONNECTION_URL: database_url})
+                temporary_settings(updates={PREFECT_SERVER_DATABASE_CONNECTION_URL: url})
             )
         port = _free_port()
         api_url = f"http://127.0.0.1:{port}/api"
@@ -219,7 +216,18 @@ def local_prefect_server(
             stderr=subprocess.STDOUT if out else None,
         )
         stack.callback(_stop, process)
-        _wait_healthy(api_url, process, startup_timeout, log_path)
+        where = f" (its log: {log_path})" if log_path else ""
+        try:
+            answered = wait_until_answering(
+                f"{api_url}/health", [("the local Prefect server", process)],
+                timeout=startup_timeout, interval=0.1,
+            )  # fmt: skip
+        except ExitedWhileStarting as exc:
+            raise ServerStartError(f"{exc}{where}") from None
+        if not answered:
+            raise ServerStartError(
+                f"the local Prefect server did not answer in {startup_timeout:.0f} s{where}"
+            )
         stack.callback(_drain_prefect_workers)  # runs first: logs and events still queued
         # No flow-run heartbeats: they feed a server's zombie-run automations, and this
         # server runs no services and lives only as long as the command. Prefect 3.9's sync
@@ -241,24 +249,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _wait_healthy(
-    api_url: str, process: subprocess.Popen[bytes], timeout: float, log_path: str | None
-) -> None:
-    deadline = time.monotonic() + timeout
-    where = f" (its log: {log_path})" if log_path else ""
-    with httpx.Client(timeout=5) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise ServerStartError(
-                    f"the local Prefect server exited with code {process.returncode}{where}"
-                )
-            with contextlib.suppress(httpx.TransportError):
-                if http.get(f"{api_url}/health").status_code == 200:
-                    return
-            time.sleep(0.1)
-    raise ServerStartError(f"the local Prefect server did not answer in {timeout:.0f} s{where}")
 
 
 def _drain_prefect_workers() -> None:

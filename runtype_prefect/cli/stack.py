@@ -23,11 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
 from ..client.sandbox_control import SANDBOX_TEST_KEY as DEFAULT_API_KEY
 from ..client.sandbox_control import sandbox_page_template
 from .local_prefect import server_argv
+from .processes import ExitedWhileStarting, wait_until_answering
 
 BIN = Path(sys.executable).parent
 #: Seconds children get to exit after SIGTERM before the whole group is killed.
@@ -244,20 +243,11 @@ class LocalStack:
         self._procs.append((name, proc))
 
     def _wait_http(self, url: str, what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, proc in self._procs:
-                if proc.poll() is not None:
-                    raise StackError(
-                        f"{name} exited ({proc.returncode}) while starting; "
-                        f"see {self.logs / (name + '.log')}"
-                    )
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        try:
+            if wait_until_answering(url, self._procs, timeout=timeout, interval=0.5):
+                return
+        except ExitedWhileStarting as exc:
+            raise StackError(f"{exc}; see {self.logs / (exc.name + '.log')}") from None
         raise StackError(f"{what} did not answer {url} within {timeout:.0f}s; see {self.logs}")
 
 

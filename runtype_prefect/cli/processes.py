@@ -1,0 +1,43 @@
+"""Waiting for a server we started as a child process to answer."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+
+
+class ExitedWhileStarting(Exception):
+    """A child process ended before the server came up."""
+
+    def __init__(self, name: str, returncode: int) -> None:
+        super().__init__(f"{name} exited ({returncode}) while starting")
+        self.name = name
+        self.returncode = returncode
+
+
+def wait_until_answering(
+    url: str,
+    processes: Iterable[tuple[str, subprocess.Popen[Any]]],
+    *,
+    timeout: float,
+    interval: float,
+) -> bool:
+    """Poll ``url`` every ``interval`` seconds; return True once it answers 200, False when
+    ``timeout`` seconds pass first. Raises `ExitedWhileStarting` when one of the named
+    ``processes`` ends meanwhile (no point waiting for a server that is gone)."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2) as http:
+        while time.monotonic() < deadline:
+            for name, process in processes:
+                if process.poll() is not None:
+                    raise ExitedWhileStarting(name, process.returncode)
+            with contextlib.suppress(httpx.HTTPError):
+                if http.get(url).status_code == 200:
+                    return True
+            time.sleep(interval)
+    return False
