@@ -115,7 +115,7 @@ def prefect_api() -> Iterator[None]:
         " · `make server` runs one with the UI",
         highlight=False,
     )
-    with local_prefect_server(log_path=str(log_path) if log_path else None):
+    with local_prefect_server(log_path=log_path):
         yield
 
 

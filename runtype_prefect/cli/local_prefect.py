@@ -173,7 +173,10 @@ class ServerStartError(RuntimeError):
 
 @contextlib.contextmanager
 def local_prefect_server(
-    *, temporary_database: bool = False, startup_timeout: float = 180.0, log_path: str | None = None
+    *,
+    temporary_database: bool = False,
+    startup_timeout: float = 180.0,
+    log_path: os.PathLike[str] | None = None,
 ) -> Iterator[str]:
     """Run the local Prefect server (no UI, no scheduler: what Prefect's temporary server runs)
     on a free loopback port and point this process's Prefect settings at it; yield its API URL.
