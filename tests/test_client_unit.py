@@ -193,3 +193,22 @@ def test_a_server_that_never_answers_costs_one_call_budget_not_attempts_times_ti
     with pytest.raises(RuntypeTimeoutError, match=r"timed out: GET https://api.runtype.test/v1/"):
         client.get_flow("f")
     assert read_timeouts == [30.0, 15.0] and now[0] == 45.0
+
+
+def test_clients_share_one_tls_context_per_ca_setting(monkeypatch):
+    # Building a context reads the whole CA bundle (~17 ms); every job's client paid it anew.
+    import certifi
+
+    from runtype_prefect.client import AsyncRuntypeClient
+    from runtype_prefect.client._config import tls_context
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    url = "https://api.runtype.test/v1"
+    with RuntypeClient("rt_test", url) as a, RuntypeClient("rt_test", url) as b:
+        contexts = {id(c._http._transport._pool._ssl_context) for c in (a, b)}
+    assert contexts == {id(tls_context())}
+    assert id(AsyncRuntypeClient("rt_test", url)._http._transport._pool._ssl_context) in contexts
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())  # another CA setting: its own context
+    with RuntypeClient("rt_test", url) as c:
+        assert id(c._http._transport._pool._ssl_context) not in contexts

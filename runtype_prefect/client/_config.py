@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
+from functools import cache
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,6 +25,21 @@ DEFAULT_DASHBOARD_URL_TEMPLATE = "https://dashboard.runtype.com/flows/{flow_id}"
 USER_AGENT = f"runtype-prefect/{__version__}"
 #: Reads may take a while on a loaded API; a connection that does not open in 5 s will not.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+def tls_context() -> ssl.SSLContext:
+    """Return the TLS context clients verify the API with: httpx's default (certifi's CA
+    bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set), built once per setting.
+
+    Building one reads the whole CA bundle, ~17 ms, which every client (one per job) paid
+    anew; a context is safe to share between clients and threads.
+    """
+    return _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@cache
+def _tls_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    return httpx.create_ssl_context()  # reads the same two variables
 
 
 def resolve_dashboard_url_template(template: str | None = None) -> str:

@@ -54,6 +54,7 @@ class AsyncRuntypeClient:
             base_url=self.base_url,
             headers=config.default_headers(self._api_key),
             timeout=timeout,
+            verify=config.tls_context(),
             transport=transport,
             event_hooks={"request": list(request_hooks or [])},
         )
