@@ -28,7 +28,7 @@ from .observability import nightly_markdown, nightly_summary
 from .outcomes import JobResult, Outcome
 from .quality import emit_degraded, judge_run_key, quality_markdown
 from .record_type import cancel_in_flight_batches
-from .resources import shared_warehouse
+from .resources import kept_open, shared_warehouse
 from .tasks import preflight_night
 
 MAX_WORKERS = 16
@@ -140,48 +140,51 @@ def nightly(
         "min_success_rate": min_success_rate,
     }
     results: list[JobResult] = []
-    if preflight:
-        report = preflight_night(
-            job_list,
-            run_key,
-            credentials_block=credentials_block,
-            db_path=db_path,
-            max_cost_usd_per_job=max_cost_usd_per_job,
-            max_cost_usd_per_night=max_cost_usd_per_night,
-        )
-        if report.failed:
-            message = "preflight failed, nothing was started:\n" + "\n".join(
-                f"- {problem}" for problem in report.problems()
+    # The preflight's forecasts open the warehouse after its check of the file; the jobs
+    # use that same connection (a shared location's history is pulled once).
+    with kept_open(db_path):
+        if preflight:
+            report = preflight_night(
+                job_list,
+                run_key,
+                credentials_block=credentials_block,
+                db_path=db_path,
+                max_cost_usd_per_job=max_cost_usd_per_job,
+                max_cost_usd_per_night=max_cost_usd_per_night,
             )
-            log.error(message)
-            return Failed(data=[], message=message)  # type: ignore[return-value]
-        results = [
-            JobResult.of(p.job, run_key, outcome=Outcome.OVER_BUDGET, message=p.over_budget)
-            for p in report.plans
-            if not p.runs
-        ]
-        skipped = {p.job.label for p in report.plans if not p.runs}
-        job_list = [job for job in job_list if job.label not in skipped]
-    log.info("nightly %s: %d jobs, %d at a time", run_key, len(job_list), max_concurrent_jobs)
-    limit = max(1, min(max_concurrent_jobs, MAX_WORKERS))
-    order = {job.label: i for i, job in enumerate(resolve_order)}
-    with shared_warehouse(db_path) as warehouse:
-        pending: deque[Job] = deque(job_list)
-        running: dict[PrefectFuture[JobResult], Job] = {}
-        while pending or running:
-            while pending and len(running) < limit:
-                job = pending.popleft()
-                running[run_job.submit(job, run_key, options, dispatch_deployment)] = job
-            done = next(as_completed(list(running)))
-            results.append(job_result(done, running.pop(done), run_key))
-        results.sort(key=lambda r: order.get(r.job, 0))
-        cancelled_run = _cancelled()
-        findings: list[Verdict] = []
-        if quality_gate and not cancelled_run:
-            warehouse.refresh()  # a shared warehouse: the history other workers landed
-            findings = _quality(warehouse, run_key, quality_thresholds)
-        if publish_snapshot:
-            warehouse.publish_snapshot()
+            if report.failed:
+                message = "preflight failed, nothing was started:\n" + "\n".join(
+                    f"- {problem}" for problem in report.problems()
+                )
+                log.error(message)
+                return Failed(data=[], message=message)  # type: ignore[return-value]
+            results = [
+                JobResult.of(p.job, run_key, outcome=Outcome.OVER_BUDGET, message=p.over_budget)
+                for p in report.plans
+                if not p.runs
+            ]
+            skipped = {p.job.label for p in report.plans if not p.runs}
+            job_list = [job for job in job_list if job.label not in skipped]
+        log.info("nightly %s: %d jobs, %d at a time", run_key, len(job_list), max_concurrent_jobs)
+        limit = max(1, min(max_concurrent_jobs, MAX_WORKERS))
+        order = {job.label: i for i, job in enumerate(resolve_order)}
+        with shared_warehouse(db_path) as warehouse:
+            pending: deque[Job] = deque(job_list)
+            running: dict[PrefectFuture[JobResult], Job] = {}
+            while pending or running:
+                while pending and len(running) < limit:
+                    job = pending.popleft()
+                    running[run_job.submit(job, run_key, options, dispatch_deployment)] = job
+                done = next(as_completed(list(running)))
+                results.append(job_result(done, running.pop(done), run_key))
+            results.sort(key=lambda r: order.get(r.job, 0))
+            cancelled_run = _cancelled()
+            findings: list[Verdict] = []
+            if quality_gate and not cancelled_run:
+                warehouse.refresh()  # a shared warehouse: the history other workers landed
+                findings = _quality(warehouse, run_key, quality_thresholds)
+            if publish_snapshot:
+                warehouse.publish_snapshot()
     if cancelled_run:
         cancelled = [r.job for r in results if r.outcome is Outcome.CANCELLED]
         log.warning("nightly %s cancelled: %d jobs cancelled", run_key, len(cancelled))

@@ -42,12 +42,12 @@ from ..warehouse import (
     default_db_path,
     is_shared_location,
     location_key,
-    open_warehouse,
     validate_file,
 )
 from ..warehouse.migrate import latest_version
 from ..warehouse.shared import check_location
 from .jobs import Job
+from .resources import shared_warehouse
 
 #: The preflight's bounds on one call: 12 s in all, at most 3 s of it spent waiting between
 #: tries (so a closed port fails within ~3 s and a silent one within 12 s), while 429s and
@@ -403,7 +403,7 @@ def run_preflight(
         report.add(Level.FAIL, "endpoint", f"{type(exc).__name__}: {exc}")
     if report.failed or not warehouse_ok:
         return report
-    with open_warehouse(db_path) as warehouse:
+    with shared_warehouse(db_path) as warehouse:
         warehouse.refresh()  # a shared warehouse: the batches other workers landed, for costs
         plan_budgets(
             report,
