@@ -101,6 +101,14 @@ def test_a_page_that_does_not_fit_the_schema_is_read_the_models_way():
     assert table["started_at"][1].as_py().isoformat() == "2026-11-01T02:00:00+00:00"
 
 
+def test_a_chunk_of_several_pages_read_the_models_way_keeps_every_row_in_order():
+    rows = [row(i) for i in range(25)]
+    rows[13] = row(13, startedAt="2026-11-01T02:00:00")  # the second page does not fit
+    handler, _ = listing(rows)
+    (table,) = client_for(handler).iter_step_result_tables("flow_1", page_size=10)
+    assert table["id"].to_pylist() == [r["id"] for r in rows]
+
+
 @pytest.mark.parametrize(
     "bad, field",
     [({"status": None}, "status"), ({"durationMs": "slow"}, "durationMs")],

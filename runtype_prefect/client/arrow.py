@@ -99,10 +99,17 @@ class ArrowLayout:
         )
         self._required = [name for name, _, _, nullable in fields if not nullable]
 
-    def from_page_bodies(self, bodies: Sequence[bytes]) -> pa.Table:
-        """Return the ``data`` rows of listing pages (their JSON bodies) as one table of
-        ``schema``; raise `pyarrow.ArrowInvalid` when a row does not fit it."""
-        parsed = pa_json.read_json(pa.BufferReader(b"\n".join(bodies)), parse_options=self._parse)
+    def from_page_bodies(self, bodies: bytes | bytearray) -> pa.Table:
+        """Return the ``data`` rows of listing pages (their JSON bodies, one after the other,
+        each followed by a newline) as one table of ``schema``; raise `pyarrow.ArrowInvalid`
+        when a row does not fit it."""
+        parsed = pa_json.read_json(
+            pa.BufferReader(pa.py_buffer(bodies)),
+            parse_options=self._parse,
+            # Arrow's default pool (mimalloc) keeps the reader's freed blocks per thread:
+            # reading 16 MiB of pages raised RSS by 74 MB through it, by 36 MB through malloc.
+            memory_pool=pa.system_memory_pool(),
+        )
         rows = pc.list_flatten(parsed["data"])
         columns = []
         for (_, alias, dtype, _), field in zip(self.fields, self.schema, strict=True):
@@ -144,13 +151,18 @@ class RawPage:
 
 
 class PageBuffer:
-    """Collects raw pages up to a byte budget and turns them into one table at a time."""
+    """Collects raw pages up to a byte budget and turns them into one table at a time.
+
+    Each page's body is copied into one growing buffer as it arrives (and its own bytes let
+    go), so a chunk is held once, not once as pages and again joined for the JSON reader.
+    """
 
     def __init__(self, model: type[BaseModel], max_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
         self.layout = layout(model)
         self.max_bytes = max_bytes
-        self._pages: list[RawPage] = []
-        self._bytes = 0
+        self._buffer = bytearray()
+        #: Where each kept page sits in the buffer, its row count and its row validator.
+        self._pages: list[tuple[int, int, int, Callable[[Any], BaseModel]]] = []
 
     def tables(self, pages: Iterable[RawPage]) -> Iterator[pa.Table]:
         """Yield a table each time the kept pages reach the budget, then what is left."""
@@ -170,24 +182,29 @@ class PageBuffer:
 
     def add(self, page: RawPage) -> pa.Table | None:
         """Keep ``page``; return a table of the kept pages once they reach the budget."""
-        self._pages.append(page)
-        self._bytes += len(page.body)
-        return self.flush() if self._bytes >= self.max_bytes else None
+        start = len(self._buffer)
+        self._buffer += page.body
+        self._pages.append((start, len(self._buffer), page.rows, page.validate_row))
+        self._buffer += b"\n"
+        return self.flush() if len(self._buffer) >= self.max_bytes else None
 
     def flush(self) -> pa.Table | None:
         """Return a table of the kept pages (None when there are none) and forget them.
 
         Raises `MalformedResponseError` for a row the model refuses.
         """
-        pages, self._pages, self._bytes = self._pages, [], 0
-        if not any(page.rows for page in pages):
+        buffer, pages = self._buffer, self._pages
+        self._buffer, self._pages = bytearray(), []
+        if not any(rows for _, _, rows, _ in pages):
             return None
         try:
-            return self.layout.from_page_bodies([page.body for page in pages])
+            return self.layout.from_page_bodies(buffer)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             # The pages do not fit the schema as typed: read them the model's way, which
             # either accepts the rows leniently or names the field it refuses.
             models = [
-                page.validate_row(row) for page in pages for row in orjson.loads(page.body)["data"]
+                validate_row(row)
+                for start, end, _, validate_row in pages
+                for row in orjson.loads(memoryview(buffer)[start:end])["data"]
             ]
             return self.layout.from_models(models)
