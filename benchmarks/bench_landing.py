@@ -195,6 +195,7 @@ def main() -> None:
             f"      its ceiling: fetching and parsing the same pages alone, landing nothing,"
             f" {ceiling:,.0f} rows/s ({ceiling / limit:.2f} of the limit); the path runs at"
             f" {landed / total / ceiling:.2f} of it"
+            + ("" if ceiling / limit >= 0.8 else ": no path from these pages can reach 0.8 here")
         )
         print(
             f"      of its peak RSS, {imported:,.0f} MB is the imports (Python, pyarrow, DuckDB,"
