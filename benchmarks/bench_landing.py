@@ -55,7 +55,9 @@ def page_body(offset: int, rows: int) -> bytes:
             }
         )  # fmt: skip
     more = offset + PAGE < rows
-    return orjson.dumps({"data": data, "pagination": {"offset": offset, "hasMore": more}})
+    # The spec's pagination style B for step results, as the sandbox sends it.
+    pagination = {"limit": PAGE, "offset": offset, "returned": len(data), "hasMore": more}
+    return orjson.dumps({"data": data, "pagination": pagination})
 
 
 class Pages:

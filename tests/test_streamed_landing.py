@@ -8,6 +8,7 @@ import asyncio
 import threading
 
 import httpx
+import orjson
 import pyarrow as pa
 import pytest
 
@@ -107,6 +108,56 @@ def test_a_chunk_of_several_pages_read_the_models_way_keeps_every_row_in_order()
     handler, _ = listing(rows)
     (table,) = client_for(handler).iter_step_result_tables("flow_1", page_size=10)
     assert table["id"].to_pylist() == [r["id"] for r in rows]
+
+
+def style_b(rows: list[dict], page_size: int = 10, *, pagination_first=False, lie=None):
+    """A handler serving ``rows`` as the spec's style B listing (``returned`` and ``hasMore``),
+    its body written by hand so the key order and the count can be chosen."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        page = rows[offset : offset + page_size]
+        returned = lie(offset, len(page)) if lie else len(page)
+        pagination = orjson.dumps(
+            {"limit": page_size, "offset": offset, "returned": returned,
+             "hasMore": offset + len(page) < len(rows)}
+        )  # fmt: skip
+        data = orjson.dumps(page)
+        parts = [b'"pagination": ' + pagination, b'"data": ' + data]
+        body = b"{" + b", ".join(parts if pagination_first else parts[::-1]) + b"}"
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    return handler
+
+
+@pytest.mark.parametrize("pagination_first", [False, True])
+def test_pages_that_give_their_row_count_are_read_once_by_arrow(pagination_first):
+    rows = [row(i) for i in range(25)]
+    # A row of the last page carries a nested "pagination" key: never taken for the listing's.
+    rows[24] = row(24, recordMetadata={"pagination": {"returned": 99, "hasMore": True}})
+    handler = style_b(rows, pagination_first=pagination_first)
+    (table,) = client_for(handler).iter_step_result_tables("flow_1", page_size=10)
+    assert table["id"].to_pylist() == [r["id"] for r in rows]
+    expected, _ = listing(rows)
+    (same,) = client_for(expected).iter_step_result_tables("flow_1", page_size=10)
+    assert table.equals(same)
+
+
+@pytest.mark.parametrize("said", [9, 11])
+def test_a_page_whose_rows_are_not_its_returned_count_is_refused(said):
+    rows = [row(i) for i in range(25)]
+    handler = style_b(rows, lie=lambda offset, n: said if offset == 10 else n)
+    with pytest.raises(MalformedResponseError, match=f"returned {said} rows, its data holds 10"):
+        list(client_for(handler).iter_step_result_tables("flow_1", page_size=10))
+
+
+def test_a_body_broken_before_its_pagination_is_refused_as_not_json():
+    def handler(request: httpx.Request) -> httpx.Response:
+        good = orjson.dumps({"data": [row(0)], "pagination": {"returned": 1, "hasMore": False}})
+        return httpx.Response(200, content=good.replace(b'"status"', b'"status'))
+
+    with pytest.raises(MalformedResponseError, match="not valid JSON"):
+        list(client_for(handler).iter_step_result_tables("flow_1"))
 
 
 @pytest.mark.parametrize(

@@ -218,6 +218,74 @@ def _data_list(body: Any, response: httpx.Response) -> tuple[list[Any], dict[str
     return body["data"], pagination if isinstance(pagination, dict) else {}
 
 
+def _tail_pagination(body: bytes) -> dict[str, Any] | None:
+    """Return a listing's top-level ``pagination`` object read from the end of its body, without
+    decoding its ``data``; None when it is not the body's last member (then read it all).
+
+    The suffix from the last ``"pagination"`` key parses as the rest of an object only when that
+    key is a member of the outermost object: a key nested in a row would leave its own closing
+    brackets in the suffix, and one inside a string is preceded by a backslash, not by ``,`` or
+    ``{``. Anything else about the body (valid JSON, a ``data`` array) is checked when the page
+    is parsed with the others.
+    """
+    at = body.rfind(b'"pagination"')
+    if at <= 0 or not body[:at].rstrip().endswith((b",", b"{")):
+        return None
+    try:
+        tail = orjson.loads(b"{" + body[at:])
+    except orjson.JSONDecodeError:
+        return None
+    pagination = tail.get("pagination") if isinstance(tail, dict) else None
+    return pagination if isinstance(pagination, dict) else None
+
+
+def raw_page(response: httpx.Response, model: type[Any], limit: int) -> tuple[RawPage, bool]:
+    """Return one listing page kept as its body for `arrow.PageBuffer`, and whether more pages
+    follow. Raises `MalformedResponseError` for a body that is not a listing.
+
+    When the pagination says how many rows the page holds (``returned``, spec style B) the rows
+    are not decoded here: a page of step results is read once, by Arrow, instead of twice (this
+    decoding was 1.3 of the 5.6 s it took to fetch and parse a million rows). Arrow checks the
+    count when it parses the page, and the page is refused if it differs. Otherwise the body is
+    decoded and its first row validated by the model, as before.
+    """
+    validate_row = row_validator(model, response)
+    pagination = _tail_pagination(response.content)
+    returned = pagination.get("returned") if pagination is not None else None
+    if pagination is not None and type(returned) is int and returned >= 0:
+        count = returned
+    else:
+        rows, pagination = _data_list(read_json(response), response)
+        count = len(rows)
+        if rows:
+            validate_row(rows[0])
+    has_more = bool(pagination.get("hasMore", count >= limit)) and count > 0
+    page = RawPage(response.content, count, validate_row, _rows_reader(response))
+    return page, has_more
+
+
+def _rows_reader(response: httpx.Response) -> Callable[[bytes, int], list[Any]]:
+    """Return a function reading a page's rows back from its body the client's way (decoding,
+    listing shape and errors as `read_json`), refusing a page whose rows are not the count its
+    pagination gave. It keeps the request and the content type, not the response."""
+    request, status = response.request, response.status_code
+    headers = {"content-type": response.headers.get("content-type", "application/json")}
+    where = _where(response)
+
+    def read(body: bytes, expected: int) -> list[Any]:
+        again = httpx.Response(status, headers=headers, content=body, request=request)
+        rows, _ = _data_list(read_json(again), again)
+        if len(rows) != expected:
+            raise MalformedResponseError(
+                f"{where}: the page's pagination says it returned {expected} rows, its data"
+                f" holds {len(rows)}",
+                retryable=False,
+            )
+        return rows
+
+    return read
+
+
 def _seg(value: str) -> str:
     if not value:
         raise ValueError("identifiers must be non-empty")
@@ -319,27 +387,23 @@ def _offset_page(
     raw: bool = False,
 ) -> PageCall:
     """Return the call for one offset-paginated page (spec styles B and C): its items as
-    models, or with ``raw`` the page's body as a `RawPage` (its first row validated by the
-    model) for `arrow.PageBuffer` to read with the others."""
+    models, or with ``raw`` the page's body as a `RawPage` (`raw_page`) for `arrow.PageBuffer`
+    to read with the others."""
 
     def parse(response: httpx.Response) -> tuple[Any, Call[Any] | None]:
-        rows, pagination = _data_list(read_json(response), response)
-        has_more = bool(pagination.get("hasMore", len(rows) >= limit)) and bool(rows)
         page: Any
         if raw:
-            validate_row = row_validator(model, response)
-            if rows:
-                validate_row(rows[0])
-            page = RawPage(response.content, len(rows), validate_row)
+            page, has_more = raw_page(response, model, limit)
+            count = page.rows
         else:
+            rows, pagination = _data_list(read_json(response), response)
+            count = len(rows)
+            has_more = bool(pagination.get("hasMore", count >= limit)) and bool(rows)
             items: list[Any] = validate_rows(model, rows, response)
             page = m.Page[model](items=items, offset=offset, has_more=has_more)  # type: ignore[valid-type]
-        nxt = (
-            _offset_page(path, model, params, offset + len(rows), limit, raw=raw)
-            if has_more
-            else None
-        )
-        return page, nxt
+        if not has_more:
+            return page, None
+        return page, _offset_page(path, model, params, offset + count, limit, raw=raw)
 
     return Call("GET", path, parse, params={**params, "limit": str(limit), "offset": str(offset)})
 
