@@ -19,6 +19,7 @@ from runtype_prefect.client import (
     StepResult,
     models_to_table,
 )
+from runtype_prefect.client.arrow import ArrowLayout
 from runtype_prefect.orchestration.landing import land_overlapped
 from runtype_prefect.warehouse import Warehouse, step_results_table
 
@@ -140,6 +141,26 @@ def test_pages_that_give_their_row_count_are_read_once_by_arrow(pagination_first
     assert table["id"].to_pylist() == [r["id"] for r in rows]
     expected, _ = listing(rows)
     (same,) = client_for(expected).iter_step_result_tables("flow_1", page_size=10)
+    assert table.equals(same)
+
+
+def test_pretty_printed_pages_read_as_compact_ones_by_arrow(monkeypatch):
+    rows = [row(i) for i in range(25)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        page = rows[offset : offset + 10]
+        body = {"data": page, "pagination": {"returned": len(page), "hasMore": offset + 10 < 25}}
+        # The middle page spread over lines (CRLF), the others on one.
+        indent = orjson.OPT_INDENT_2 if offset == 10 else 0
+        content = orjson.dumps(body, option=indent).replace(b"\n", b"\r\n")
+        return httpx.Response(200, content=content)
+
+    compact, _ = listing(rows)
+    (same,) = client_for(compact).iter_step_result_tables("flow_1", page_size=10)
+    # Arrow reads them (the model's way would give the same table, slower).
+    monkeypatch.setattr(ArrowLayout, "from_models", None)
+    (table,) = client_for(handler).iter_step_result_tables("flow_1", page_size=10)
     assert table.equals(same)
 
 

@@ -92,21 +92,27 @@ class ArrowLayout:
         self.fields: list[tuple[str, str, pa.DataType, bool]] = fields
         self.schema = pa.schema([pa.field(name, dtype) for name, _, dtype, _ in fields])
         wire = pa.struct([pa.field(alias, _on_the_wire(dtype)) for _, alias, dtype, _ in fields])
-        self._parse = pa_json.ParseOptions(
-            explicit_schema=pa.schema([pa.field("data", pa.list_(wire))]),
-            unexpected_field_behavior="ignore",
-            newlines_in_values=True,
-        )
+        parse = {
+            "explicit_schema": pa.schema([pa.field("data", pa.list_(wire))]),
+            "unexpected_field_behavior": "ignore",
+        }
+        # A page on one line lets the reader split the pages into blocks it parses in parallel
+        # (~20 % faster on 16 MiB of step results); a page spread over lines (pretty-printed
+        # JSON) needs the reader that lets an object span lines.
+        self._one_line = pa_json.ParseOptions(**parse, newlines_in_values=False)
+        self._multiline = pa_json.ParseOptions(**parse, newlines_in_values=True)
         self._required = [name for name, _, _, nullable in fields if not nullable]
 
-    def from_page_bodies(self, bodies: bytes | bytearray, counts: Sequence[int]) -> pa.Table:
+    def from_page_bodies(
+        self, bodies: bytes | bytearray, counts: Sequence[int], *, multiline: bool = True
+    ) -> pa.Table:
         """Return the ``data`` rows of listing pages (their JSON bodies, one after the other,
         each followed by a newline, holding ``counts`` rows each) as one table of ``schema``;
         raise `pyarrow.ArrowInvalid` when a row does not fit it or a page's rows are not its
-        count."""
+        count. ``multiline=False`` says no body has a line break of its own."""
         parsed = pa_json.read_json(
             pa.BufferReader(pa.py_buffer(bodies)),
-            parse_options=self._parse,
+            parse_options=self._multiline if multiline else self._one_line,
             # Arrow's default pool (mimalloc) keeps the reader's freed blocks per thread:
             # reading 16 MiB of pages raised RSS by 74 MB through it, by 36 MB through malloc.
             memory_pool=pa.system_memory_pool(),
@@ -173,6 +179,7 @@ class PageBuffer:
         self.layout = layout(model)
         self.max_bytes = max_bytes
         self._buffer = bytearray()
+        self._multiline = False
         #: The kept pages, and where each one's body sits in the buffer.
         self._pages: list[tuple[int, int, RawPage]] = []
 
@@ -196,6 +203,7 @@ class PageBuffer:
         """Keep ``page``; return a table of the kept pages once they reach the budget."""
         start = len(self._buffer)
         self._buffer += page.body
+        self._multiline = self._multiline or b"\n" in page.body or b"\r" in page.body
         # Only the page's small parts stay: its body lives on in the buffer alone.
         self._pages.append((start, len(self._buffer), _without_body(page)))
         self._buffer += b"\n"
@@ -207,13 +215,14 @@ class PageBuffer:
         Raises `MalformedResponseError` for a row the model refuses, or a page whose rows are
         not the count its pagination gave.
         """
-        buffer, pages = self._buffer, self._pages
-        self._buffer, self._pages = bytearray(), []
+        buffer, pages, multiline = self._buffer, self._pages, self._multiline
+        self._buffer, self._pages, self._multiline = bytearray(), [], False
         if not any(page.rows for _, _, page in pages):
             return None
         view = memoryview(buffer)
         try:
-            table = self.layout.from_page_bodies(buffer, [page.rows for _, _, page in pages])
+            counts = [page.rows for _, _, page in pages]
+            table = self.layout.from_page_bodies(buffer, counts, multiline=multiline)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             # The pages do not fit the schema as typed: read them the model's way, which
             # either accepts the rows leniently or names the page or field it refuses.
