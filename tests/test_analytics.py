@@ -596,3 +596,31 @@ def test_the_report_command_links_to_the_prefect_ui_from_the_environment(tmp_pat
     page = out.read_text()
     assert 'href="http://127.0.0.1:4321/runs/flow-run/run-b3"' in page
     assert 'href="https://dashboard.runtype.com/flows/flow_1"' in page  # the spec's page
+
+
+def test_tables_with_ties_come_out_in_one_order(tmp_path):
+    # Rows that tie on the sort key came out in hash order, so two builds of the report over
+    # one warehouse could differ. Twelve tied steps in shuffled order: sorted only by a tiebreak.
+    names = [f"step_{i:02d}" for i in (7, 2, 11, 0, 5, 9, 3, 10, 1, 8, 4, 6)]
+    path = tmp_path / "ties.duckdb"
+    with Warehouse(path) as w, w.transaction() as cur:
+        cur.execute(
+            "INSERT INTO batches (batch_id, flow_id, record_type, run_key, status, outcome,"
+            " landed_at, requested_at) VALUES ('b1', 'flow_1', 'alpha', '2026-11-01',"
+            " 'completed', 'completed_with_failures', now(), '2026-11-01 02:00:00+00')"
+        )
+        for i, name in enumerate(names):
+            cur.execute(
+                "INSERT INTO step_results (id, batch_execution_id, flow_id, record_id,"
+                " record_type, step_order, step_name, step_type, status, duration_ms,"
+                " estimated_cost, error_message, retry_count, completed_at, landed_at)"
+                " VALUES (?, 'b1', 'flow_1', ?, 'alpha', 1, ?, 'prompt', 'failed', 100,"
+                " '0.001', 'Connection timed out after 30000 ms', 0, now(), now())",
+                [f"s{i}", f"r{names[-1 - i][-2:]}", name],
+            )
+    with Warehouse(path) as w:
+        w.publish_snapshot(full=True)
+    with rta.connect(path) as con:
+        assert rta.failures(con)["step_name"].tolist() == sorted(names)
+        costs = rta.record_costs(con, top=8)["record_id"].tolist()
+        assert costs == sorted(f"r{n[-2:]}" for n in names)[:8]

@@ -68,13 +68,17 @@ def _df(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) ->
 def batch_runs(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
     """Return one row per batch (view ``batch_runs``), newest night first."""
     where, params = f.where()
-    return _df(con, f"SELECT * FROM batch_runs{where} ORDER BY night DESC, record_type", params)
+    return _df(
+        con,
+        f"SELECT * FROM batch_runs{where} ORDER BY night DESC, record_type, job_name, batch_id",
+        params,
+    )
 
 
 def batch_timing(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
     """Return per batch (job × night) how long it queued and ran (view ``batch_timing``)."""
     where, params = f.where()
-    return _df(con, f"SELECT * FROM batch_timing{where} ORDER BY night, job_name", params)
+    return _df(con, f"SELECT * FROM batch_timing{where} ORDER BY night, job_name, batch_id", params)
 
 
 def nightly_runs(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
@@ -109,7 +113,8 @@ def step_performance(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.Dat
     ``step_summary``): executions, failure rate, p50/p95/p99 duration (s), retries."""
     return _df(
         con,
-        "SELECT * FROM step_summary(?, ?, ?, ?) ORDER BY record_type, step_order",
+        "SELECT * FROM step_summary(?, ?, ?, ?)"
+        " ORDER BY record_type, flow_id, step_order, step_name",
         f.selection(),
     )
 
@@ -137,7 +142,8 @@ def record_costs(
     where, params = f.where(night="last_night", flow=False)
     return _df(
         con,
-        f"SELECT * FROM record_costs{where} ORDER BY estimated_cost_usd DESC LIMIT {int(top)}",
+        f"SELECT * FROM record_costs{where}"
+        f" ORDER BY estimated_cost_usd DESC, record_id LIMIT {int(top)}",
         params,
     )
 
@@ -148,7 +154,8 @@ def failures(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
     an example message."""
     return _df(
         con,
-        "SELECT * FROM failure_summary(?, ?, ?, ?) ORDER BY failures DESC, error_class",
+        "SELECT * FROM failure_summary(?, ?, ?, ?)"
+        " ORDER BY failures DESC, error_class, record_type, step_name, step_type",
         f.selection(),
     )
 
@@ -182,7 +189,7 @@ def failure_heatmap(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.Data
     macro ``step_failure_rates``)."""
     return _df(
         con,
-        "SELECT * FROM step_failure_rates(?, ?, ?, ?) ORDER BY record_type, step_order",
+        "SELECT * FROM step_failure_rates(?, ?, ?, ?) ORDER BY record_type, step_order, step_name",
         f.selection(),
     )
 
@@ -206,7 +213,7 @@ def chronic_failures(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.Dat
     return _df(
         con,
         f"SELECT * FROM chronic_failures{where}"
-        " ORDER BY nights_failed DESC, last_failed_night DESC, record_id",
+        " ORDER BY nights_failed DESC, last_failed_night DESC, record_id, flow_id",
         params,
     )
 
