@@ -164,6 +164,13 @@ def test_pretty_printed_pages_read_as_compact_ones_by_arrow(monkeypatch):
     assert table.equals(same)
 
 
+def test_a_last_page_that_says_it_is_empty_but_holds_rows_loses_none():
+    rows = [row(i) for i in range(25)]
+    handler = style_b(rows, lie=lambda offset, n: 0 if offset == 20 else n)
+    (table,) = client_for(handler).iter_step_result_tables("flow_1", page_size=10)
+    assert table["id"].to_pylist() == [r["id"] for r in rows]
+
+
 @pytest.mark.parametrize("said", [9, 11])
 def test_a_page_whose_rows_are_not_its_returned_count_is_refused(said):
     rows = [row(i) for i in range(25)]

@@ -252,7 +252,9 @@ def raw_page(response: httpx.Response, model: type[Any], limit: int) -> tuple[Ra
     validate_row = row_validator(model, response)
     pagination = _tail_pagination(response.content)
     returned = pagination.get("returned") if pagination is not None else None
-    if pagination is not None and type(returned) is int and returned >= 0:
+    # A page that says it is empty is decoded: a table is only parsed (and its counts checked)
+    # for pages with rows, so an empty page's count is never taken on trust.
+    if pagination is not None and type(returned) is int and returned > 0:
         count = returned
     else:
         rows, pagination = _data_list(read_json(response), response)
