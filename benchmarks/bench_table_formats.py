@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import logging
 import multiprocessing as mp
-import socket
 import sys
 import tempfile
 import time
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+
+from runtype_prefect.cli.processes import free_port
 
 BUCKET = "runtype-bench"
 ROWS_PER_COMMIT = 500
@@ -242,12 +243,6 @@ def conditional_create_is_enforced(endpoint: str) -> bool:
         refused = exc.response["Error"]["Code"] == "PreconditionFailed"
         return refused and s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"first"
     return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from runtype_prefect.cli.processes import free_port
+
 ROOT = Path(__file__).parents[1]
 CLI = str(Path(sys.executable).parent / "runtype-prefect")
 #: What a newcomer's shell does not have set.
@@ -32,12 +34,6 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60
         [CLI, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
     return done, time.monotonic() - started
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -84,7 +80,7 @@ def test_bad_input_fails_within_seconds_in_one_line(case, sandbox, admin, tmp_pa
     flow = admin.flow_for("customer")
     good = {"RUNTYPE_API_KEY": sandbox.api_key, "RUNTYPE_BASE_URL": sandbox.base_url}
     run = ["run", "--flow-id", flow, "--record-type", "customer", "--db", str(tmp_path / "x")]
-    dead = f"http://127.0.0.1:{closed_port()}/v1"
+    dead = f"http://127.0.0.1:{free_port()}/v1"
     args, env, expected = {
         "missing key": (run, {}, "no Runtype API key: set RUNTYPE_API_KEY"),
         "wrong key": (
@@ -113,7 +109,7 @@ def test_bad_input_fails_within_seconds_in_one_line(case, sandbox, admin, tmp_pa
             f"port {taken_port} on 127.0.0.1 is already in use",
         ),
         "server port taken": (
-            ["server", "--port", str(taken_port), "--sandbox-port", str(closed_port())],
+            ["server", "--port", str(taken_port), "--sandbox-port", str(free_port())],
             {},
             f"port {taken_port} for the Prefect server is already in use",
         ),

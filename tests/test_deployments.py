@@ -24,6 +24,7 @@ from prefect.client.schemas.schedules import CronSchedule
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.utilities.importtools import import_object
 
+from runtype_prefect.cli.processes import free_port
 from runtype_prefect.cli.stack import ensure_port_free
 from runtype_prefect.client.sandbox_control import NotASandboxError
 from runtype_prefect.orchestration.jobs import load_jobs
@@ -146,12 +147,6 @@ def test_backfill_refuses_anything_but_the_sandbox(monkeypatch):
     state = backfill(nights=1, jobs_file="deployments/jobs.yaml", return_state=True)
     with pytest.raises(NotASandboxError, match="no sandbox"):
         state.result()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServerProcess:

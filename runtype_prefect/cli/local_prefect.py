@@ -18,7 +18,6 @@ import contextlib
 import inspect
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .processes import ExitedWhileStarting, wait_until_answering
+from .processes import ExitedWhileStarting, free_port, wait_until_answering
 
 #: What the last attempt's 503 tells Prefect's client to wait (it waits 2 s without one).
 RETRY_AFTER_SECONDS = b"0.5"
@@ -203,7 +202,7 @@ def local_prefect_server(
             stack.enter_context(
                 temporary_settings(updates={PREFECT_SERVER_DATABASE_CONNECTION_URL: url})
             )
-        port = _free_port()
+        port = free_port()
         api_url = f"http://127.0.0.1:{port}/api"
         env = {
             **os.environ,
@@ -246,12 +245,6 @@ def local_prefect_server(
         # (they read the process-global settings) must not start a server of their own.
         stack.enter_context(_temporary_global_settings_context(get_settings_context()))
         yield api_url
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _drain_prefect_workers() -> None:

@@ -1,14 +1,23 @@
-"""Waiting for a server we started as a child process to answer."""
+"""Starting servers as child processes: a free port for one, and waiting for it to answer."""
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a port on ``host`` nothing listens on now (the OS picks it; a server started
+    next can bind it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 class ExitedWhileStarting(Exception):
