@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
@@ -139,10 +139,6 @@ class ArrowLayout:
         return pa.Table.from_pylist([item.model_dump() for item in items], schema=self.schema)
 
 
-def _without_body(page: RawPage) -> RawPage:
-    return RawPage(b"", page.rows, page.validate_row, page.read_rows)
-
-
 @cache
 def layout(model: type[BaseModel]) -> ArrowLayout:
     """Return the (cached) Arrow layout of ``model``."""
@@ -205,7 +201,7 @@ class PageBuffer:
         self._buffer += page.body
         self._multiline = self._multiline or b"\n" in page.body or b"\r" in page.body
         # Only the page's small parts stay: its body lives on in the buffer alone.
-        self._pages.append((start, len(self._buffer), _without_body(page)))
+        self._pages.append((start, len(self._buffer), replace(page, body=b"")))
         self._buffer += b"\n"
         return self.flush() if len(self._buffer) >= self.max_bytes else None
 
