@@ -3,7 +3,9 @@
 -- succeeded, failed, success_rate (0-1, NULL without records), p50/p95/p99/max execution time
 -- in seconds, steps, tokens, estimated_cost_usd (the sum of the steps' cost estimates),
 -- billed_cost_usd (the cost the API reports for the batch; NULL when it reported none),
--- started_at, completed_at, landed_at, prefect_flow_run_id (the Prefect run that started it).
+-- started_at, completed_at, landed_at, prefect_flow_run_id (the Prefect run that started it),
+-- is_current (the batch that counts for its job-night; a re-run's earlier batches are history:
+-- models that sum per night read only current ones).
 CREATE OR REPLACE VIEW batch_runs AS
 WITH records AS (
     SELECT batch_id, record_measures(success, execution_time_s) AS m
@@ -42,7 +44,8 @@ SELECT
     b.started_at,
     b.completed_at,
     b.landed_at,
-    b.prefect_flow_run_id
+    b.prefect_flow_run_id,
+    n.is_current
 FROM batches b
 JOIN batch_nights n USING (batch_id)
 LEFT JOIN records r USING (batch_id)

@@ -1,7 +1,8 @@
 -- nightly_runs -- grain: one night, all record types together.
 -- Columns: night, batches, record_types, records, succeeded, failed, success_rate,
 -- p50/p95/p99/max execution time in seconds, tokens, estimated_cost_usd (sum of the steps'
--- estimates), billed_cost_usd (sum of the API's batch costs; NULL when it reported none).
+-- estimates), billed_cost_usd (sum of the API's batch costs; NULL when it reported none): each
+-- job's current batch of the night (see batch_nights).
 CREATE OR REPLACE VIEW nightly_runs AS
 WITH records AS (
     SELECT
@@ -19,6 +20,7 @@ spend AS (
         sum(estimated_cost_usd) AS estimated_cost_usd,
         sum(billed_cost_usd) AS billed_cost_usd
     FROM batch_runs
+    WHERE is_current
     GROUP BY night
 )
 SELECT

@@ -21,6 +21,7 @@ spend AS (
         sum(estimated_cost_usd) AS estimated_cost_usd,
         sum(billed_cost_usd) AS billed_cost_usd
     FROM batch_runs
+    WHERE is_current
     GROUP BY ALL
 )
 SELECT

@@ -1,6 +1,6 @@
 -- freshness -- grain: one night.
 -- Columns: night, batches, records, step_rows, first_landed_at, last_landed_at (when the
--- night's data reached the warehouse).
+-- night's data reached the warehouse), over each job's current batch of the night.
 CREATE OR REPLACE VIEW freshness AS
 WITH steps AS (
     SELECT night, count(*) AS step_rows FROM step_facts GROUP BY night
@@ -14,4 +14,5 @@ SELECT
     max(b.landed_at) AS last_landed_at
 FROM batch_runs b
 LEFT JOIN steps s USING (night)
+WHERE b.is_current
 GROUP BY b.night;

@@ -27,6 +27,7 @@ recent AS (
     FROM record_results r
     SEMI JOIN candidates c ON c.record_id = r.record_id AND c.flow_id = r.flow_id
     JOIN batch_nights n USING (batch_id)
+    WHERE n.is_current
     QUALIFY row_number() OVER (
         PARTITION BY r.record_id, r.flow_id ORDER BY n.night DESC, r.batch_id DESC
     ) <= 5

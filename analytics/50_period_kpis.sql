@@ -18,7 +18,7 @@ spend AS (
         sum(estimated_cost_usd) AS estimated_cost_usd,
         sum(billed_cost_usd) AS billed_cost_usd
     FROM batch_runs
-    WHERE in_selection(night, record_type, NULL, first_night, last_night, record_types, NULL)
+    WHERE is_current AND in_selection(night, record_type, NULL, first_night, last_night, record_types, NULL)
 ),
 retries AS (
     SELECT count_if(retry_count > 0) / nullif(count(*), 0) AS retry_rate

@@ -312,3 +312,53 @@ def test_a_lost_start_whose_lookup_fails_too_names_the_start_and_recovers(
     (truth,) = admin.stats()["batches"]
     assert result.batch_id == truth["id"] and result.records == 250
     assert admin.stats()["runsStarted"] == 1
+
+
+def test_a_forced_rerun_replaces_its_night_and_every_surface_counts_the_night_once(
+    admin, client, db
+):
+    """``force`` starts a second batch for a night already landed: the night's counts on every
+    per-job-night surface (the gate's input, the nightly and record-type summaries, the KPIs,
+    freshness) are the sandbox's record counts, not twice them; the first batch stays in
+    ``batch_runs`` as history."""
+    from runtype_prefect.analytics import connect
+
+    night = "2026-11-24"
+    types = ("vip_account", "customer")  # an immediate run (≤ 10 records) and a deferred one
+    jobs = [Job(flow_id=admin.flow_for(t), record_type=t) for t in types]
+    truth = {t: client.count_records(t).count for t in types}
+    admin.clock(now=f"{night}T02:00:00Z")
+    nightly(jobs=jobs, db_path=db, run_key=night, **FAST)
+    admin.clock(now=f"{night}T09:00:00Z")
+    nightly(jobs=jobs, db_path=db, run_key=night, force=True, **FAST)
+
+    started = [b for b in admin.stats()["batches"] if b["recordType"] in types]
+    assert len(started) == 4  # each job ran twice: the sandbox counts immediate runs too
+    with Warehouse(db) as w:
+        batches = w.query(
+            "SELECT record_type, count(*), count(*) FILTER (WHERE is_current)"
+            " FROM batch_runs GROUP BY 1 ORDER BY 1"
+        )
+        assert batches == [(t, 2, 1) for t in sorted(types)]  # the earlier one: history
+        job_nights = dict(w.query("SELECT record_type, records FROM job_nights"))
+        verdicts = dict(
+            w.query("SELECT record_type, max(records) FROM quality_verdicts GROUP BY 1")
+        )
+        type_nights = dict(w.query("SELECT record_type, records FROM record_type_nights"))
+        (nightly_row,) = w.query("SELECT batches, records FROM nightly_runs")
+        (fresh,) = w.query("SELECT batches, records FROM freshness")
+        [(kpis,)] = w.query("SELECT records_per_night FROM period_kpis(NULL, NULL, NULL)")
+        steps = w.query(
+            "SELECT count(*) FROM step_facts f JOIN batch_nights n"
+            " ON n.batch_id = f.batch_execution_id WHERE NOT n.is_current"
+        )
+    assert job_nights == truth
+    assert verdicts == truth  # the gate judged the night's records, once
+    assert type_nights == truth
+    assert nightly_row == (2, sum(truth.values()))
+    assert fresh == (2, sum(truth.values()))
+    assert kpis == sum(truth.values())
+    assert steps == [(0,)]
+    with connect(db) as con:  # the analysts' snapshot reads the same models
+        published = dict(con.execute("SELECT record_type, records FROM job_nights").fetchall())
+    assert published == truth

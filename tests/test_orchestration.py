@@ -374,20 +374,26 @@ def test_the_run_command_lands_and_prints_a_summary_and_refuses_a_typo(admin, db
     assert "timed_out" in late.stdout
 
 
-def test_kept_open_holds_the_shared_warehouse_between_users_and_opens_nothing(tmp_path):
+def test_a_warehouse_file_is_open_only_while_used_and_a_shared_one_is_kept(tmp_path):
     from runtype_prefect.orchestration.resources import kept_open, shared_warehouse
 
     path = str(tmp_path / "kept.duckdb")
     with kept_open(path):
         assert not (tmp_path / "kept.duckdb").exists()  # a preflight still meets no file
         with shared_warehouse(path) as first:  # the preflight's forecasts
-            pass
+            with shared_warehouse(path) as joined:  # a concurrent job of the same process
+                assert joined is first
+        with pytest.raises(duckdb.ConnectionException):
+            first.query("SELECT 1")  # closed by its last user: other runs may write now
         with shared_warehouse(path) as second:  # the jobs
-            assert second is first
+            assert second is not first
+            assert second.query("SELECT 1") == [(1,)]
+    shared = (tmp_path / "shared").as_uri()
+    with kept_open(shared):
+        with shared_warehouse(shared) as first:
+            pass
+        with shared_warehouse(shared) as second:
+            assert second is first  # a shared location's staging stays open: pulled once
             assert first.query("SELECT 1") == [(1,)]
     with pytest.raises(duckdb.ConnectionException):
         first.query("SELECT 1")  # closed when the hold ended
-    with shared_warehouse(path) as again:
-        assert again is not first
-    with pytest.raises(duckdb.ConnectionException):
-        again.query("SELECT 1")  # without a hold, closed by its last user

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -232,6 +233,40 @@ def sandbox(
     uvicorn_server(app_).run(sockets=[sock])
 
 
+def check_before_prefect(jobs: list[Any], db: str | None, *, api: bool) -> None:
+    """Run the checks that need no Prefect before its server starts, within seconds: the
+    warehouse's path, and with ``api`` (credentials from the environment; a block lives on the
+    Prefect server and is checked in the run) the key, the base URL, each flow and each record
+    type. Prints one line per problem and exits 4 for record types without records (misspelt?),
+    5 for anything else; raises `PreflightError` for the key, the URL or a flow."""
+    from ..client import RuntypeClient
+    from ..orchestration.preflight import (
+        PREFLIGHT_TIMEOUT,
+        JobPlan,
+        Level,
+        PreflightReport,
+        check_access,
+        check_record_types,
+        check_warehouse_path,
+        preflight_retry,
+    )
+
+    report = PreflightReport("", plans=[JobPlan(job) for job in jobs])
+    check_warehouse_path(report, db)
+    if api:
+        with RuntypeClient(retry=preflight_retry(), timeout=PREFLIGHT_TIMEOUT) as client:
+            check_access(client, jobs)
+            check_record_types(client, report)
+    if not report.failed:
+        return
+    for problem in report.problems():
+        console.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    checks = {f.check for f in report.findings if f.level is Level.FAIL}
+    raise typer.Exit(
+        ExitCode.NO_RECORDS if checks == {"record type"} else ExitCode.PREFLIGHT_FAILED
+    )
+
+
 @app.command()
 @friendly
 def run(
@@ -263,14 +298,10 @@ def run(
     Exit codes: 0 landed, 1 a job failed, 3 below the success floor, 4 no records, 5 the
     preflight failed (nothing started).
     """
-    from ..client import RuntypeClient
     from ..orchestration.jobs import Job
-    from ..orchestration.preflight import PREFLIGHT_TIMEOUT, check_access, preflight_retry
 
     jobs = [Job(flow_id=flow_id, record_type=t) for t in record_type]
-    if credentials_block is None:  # a block lives on the Prefect server: checked in the run
-        with RuntypeClient(retry=preflight_retry(), timeout=PREFLIGHT_TIMEOUT) as client:
-            check_access(client, jobs)
+    check_before_prefect(jobs, db, api=credentials_block is None)
     with prefect_api(), job_progress(console):
         from ..flows import nightly
 
@@ -350,7 +381,9 @@ def backfill(
 ) -> None:
     """Land several simulated nights from a running sandbox (sandbox only)."""
     from ..client.sandbox_control import SandboxControl
+    from ..orchestration.jobs import load_jobs
 
+    check_before_prefect(load_jobs(Path(jobs_file)), db, api=False)  # before Prefect starts
     with SandboxControl(sandbox_url) as control:
         control.check()  # NotASandboxError, before Prefect starts
     os.environ["RUNTYPE_BASE_URL"] = sandbox_url
@@ -359,10 +392,20 @@ def backfill(
     with prefect_api(), job_progress(console):
         from ..orchestration.backfill import backfill as backfill_flow
 
-        results = backfill_flow(nights=nights, jobs_file=jobs_file, db_path=db)
+        state = backfill_flow(nights=nights, jobs_file=jobs_file, db_path=db, return_state=True)
+    results = state.result(raise_on_failure=False)
+    if not isinstance(results, dict):
+        raise results if isinstance(results, Exception) else RuntimeError(state.message)
     for night, night_results in results.items():
-        console.print(results_table(f"Night {night}", night_results))
-    raise typer.Exit(exit_code_for(r for night in results.values() for r in night))
+        if night_results:
+            console.print(results_table(f"Night {night}", night_results))
+    code = exit_code_for(r for night in results.values() for r in night)
+    if not state.is_completed():
+        console.print(f"[red]backfill failed:[/] {state.message}", highlight=False, soft_wrap=True)
+        whole = any(not night_results for night_results in results.values())
+        if whole and code is not ExitCode.JOB_FAILED:  # a night that started nothing
+            code = ExitCode.PREFLIGHT_FAILED
+    raise typer.Exit(code)
 
 
 @app.command()

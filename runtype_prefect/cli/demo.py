@@ -57,13 +57,23 @@ def run_demo(
         # none, and Prefect's costs a round trip per request.
         ensure_limits(api_requests_per_second=None, max_running_batches=4)
         with job_progress(console):
-            nightly_results = backfill(
+            state = backfill(
                 nights=nights,
                 jobs=sandbox_jobs(server),
                 db_path=str(db),
                 last_night_time_scale=time_scale,
                 poll_interval_seconds=0.2,
+                return_state=True,
             )
+    nightly_results = state.result(raise_on_failure=False)
+    if not isinstance(nightly_results, dict):
+        raise (
+            nightly_results
+            if isinstance(nightly_results, Exception)
+            else RuntimeError(state.message)
+        )
+    if not state.is_completed():
+        console.print(f"[yellow]{state.message}[/]", highlight=False, soft_wrap=True)
     last_night = max(nightly_results) if nightly_results else datetime.now(UTC).date().isoformat()
     results = nightly_results.get(last_night, [])
     console.print(results_table(f"Last night ({last_night})", results))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from prefect import flow, get_run_logger
+from prefect.states import Failed
 
 from ..client.sandbox_control import SandboxControl
 from .credentials import resolve_credentials
@@ -32,12 +33,16 @@ def backfill(
     """Run the nightly flow for ``nights`` nights ending ``last_night`` (default: today, UTC).
 
     Sandbox only: raises `NotASandboxError` against any other API. Earlier nights finish at
-    once; ``last_night_time_scale`` lets the last one run at a watchable pace.
+    once; ``last_night_time_scale`` lets the last one run at a watchable pace. Every night
+    runs; when any ended Failed (a failed job, or a night that failed whole: a bad jobs file,
+    a failed preflight, a warehouse held too long), the backfill ends Failed naming those
+    nights, with the results of every night as its data.
     """
     log = get_run_logger()
     last_night = last_night or datetime.now(UTC).date()
     credentials = resolve_credentials(credentials_block)
     results: dict[str, list[JobResult]] = {}
+    failed: dict[str, str] = {}
     with SandboxControl(
         credentials.base_url, api_key=credentials.api_key.get_secret_value()
     ) as sandbox:
@@ -64,4 +69,19 @@ def backfill(
             )
             outcome = state.result(raise_on_failure=False)
             results[night.isoformat()] = outcome if isinstance(outcome, list) else []
+            if not state.is_completed():
+                failed[night.isoformat()] = night_failure(state.message, outcome)
+    if failed:
+        message = f"{len(failed)} of {nights} nights failed: " + "; ".join(
+            f"{night}: {why}" for night, why in failed.items()
+        )
+        log.error(message)
+        return Failed(data=results, message=message)  # type: ignore[return-value]
     return results
+
+
+def night_failure(message: str | None, outcome: object) -> str:
+    """Return one line saying why a night failed: its run's message, else its error."""
+    if message:
+        return " ".join(line.strip() for line in message.splitlines())
+    return f"{type(outcome).__name__}: {outcome}"

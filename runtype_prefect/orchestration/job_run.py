@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from prefect import get_run_logger, runtime
 from prefect.states import Cancelled, Completed, Failed, State
 
-from ..client import BatchWaitTimeout
+from ..client import BatchStatus, BatchWaitTimeout, RuntypeClient
+from ..warehouse import Warehouse
 from .cancellation import CANCELLED_MESSAGE
 from .credentials import resolve_credentials
 from .jobs import Job
@@ -22,6 +23,7 @@ from .observability import BatchEvents, job_table
 from .outcomes import JobResult, Outcome, outcome_of, outcome_of_error
 from .progress import JobProgress, publish
 from .resources import shared_warehouse
+from .starting import Started
 from .tasks import (
     cancel_remote_batch,
     land_results,
@@ -99,39 +101,40 @@ def execute_job(
     `BatchWaitTimeout` at the deadline (the batch is left running and marked timed out).
     """
     log = get_run_logger()
-    record_type = job.record_type
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     root_id = str(runtime.flow_run.root_flow_run_id or flow_run_id or "") or None
     credentials = resolve_credentials(credentials_block)
     limits = existing_limits(root_id)
     hook = api_rate_limit_hook(limits)
+    # The warehouse is held only while this job writes (its start, its landing): a run of
+    # another process that writes the same file takes its turn while this one waits.
     with (
         ExitStack() as stack,
-        shared_warehouse(db_path) as warehouse,
         credentials.get_client(request_hooks=[hook] if hook else None) as client,
     ):
         with batch_slot(limits):
-            started = start_or_reconnect(
-                client,
-                warehouse,
-                job,
-                run_key,
-                flow_run_id=flow_run_id,
-                root_flow_run_id=root_id,
-                force=force,
-                batch_page=credentials.batch_page_url(job.flow_id, "{batch_id}"),
-            )
-            if started.landed_outcome is not None:
-                result = summarise_job(
+            with shared_warehouse(db_path) as warehouse:
+                started = start_or_reconnect(
+                    client,
                     warehouse,
                     job,
                     run_key,
-                    started.batch_id,
-                    reconnected=True,
-                    outcome=started.landed_outcome,
-                    message="already landed for this run key; nothing to do",
+                    flow_run_id=flow_run_id,
+                    root_flow_run_id=root_id,
+                    force=force,
+                    batch_page=credentials.batch_page_url(job.flow_id, "{batch_id}"),
                 )
-                return state_for(result)
+                if started.landed_outcome is not None:
+                    result = summarise_job(
+                        warehouse,
+                        job,
+                        run_key,
+                        started.batch_id,
+                        reconnected=True,
+                        outcome=started.landed_outcome,
+                        message="already landed for this run key; nothing to do",
+                    )
+                    return state_for(result)
             events = stack.enter_context(
                 BatchEvents(started.batch_id, job.label, records=started.records)
             )
@@ -140,7 +143,7 @@ def execute_job(
             else:
                 waited = wait_for_batch(
                     client,
-                    warehouse,
+                    db_path,
                     started.batch_id,
                     job,
                     timeout=timeout_seconds,
@@ -153,7 +156,8 @@ def execute_job(
                 )
                 if waited.is_cancelled():
                     log.warning("%s: %s", job.label, CANCELLED_MESSAGE)
-                    cancel_remote_batch(client, warehouse, started.batch_id)
+                    with shared_warehouse(db_path) as warehouse:
+                        cancel_remote_batch(client, warehouse, started.batch_id)
                     events.end(Outcome.CANCELLED.value, failed=True)
                     result = JobResult.of(
                         job,
@@ -167,57 +171,75 @@ def execute_job(
                 try:
                     status = waited.result()
                 except BatchWaitTimeout as exc:
-                    warehouse.upsert_batch(
-                        started.batch_id, outcome=Outcome.TIMED_OUT.value, error=str(exc)
-                    )
+                    with shared_warehouse(db_path) as warehouse:
+                        warehouse.upsert_batch(
+                            started.batch_id, outcome=Outcome.TIMED_OUT.value, error=str(exc)
+                        )
                     raise
-        landing = land_results(
-            client,
-            warehouse,
-            job,
-            started.batch_id,
-            status,
-            immediate=started.immediate is not None,
-            run_key=run_key,
+        with shared_warehouse(db_path) as warehouse:
+            result = _land(client, warehouse, job, run_key, started, status, min_success_rate)
+            if publish_snapshot:
+                warehouse.publish_snapshot()
+        publish(
+            JobProgress(job.display, run_key, result.records, result.records, result.outcome.value)
         )
-        outcome = outcome_of(status, complete=landing.complete, min_success_rate=min_success_rate)
-        warehouse.upsert_batch(started.batch_id, outcome=outcome.value)
-        message = ""
-        if outcome is Outcome.NO_RECORDS:
-            message = f"record type {record_type!r} has no records: nothing ran (is it misspelt?)"
-            log.warning(message)
-        elif outcome is Outcome.BELOW_FLOOR:
-            message = (
-                f"{status.total_records - status.failed_records}/{status.total_records} records"
-                f" succeeded, below the floor of {min_success_rate:.0%} (landed in full)"
-            )
-            log.warning(message)
-        elif outcome is Outcome.INCOMPLETE:
-            message = (
-                f"batch {started.batch_id} says {status.status.value} with"
-                f" {status.processed_records}/{status.total_records} records processed;"
-                f" {landing.missing}. Not marked landed: a re-run reconnects and lands the rest."
-            )
-            log.warning(message)
-        result = summarise_job(
-            warehouse,
-            job,
-            run_key,
-            started.batch_id,
-            outcome=outcome,
-            reconnected=started.reconnected,
-            message=message,
-        )
-        publish(JobProgress(job.display, run_key, result.records, result.records, outcome.value))
         events.end(
-            outcome.value,
-            failed=outcome.failed,
+            result.outcome.value,
+            failed=result.outcome.failed,
             records=result.records,
             failures=result.failed,
             estimated_cost_usd=result.estimated_cost_usd,
             billed_cost_usd=result.billed_cost_usd,
         )
         job_table(result)
-        if publish_snapshot:
-            warehouse.publish_snapshot()
     return state_for(result)
+
+
+def _land(
+    client: RuntypeClient,
+    warehouse: Warehouse,
+    job: Job,
+    run_key: str,
+    started: Started,
+    status: BatchStatus,
+    min_success_rate: float,
+) -> JobResult:
+    """Land the batch's results, record its outcome and return the job's numbers."""
+    log = get_run_logger()
+    landing = land_results(
+        client,
+        warehouse,
+        job,
+        started.batch_id,
+        status,
+        immediate=started.immediate is not None,
+        run_key=run_key,
+    )
+    outcome = outcome_of(status, complete=landing.complete, min_success_rate=min_success_rate)
+    warehouse.upsert_batch(started.batch_id, outcome=outcome.value)
+    message = ""
+    if outcome is Outcome.NO_RECORDS:
+        message = f"record type {job.record_type!r} has no records: nothing ran (is it misspelt?)"
+        log.warning(message)
+    elif outcome is Outcome.BELOW_FLOOR:
+        message = (
+            f"{status.total_records - status.failed_records}/{status.total_records} records"
+            f" succeeded, below the floor of {min_success_rate:.0%} (landed in full)"
+        )
+        log.warning(message)
+    elif outcome is Outcome.INCOMPLETE:
+        message = (
+            f"batch {started.batch_id} says {status.status.value} with"
+            f" {status.processed_records}/{status.total_records} records processed;"
+            f" {landing.missing}. Not marked landed: a re-run reconnects and lands the rest."
+        )
+        log.warning(message)
+    return summarise_job(
+        warehouse,
+        job,
+        run_key,
+        started.batch_id,
+        outcome=outcome,
+        reconnected=started.reconnected,
+        message=message,
+    )

@@ -140,8 +140,8 @@ def nightly(
         "min_success_rate": min_success_rate,
     }
     results: list[JobResult] = []
-    # The preflight's forecasts open the warehouse after its check of the file; the jobs
-    # use that same connection (a shared location's history is pulled once).
+    # A shared location's staging warehouse stays open from the preflight's forecasts to the
+    # last job (its history is pulled once); a DuckDB file is opened only to write.
     with kept_open(db_path):
         if preflight:
             report = preflight_night(
@@ -168,23 +168,25 @@ def nightly(
         log.info("nightly %s: %d jobs, %d at a time", run_key, len(job_list), max_concurrent_jobs)
         limit = max(1, min(max_concurrent_jobs, MAX_WORKERS))
         order = {job.label: i for i, job in enumerate(resolve_order)}
-        with shared_warehouse(db_path) as warehouse:
-            pending: deque[Job] = deque(job_list)
-            running: dict[PrefectFuture[JobResult], Job] = {}
-            while pending or running:
-                while pending and len(running) < limit:
-                    job = pending.popleft()
-                    running[run_job.submit(job, run_key, options, dispatch_deployment)] = job
-                done = next(as_completed(list(running)))
-                results.append(job_result(done, running.pop(done), run_key))
-            results.sort(key=lambda r: order.get(r.job, 0))
-            cancelled_run = _cancelled()
-            findings: list[Verdict] = []
-            if quality_gate and not cancelled_run:
-                warehouse.refresh()  # a shared warehouse: the history other workers landed
-                findings = _quality(warehouse, run_key, quality_thresholds)
-            if publish_snapshot:
-                warehouse.publish_snapshot()
+        # The jobs open the warehouse only while they write: another run's writes fit between.
+        pending: deque[Job] = deque(job_list)
+        running: dict[PrefectFuture[JobResult], Job] = {}
+        while pending or running:
+            while pending and len(running) < limit:
+                job = pending.popleft()
+                running[run_job.submit(job, run_key, options, dispatch_deployment)] = job
+            done = next(as_completed(list(running)))
+            results.append(job_result(done, running.pop(done), run_key))
+        results.sort(key=lambda r: order.get(r.job, 0))
+        cancelled_run = _cancelled()
+        findings: list[Verdict] = []
+        if (quality_gate and not cancelled_run) or publish_snapshot:
+            with shared_warehouse(db_path) as warehouse:
+                if quality_gate and not cancelled_run:
+                    warehouse.refresh()  # a shared warehouse: what other workers landed
+                    findings = _quality(warehouse, run_key, quality_thresholds)
+                if publish_snapshot:
+                    warehouse.publish_snapshot()
     if cancelled_run:
         cancelled = [r.job for r in results if r.outcome is Outcome.CANCELLED]
         log.warning("nightly %s cancelled: %d jobs cancelled", run_key, len(cancelled))

@@ -22,7 +22,6 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 
 import httpx
 
@@ -39,6 +38,7 @@ from ..client import (
 from ..warehouse import (
     Warehouse,
     WarehouseError,
+    WarehouseFolderMissingError,
     default_db_path,
     is_shared_location,
     location_key,
@@ -47,7 +47,7 @@ from ..warehouse import (
 from ..warehouse.migrate import latest_version
 from ..warehouse.shared import check_location
 from .jobs import Job
-from .resources import shared_warehouse
+from .resources import shared_warehouse, waiting_notice, warehouse_wait_seconds
 
 #: The preflight's bounds on one call: 12 s in all, at most 3 s of it spent waiting between
 #: tries (so a closed port fails within ~3 s and a silent one within 12 s), while 429s and
@@ -202,29 +202,41 @@ def check_warehouse(report: PreflightReport, db_path: str | os.PathLike[str] | N
         report.add(Level.OK, "warehouse", f"{location} (shared) answers")
         return True
     path = default_db_path(db_path)
-    try:
-        version = validate_file(path, lock_timeout=5.0)
+    if not check_warehouse_path(report, db_path):
+        return False
+    limit = warehouse_wait_seconds()
+    try:  # another run writing the file: wait for its turn, as the jobs do
+        version = validate_file(path, lock_timeout=limit, on_wait=waiting_notice(str(path), limit))
     except WarehouseError as exc:
         report.add(Level.FAIL, "warehouse", str(exc))
-        return False
-    writable = _writable(path)
-    if writable:
-        report.add(Level.FAIL, "warehouse", writable)
         return False
     state = "new" if not path.exists() else f"schema {version or 0} of {latest_version()}"
     report.add(Level.OK, "warehouse", f"{path} ({state}), writable")
     return True
 
 
-def _writable(path: Path) -> str:
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
+def check_warehouse_path(report: PreflightReport, db_path: str | os.PathLike[str] | None) -> bool:
+    """Check, without opening anything, that a warehouse file's folder exists and that the
+    file can be written there; return True when it can (a shared location passes: it is
+    checked by reaching it). Quick enough for the command line to run before Prefect starts."""
+    location = location_key(db_path)
+    if is_shared_location(location):
+        return True
+    path = default_db_path(db_path)
+    if not path.parent.is_dir():
+        report.add(Level.FAIL, "warehouse", str(WarehouseFolderMissingError(path)))
+        return False
     if path.exists() and not os.access(path, os.W_OK):
-        return f"{path} is not writable by this user"
-    if not os.access(folder, os.W_OK):
-        return f"{folder} is not writable by this user: the warehouse cannot be written there"
-    return ""
+        report.add(Level.FAIL, "warehouse", f"{path} is not writable by this user")
+        return False
+    if not os.access(path.parent, os.W_OK):
+        report.add(
+            Level.FAIL,
+            "warehouse",
+            f"{path.parent} is not writable by this user: the warehouse cannot be written there",
+        )
+        return False
+    return True
 
 
 def check_access(client: RuntypeClient, jobs: Iterable[Job]) -> dict[str, str]:
@@ -325,6 +337,7 @@ def forecast_job(warehouse: Warehouse, job: Job, run_key: str, records: int) -> 
         SELECT total_cost_usd / total_records FROM batches
         WHERE flow_id = ? AND record_type = ? AND run_key <> ? AND landed_at IS NOT NULL
           AND total_records > 0 AND total_cost_usd IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY run_key ORDER BY requested_at DESC) = 1
         ORDER BY run_key DESC LIMIT ?
         """,
         [job.flow_id, job.record_type, run_key, FORECAST_NIGHTS],
@@ -403,35 +416,57 @@ def run_preflight(
         report.add(Level.FAIL, "endpoint", f"{type(exc).__name__}: {exc}")
     if report.failed or not warehouse_ok:
         return report
-    with shared_warehouse(db_path) as warehouse:
-        warehouse.refresh()  # a shared warehouse: the batches other workers landed, for costs
-        plan_budgets(
-            report,
-            warehouse,
-            max_cost_usd_per_job=max_cost_usd_per_job,
-            max_cost_usd_per_night=max_cost_usd_per_night,
-        )
-        try:  # after the budgets: only the jobs that will run count against the quota
-            check_quota(client, report)
-        except RuntypeError as exc:
-            report.add(Level.FAIL, "quota", f"{type(exc).__name__}: {exc}")
-        if not report.failed:
-            warehouse.record_forecasts(
-                run_key,
-                [
-                    {
-                        "flow_id": p.job.flow_id,
-                        "record_type": p.job.record_type,
-                        "records": p.records,
-                        "cost_per_record": p.forecast.cost_per_record if p.forecast else None,
-                        "forecast_usd": p.forecast.usd if p.forecast else None,
-                        "low_usd": p.forecast.low_usd if p.forecast else None,
-                        "high_usd": p.forecast.high_usd if p.forecast else None,
-                        "history_nights": p.forecast.nights if p.forecast else 0,
-                        "budget_usd": p.budget_usd,
-                        "decision": "over_budget" if p.over_budget else "run",
-                    }
-                    for p in report.plans
-                ],
+    try:
+        with shared_warehouse(db_path) as warehouse:
+            _plan_and_record(
+                client,
+                report,
+                warehouse,
+                max_cost_usd_per_job=max_cost_usd_per_job,
+                max_cost_usd_per_night=max_cost_usd_per_night,
             )
+    except WarehouseError as exc:  # e.g. another process kept the file past the wait
+        report.add(Level.FAIL, "warehouse", str(exc))
     return report
+
+
+def _plan_and_record(
+    client: RuntypeClient,
+    report: PreflightReport,
+    warehouse: Warehouse,
+    *,
+    max_cost_usd_per_job: float | None,
+    max_cost_usd_per_night: float | None,
+) -> None:
+    """Forecast and budget every job, check the quota, and record the forecasts."""
+    run_key = report.run_key
+    warehouse.refresh()  # a shared warehouse: the batches other workers landed, for costs
+    plan_budgets(
+        report,
+        warehouse,
+        max_cost_usd_per_job=max_cost_usd_per_job,
+        max_cost_usd_per_night=max_cost_usd_per_night,
+    )
+    try:  # after the budgets: only the jobs that will run count against the quota
+        check_quota(client, report)
+    except RuntypeError as exc:
+        report.add(Level.FAIL, "quota", f"{type(exc).__name__}: {exc}")
+    if not report.failed:
+        warehouse.record_forecasts(
+            run_key,
+            [
+                {
+                    "flow_id": p.job.flow_id,
+                    "record_type": p.job.record_type,
+                    "records": p.records,
+                    "cost_per_record": p.forecast.cost_per_record if p.forecast else None,
+                    "forecast_usd": p.forecast.usd if p.forecast else None,
+                    "low_usd": p.forecast.low_usd if p.forecast else None,
+                    "high_usd": p.forecast.high_usd if p.forecast else None,
+                    "history_nights": p.forecast.nights if p.forecast else 0,
+                    "budget_usd": p.budget_usd,
+                    "decision": "over_budget" if p.over_budget else "run",
+                }
+                for p in report.plans
+            ],
+        )

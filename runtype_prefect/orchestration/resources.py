@@ -1,18 +1,86 @@
-"""Process-wide shared resources: one `Warehouse` per database file for concurrent jobs."""
+"""Process-wide shared resources: one `Warehouse` per database file for concurrent jobs, open
+only while someone writes, so runs in other processes take their turn between writes."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from ..warehouse import Warehouse, location_key, open_warehouse
+from ..warehouse import Warehouse, is_shared_location, location_key, open_warehouse
+
+#: Longest a writer waits for the warehouse file while another process writes it
+#: (``$RUNTYPE_PREFECT_WAREHOUSE_WAIT_SECONDS``): runs hold the file only while they write, so a
+#: wait lasts one landing at most, unless a notebook or a stuck process keeps the file open.
+DEFAULT_WAREHOUSE_WAIT_SECONDS = 600.0
+WAREHOUSE_WAIT_ENV = "RUNTYPE_PREFECT_WAREHOUSE_WAIT_SECONDS"
+#: How often a waiting writer says again that it is waiting.
+WAIT_NOTICE_SECONDS = 30.0
 
 _lock = threading.Lock()
 _open: dict[str, tuple[Warehouse, int]] = {}
+#: One opener per file at a time; waiting for another process holds only this file's lock.
+_opening: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 _kept: Counter[str] = Counter()
+_log = logging.getLogger(__name__)
+
+
+def warehouse_wait_seconds() -> float:
+    """Return how long a writer waits for a warehouse file another process holds."""
+    value = os.environ.get(WAREHOUSE_WAIT_ENV)
+    return float(value) if value else DEFAULT_WAREHOUSE_WAIT_SECONDS
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return _log
+
+
+def _this_run() -> str:
+    """Return the Prefect run this process writes for, as an operator finds it in the UI."""
+    from prefect import runtime
+
+    name, run_id = runtime.flow_run.name, runtime.flow_run.id
+    if not run_id:
+        return "runtype-prefect"
+    return f"flow run {name!r} ({run_id})"
+
+
+def waiting_notice(path: str, limit: float) -> Callable[[str, float], None]:
+    """Return an ``on_wait`` hook that logs, in the run's logs (the UI), that this run waits
+    for the warehouse and who holds it: at once, then every `WAIT_NOTICE_SECONDS`."""
+    last = [-WAIT_NOTICE_SECONDS]
+
+    def notice(holder: str, waited: float) -> None:
+        if waited - last[0] < WAIT_NOTICE_SECONDS:
+            return
+        last[0] = waited
+        _run_logger().info(
+            "waiting for the warehouse %s, held by %s (%.0f s so far, up to %.0f s)",
+            path,
+            holder,
+            waited,
+            limit,
+        )
+
+    return notice
+
+
+def _open_for_writing(path: str) -> Warehouse:
+    if is_shared_location(path):
+        return open_warehouse(path)
+    limit = warehouse_wait_seconds()
+    return Warehouse(
+        path, lock_timeout=limit, on_wait=waiting_notice(path, limit), holder=_this_run()
+    )
 
 
 @contextmanager
@@ -21,16 +89,26 @@ def shared_warehouse(db_path: str | os.PathLike[str] | None = None) -> Iterator[
     URL, see `open_warehouse`), opening it on first use.
 
     Jobs running concurrently in one process share one connection (DuckDB allows one writer
-    process); the file is closed when the last user leaves. Raises `WarehouseLockedError`
-    when another process holds the file.
+    process); the file is closed when the last user leaves, so hold it only while writing.
+    Opening waits its turn while another process writes the file (up to
+    `warehouse_wait_seconds`, logging who holds it), then raises `WarehouseLockedError`.
     """
     path = location_key(db_path)
     with _lock:
-        if path in _open:
-            warehouse, users = _open[path]
+        opening = _opening[path]
+    with opening:
+        with _lock:
+            entry = _open.get(path)
+            if entry is not None:
+                _open[path] = (entry[0], entry[1] + 1)
+        if entry is not None:
+            warehouse = entry[0]
         else:
-            warehouse, users = open_warehouse(path), 0
-        _open[path] = (warehouse, users + 1)
+            # Opened outside the registry's lock: a wait for another process stalls only the
+            # users of this file. Only openers add entries, and they hold ``opening``.
+            warehouse = _open_for_writing(path)
+            with _lock:
+                _open[path] = (warehouse, 1)
     try:
         yield warehouse
     finally:
@@ -45,13 +123,16 @@ def shared_warehouse(db_path: str | os.PathLike[str] | None = None) -> Iterator[
 
 @contextmanager
 def kept_open(db_path: str | os.PathLike[str] | None = None) -> Iterator[None]:
-    """Keep the `shared_warehouse` of ``db_path`` open between its users until this ends.
+    """Keep the `shared_warehouse` of a shared location (``s3://…``) open between its users
+    until this ends; a DuckDB file is left to close between writes (others wait for it).
 
-    Opens nothing itself, so what runs first (a preflight's read-only check of the file) still
-    meets it closed; a nightly holds it from its preflight's forecasts to its last job, and
-    opens the file (and pulls a shared location's history) once instead of twice.
+    Opens nothing itself; a nightly on a shared location holds its staging warehouse from its
+    preflight's forecasts to its last job, and pulls the location's history once.
     """
     path = location_key(db_path)
+    if not is_shared_location(path):
+        yield
+        return
     with _lock:
         _kept[path] += 1
     try:

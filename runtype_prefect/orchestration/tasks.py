@@ -41,6 +41,7 @@ from .preflight import (
     run_preflight,
 )
 from .progress import JobProgress, publish
+from .resources import shared_warehouse
 from .starting import Started, start_job
 
 
@@ -127,7 +128,7 @@ def cancel_remote_batch(client: RuntypeClient, warehouse: Warehouse, batch_id: s
 @task(name="wait-for-batch", task_run_name="wait · {job.display}", cache_policy=NO_CACHE)
 def wait_for_batch(
     client: RuntypeClient,
-    warehouse: Warehouse,
+    db_path: str | None,
     batch_id: str,
     job: Job,
     *,
@@ -141,8 +142,9 @@ def wait_for_batch(
     """Follow the batch until it has ended (`RuntypeClient.wait_for_batch`), updating progress
     in the UI, and stop within seconds when ``flow_run_ids`` are being cancelled.
 
-    Ends in a Cancelled state (no traceback: nothing failed) when the run is being cancelled;
-    raises `BatchWaitTimeout` at the deadline (the batch is left running).
+    The warehouse at ``db_path`` is opened only to record progress, so other runs can write it
+    while this one waits. Ends in a Cancelled state (no traceback: nothing failed) when the run
+    is being cancelled; raises `BatchWaitTimeout` at the deadline (the batch is left running).
     """
     log = get_run_logger()
     progress = ProgressReporter(batch_id, job.label)
@@ -171,9 +173,10 @@ def wait_for_batch(
             status.total_records,
             status.failed_records,
         )
-        warehouse.upsert_batch(
-            batch_id, status=status.status.value, processed_records=status.processed_records
-        )
+        with shared_warehouse(db_path) as warehouse:
+            warehouse.upsert_batch(
+                batch_id, status=status.status.value, processed_records=status.processed_records
+            )
 
     with CancellationWatch(flow_run_ids) as watch:
         try:

@@ -7,6 +7,7 @@ from .connection import (
     SchemaTooNewError,
     WarehouseCorruptError,
     WarehouseError,
+    WarehouseFolderMissingError,
     WarehouseLockedError,
     connect,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Warehouse",
     "WarehouseCorruptError",
     "WarehouseError",
+    "WarehouseFolderMissingError",
     "WarehouseLockedError",
     "batch_record_results_table",
     "connect",

@@ -7,6 +7,9 @@ process that holds it.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -27,13 +30,68 @@ class WarehouseLockedError(WarehouseError):
     def __init__(self, path: Path, holder_pid: int | None, waited: float, detail: str) -> None:
         self.path = path
         self.holder_pid = holder_pid
-        holder = f"process {holder_pid}" if holder_pid else "another process"
+        self.holder = describe_holder(path, holder_pid)
         super().__init__(
-            f"DuckDB file {str(path)!r} is locked by {holder} (waited {waited:.1f}s): {detail}."
-            " Close that connection (e.g. a notebook kernel holding the working database; "
-            "notebooks should open the analytics snapshot instead) and re-run: nothing fetched "
-            "is lost, a re-run lands it."
+            f"DuckDB file {str(path)!r} is held by {self.holder} (waited {waited:.1f}s):"
+            f" {detail}. Wait for that run to finish, or close that connection (e.g. a notebook"
+            " kernel holding the working database; notebooks should open the analytics snapshot"
+            " instead), and re-run: nothing fetched is lost, a re-run lands it."
         )
+
+
+class WarehouseFolderMissingError(WarehouseError):
+    """The warehouse file's folder does not exist: most likely a mistyped path.
+
+    A new warehouse there would have an empty start ledger, and a run would start (and pay
+    for) a batch the real warehouse already holds; so the folder is never created implicitly.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"the warehouse's folder {str(path.parent)!r} does not exist (is the path"
+            f" {str(path)!r} mistyped?): nothing was created. Create the folder first to start a"
+            " new warehouse there."
+        )
+
+
+def holder_path(path: Path) -> Path:
+    """Return the file beside the warehouse ``path`` that names the process writing it."""
+    return path.with_name(path.name + ".holder")
+
+
+def write_holder(path: Path, description: str) -> None:
+    """Name this process as the writer of ``path`` (read by `describe_holder` in the processes
+    that wait for it). Best effort: a folder that refuses the file changes nothing else."""
+    with contextlib.suppress(OSError):
+        holder_path(path).write_text(json.dumps({"pid": os.getpid(), "what": description}))
+
+
+def clear_holder(path: Path) -> None:
+    """Remove the holder file of ``path`` when it names this process."""
+    target = holder_path(path)
+    try:
+        if json.loads(target.read_text()).get("pid") == os.getpid():
+            target.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def describe_holder(path: Path, pid: int | None) -> str:
+    """Return who holds ``path``: the run its holder file names when that process is the one
+    DuckDB reports (a crashed holder's stale file is ignored), else the process id."""
+    try:
+        holder = json.loads(holder_path(path).read_text())
+    except (OSError, ValueError):
+        holder = {}
+    process = f"process {pid}" if pid else "another process"
+    if (
+        isinstance(holder, dict)
+        and holder.get("what")
+        and (pid is None or holder.get("pid") == pid)
+    ):
+        return f"{holder['what']} ({process})"
+    return process
 
 
 class WarehouseCorruptError(WarehouseError):
@@ -62,7 +120,11 @@ class SchemaTooNewError(WarehouseError):
 
 
 def read_schema_version(
-    path: Path, *, lock_timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep
+    path: Path,
+    *,
+    lock_timeout: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+    on_wait: Callable[[str, float], None] | None = None,
 ) -> int | None:
     """Open an existing warehouse file read-only, check that it is whole, and return its schema
     version (None when it has no migrations yet, or when this process already holds it open).
@@ -71,7 +133,7 @@ def read_schema_version(
     own block count says, and `WarehouseLockedError` when another process holds it.
     """
     try:
-        con = connect(path, read_only=True, lock_timeout=lock_timeout, sleep=sleep)
+        con = connect(path, read_only=True, lock_timeout=lock_timeout, sleep=sleep, on_wait=on_wait)
     except duckdb.ConnectionException as exc:
         if "different configuration" in str(exc):
             return None  # open read-write in this process already: validated when it opened
@@ -118,8 +180,10 @@ def connect(
     read_only: bool = False,
     lock_timeout: float = 30.0,
     sleep: Callable[[float], None] = time.sleep,
+    on_wait: Callable[[str, float], None] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Return a connection to ``path``, retrying a lock conflict for up to ``lock_timeout`` s.
+    """Return a connection to ``path``, retrying a lock conflict for up to ``lock_timeout`` s;
+    ``on_wait(holder, waited)`` hears of every retry (who holds the file, seconds waited).
 
     Raises `WarehouseLockedError` when the lock is still held at the end.
     """
@@ -130,11 +194,12 @@ def connect(
         except duckdb.IOException as exc:
             if not is_lock_conflict(exc):
                 raise
+            match = _PID.search(str(exc))
+            pid = int(match.group(1)) if match else None
             if waited >= lock_timeout:
-                match = _PID.search(str(exc))
-                raise WarehouseLockedError(
-                    path, int(match.group(1)) if match else None, waited, str(exc).splitlines()[0]
-                ) from exc
+                raise WarehouseLockedError(path, pid, waited, str(exc).splitlines()[0]) from exc
+            if on_wait is not None:
+                on_wait(describe_holder(path, pid), waited)
             step = min(delay, lock_timeout - waited)
             sleep(step)
             waited += step

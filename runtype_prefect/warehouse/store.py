@@ -24,7 +24,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import publish as publishing
-from .connection import SchemaTooNewError, WarehouseError, connect, read_schema_version
+from .connection import (
+    SchemaTooNewError,
+    WarehouseError,
+    WarehouseFolderMissingError,
+    clear_holder,
+    connect,
+    read_schema_version,
+    write_holder,
+)
 from .migrate import apply_migrations, apply_views, latest_version
 
 DB_ENV = "RUNTYPE_PREFECT_DB"
@@ -88,18 +96,25 @@ class Intent:
 
 
 def validate_file(
-    path: Path, *, lock_timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep
+    path: Path,
+    *,
+    lock_timeout: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+    on_wait: Callable[[str, float], None] | None = None,
 ) -> int | None:
     """Check an existing warehouse file read-only (a bad file is never written to); return its
     schema version, or None for a file not there yet (or without migrations).
 
-    Raises `WarehouseCorruptError` for a file DuckDB cannot read, `SchemaTooNewError` for a
-    schema newer than this version knows, and `WarehouseLockedError` when another process holds
-    the file.
+    Raises `WarehouseFolderMissingError` when the file's folder does not exist,
+    `WarehouseCorruptError` for a file DuckDB cannot read, `SchemaTooNewError` for a schema
+    newer than this version knows, and `WarehouseLockedError` when another process holds the
+    file past ``lock_timeout`` s (``on_wait`` hears of each retry, see `connect`).
     """
+    if not path.parent.is_dir():
+        raise WarehouseFolderMissingError(path)
     if not path.exists():
         return None
-    version = read_schema_version(path, lock_timeout=lock_timeout, sleep=sleep)
+    version = read_schema_version(path, lock_timeout=lock_timeout, sleep=sleep, on_wait=on_wait)
     if version is not None and version > latest_version():
         raise SchemaTooNewError(path, version, latest_version())
     return version
@@ -121,9 +136,12 @@ class Warehouse:
 
     Thread-safe: every operation uses its own cursor, so concurrent Prefect tasks in one
     process share one `Warehouse`. The constructor validates an existing file read-only before
-    opening it for writing, and raises `WarehouseCorruptError` for a file DuckDB cannot read
-    (nothing is written to it), `SchemaTooNewError` for a schema newer than this version knows,
-    and `WarehouseLockedError` when another process holds the file past ``lock_timeout`` s.
+    opening it for writing, and raises `WarehouseFolderMissingError` when the file's folder does
+    not exist (it is never created: a mistyped path would start an empty ledger),
+    `WarehouseCorruptError` for a file DuckDB cannot read (nothing is written to it),
+    `SchemaTooNewError` for a schema newer than this version knows, and `WarehouseLockedError`
+    when another process holds the file past ``lock_timeout`` s (``on_wait(holder, waited)``
+    hears of every retry). ``holder`` names this writer to processes waiting for the file.
     """
 
     def __init__(
@@ -132,12 +150,16 @@ class Warehouse:
         *,
         lock_timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[str, float], None] | None = None,
+        holder: str | None = None,
     ) -> None:
         self.path = default_db_path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.snapshot_path = snapshot_path_for(self.path)
-        validate_file(self.path, lock_timeout=lock_timeout, sleep=sleep)
-        self._con = connect(self.path, lock_timeout=lock_timeout, sleep=sleep)
+        validate_file(self.path, lock_timeout=lock_timeout, sleep=sleep, on_wait=on_wait)
+        self._con = connect(self.path, lock_timeout=lock_timeout, sleep=sleep, on_wait=on_wait)
+        self._holder = holder
+        if holder:
+            write_holder(self.path, holder)
         self._snapshot_lock = threading.Lock()
         # Landing commits a chunk of ~20,000 step results at a time; with DuckDB's default
         # 16 MB WAL threshold every other commit checkpoints. 64 MB landed 1M rows 1.6x faster
@@ -158,6 +180,8 @@ class Warehouse:
     def close(self) -> None:
         """Close the connection, releasing the file lock."""
         self._con.close()
+        if self._holder:
+            clear_holder(self.path)
 
     @contextmanager
     def transaction(
