@@ -74,6 +74,9 @@ def test_the_first_demo_on_a_fresh_machine_works(tmp_path):
         "server port taken",
         "no sandbox to backfill",
         "sandbox beyond loopback",
+        "misspelt record type",
+        "no such folder",
+        "no such jobs file",
     ],
 )
 def test_bad_input_fails_within_seconds_in_one_line(case, sandbox, admin, tmp_path, taken_port):
@@ -124,10 +127,28 @@ def test_bad_input_fails_within_seconds_in_one_line(case, sandbox, admin, tmp_pa
             {"RUNTYPE_BASE_URL": dead},
             "no sandbox answers",
         ),
+        # Checked before Prefect starts: a typo costs seconds, not a server start.
+        "misspelt record type": (
+            [*run[:3], "--record-type", "custmer", *run[5:]],
+            good,
+            "record type: 'custmer' has no records (misspelt?); record types that exist:",
+        ),
+        "no such folder": (
+            [*run[:5], "--db", str(tmp_path / "typo" / "runtype.duckdb")],
+            good,
+            f"the warehouse's folder {str(tmp_path / 'typo')!r} does not exist",
+        ),
+        "no such jobs file": (
+            ["backfill", "--nights", "1", "--jobs-file", "jobs.yml"],
+            {"RUNTYPE_BASE_URL": sandbox.base_url},
+            "jobs file 'jobs.yml' does not exist",
+        ),
     }[case]
     done, elapsed = run_cli(args, newcomer_env(tmp_path, **env), tmp_path)
     output = (done.stdout + done.stderr).strip()
-    assert done.returncode == 1, output
+    # The README's exit codes: 4 a record type without records, 5 a failed preflight.
+    assert done.returncode == {"misspelt record type": 4, "no such folder": 5}.get(case, 1), output
+    assert not (tmp_path / "typo").exists()  # a mistyped warehouse path is never created
     assert output.startswith("error: ") and "\n" not in output, output
     assert expected in output
     assert elapsed < 10, f"{case} took {elapsed:.1f}s"

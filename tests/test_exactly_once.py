@@ -362,3 +362,35 @@ def test_a_forced_rerun_replaces_its_night_and_every_surface_counts_the_night_on
     with connect(db) as con:  # the analysts' snapshot reads the same models
         published = dict(con.execute("SELECT record_type, records FROM job_nights").fetchall())
     assert published == truth
+
+
+def test_a_night_landed_into_another_warehouse_is_not_paid_for_again(admin, client, tmp_path):
+    """A run pointed at a new warehouse (a mistyped --db) for a night the API shows as run
+    starts nothing and names the batch; adopting it lands that batch here without a new one;
+    only ``force`` pays again."""
+    from runtype_prefect.orchestration.starting import adopt_batch
+
+    night = "2026-11-25"
+    job = Job(flow_id=admin.flow_for("customer"), record_type="customer")
+    real, typo = str(tmp_path / "real.duckdb"), str(tmp_path / "typo.duckdb")
+    admin.clock(now=f"{night}T02:00:00Z")
+    nightly(jobs=[job], db_path=real, run_key=night, **FAST)
+    (batch,) = [b["id"] for b in admin.stats()["batches"]]
+
+    admin.clock(now=f"{night}T10:00:00Z")  # the same night, later, into another file
+    state = nightly(jobs=[job], db_path=typo, run_key=night, return_state=True, **FAST)
+    (refused,) = state.result(raise_on_failure=False)
+    assert state.is_failed() and refused.outcome is Outcome.ERROR
+    assert "NightAlreadyRunError" in refused.message and batch in refused.message
+    assert "runtype-prefect adopt" in refused.message and "--force" in refused.message
+    assert admin.stats()["runsStarted"] == 1  # nothing was started, nothing paid
+
+    with Warehouse(typo) as w:
+        adopt_batch(client, w, job, night, batch)
+    (adopted,) = nightly(jobs=[job], db_path=typo, run_key=night, **FAST)
+    assert adopted.batch_id == batch and adopted.records == 40
+    assert admin.stats()["runsStarted"] == 1
+
+    other = str(tmp_path / "other.duckdb")
+    (forced,) = nightly(jobs=[job], db_path=other, run_key=night, force=True, **FAST)
+    assert forced.batch_id != batch and admin.stats()["runsStarted"] == 2

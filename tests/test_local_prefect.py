@@ -126,3 +126,65 @@ def test_prefects_own_busy_answer_is_run_again_behind_a_mount() -> None:
     response = post(middleware(app, slept), b'{"name": "land"}')  # type: ignore[arg-type]
     assert response.status_code == 200 and response.json() == {"attempts": 3}
     assert calls == [{"name": "land"}] * 3 and len(slept) == 2
+
+
+HOLDER = """
+import sys, time
+from prefect.concurrency.sync import rate_limit
+from runtype_prefect.orchestration.limits import start_slot
+rate_limit(sys.argv[2], occupy=4, strict=True)
+with start_slot(sys.argv[1], timeout_seconds=30):
+    print("held", flush=True)
+    time.sleep(300)
+"""
+
+
+@pytest.mark.e2e
+def test_a_slot_whose_holder_was_killed_comes_back_after_its_lease_across_a_restart(tmp_path):
+    """A process holding a flow's start slot (and API rate-limit tokens) is SIGKILLed inside
+    the start; the local server is restarted on the same ``PREFECT_HOME``; the next start gets
+    the slot once the lease has expired (60 s, the server's minimum), not never."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.concurrency.sync import rate_limit
+    from prefect.settings import (
+        PREFECT_HOME,
+        PREFECT_SERVER_DATABASE_CONNECTION_URL,
+        temporary_settings,
+    )
+
+    from runtype_prefect.cli.local_prefect import local_prefect_server
+    from runtype_prefect.orchestration.limits import START_LEASE_SECONDS, start_slot
+
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    flow, api_limit = "flow_killed_mid_start", "runtype-api-killed"
+    database = f"sqlite+aiosqlite:///{home}/prefect.db"
+    updates = {PREFECT_HOME: str(home), PREFECT_SERVER_DATABASE_CONNECTION_URL: database}
+    with temporary_settings(updates=updates):
+        with local_prefect_server() as api_url:
+            with get_client(sync_client=True) as client:
+                client.upsert_global_concurrency_limit_by_name(
+                    name=api_limit, limit=4, slot_decay_per_second=2.0
+                )
+            holder = subprocess.Popen(
+                [sys.executable, "-c", HOLDER, flow, api_limit],
+                env={**os.environ, "PREFECT_API_URL": api_url},
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            holder.kill()  # SIGKILL: no release, no clean-up
+            holder.wait()
+        with local_prefect_server():  # restarted on the same home and database
+            waited = time.monotonic()
+            rate_limit(api_limit, occupy=4, timeout_seconds=20, strict=True)  # decayed
+            tokens_back = time.monotonic() - waited
+            with start_slot(flow, timeout_seconds=START_LEASE_SECONDS + 45):
+                slot_back = time.monotonic() - waited
+    assert tokens_back < 10, tokens_back
+    assert slot_back <= START_LEASE_SECONDS + 20, slot_back

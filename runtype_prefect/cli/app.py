@@ -75,7 +75,7 @@ def _is_expected(exc: BaseException) -> bool:
     ]
     outcomes = sys.modules.get("runtype_prefect.orchestration.outcomes")
     if outcomes is not None:
-        kinds.append(outcomes.AmbiguousBatchError)
+        kinds += [outcomes.AmbiguousBatchError, outcomes.NightAlreadyRunError]
     return isinstance(exc, tuple(kinds))
 
 
@@ -383,9 +383,9 @@ def backfill(
     from ..client.sandbox_control import SandboxControl
     from ..orchestration.jobs import load_jobs
 
-    check_before_prefect(load_jobs(Path(jobs_file)), db, api=False)  # before Prefect starts
     with SandboxControl(sandbox_url) as control:
         control.check()  # NotASandboxError, before Prefect starts
+    check_before_prefect(load_jobs(Path(jobs_file)), db, api=False)
     os.environ["RUNTYPE_BASE_URL"] = sandbox_url
     os.environ["RUNTYPE_DASHBOARD_URL_TEMPLATE"] = sandbox_page_template(sandbox_url)
     os.environ.setdefault("RUNTYPE_API_KEY", DEFAULT_API_KEY)

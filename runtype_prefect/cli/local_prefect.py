@@ -130,10 +130,31 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def create_app() -> ASGIApp:
-    """Return Prefect's server app behind `RetryBusyDatabase` (a uvicorn ``--factory``)."""
+    """Return Prefect's server app behind `RetryBusyDatabase` (a uvicorn ``--factory``), with
+    the lease repossessor running even on the temporary server (`repossess_when_ephemeral`)."""
     from prefect.server.api.server import create_app as create_prefect_app
 
+    repossess_when_ephemeral()
     return RetryBusyDatabase(create_prefect_app())
+
+
+def repossess_when_ephemeral() -> bool:
+    """Run Prefect's lease repossessor on a temporary (``EPHEMERAL``) server too; return True
+    when it was found.
+
+    A concurrency slot is leased: its holder renews the lease while it runs, and the server's
+    repossessor frees the slot once a lease expires (a holder killed, a Ctrl-C mid-start).
+    Prefect runs the repossessor only on a full server, so on its temporary one a crashed
+    holder's slot stayed taken for good, and every later start of that flow waited for it.
+    """
+    from prefect.server.services import perpetual_services
+    from prefect.server.services.repossessor import monitor_expired_leases
+
+    for config in perpetual_services.get_perpetual_services():
+        if getattr(config.function, "__name__", "") == monitor_expired_leases.__name__:
+            config.run_in_ephemeral = True
+            return True
+    return False
 
 
 #: What Prefect's own temporary server sets: no UI, no scheduler or other services.
@@ -141,6 +162,18 @@ EPHEMERAL = {
     "PREFECT_UI_ENABLED": "0",
     "PREFECT__SERVER_EPHEMERAL": "1",
     "PREFECT__SERVER_FINAL": "1",
+}
+
+#: Slot leases kept in files under the server's ``PREFECT_HOME`` (``concurrency_leases/``),
+#: not in its memory: a server restarted while a slot was held still knows the lease, so its
+#: repossessor frees the slot when the lease expires (from memory, a restart forgot the lease
+#: and the slot stayed taken in the database for good). Every server this product starts sets
+#: these; the repossessor looks for expired leases every few seconds instead of 15.
+DURABLE_LEASES = {
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": (
+        "prefect.server.concurrency.lease_storage.filesystem"
+    ),
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "5",
 }
 
 
@@ -177,8 +210,9 @@ def local_prefect_server(
     startup_timeout: float = 180.0,
     log_path: os.PathLike[str] | None = None,
 ) -> Iterator[str]:
-    """Run the local Prefect server (no UI, no scheduler: what Prefect's temporary server runs)
-    on a free loopback port and point this process's Prefect settings at it; yield its API URL.
+    """Run the local Prefect server (no UI, no scheduler: what Prefect's temporary server runs,
+    plus the lease repossessor over leases kept in files, see `DURABLE_LEASES`) on a free
+    loopback port and point this process's Prefect settings at it; yield its API URL.
 
     Its database is Prefect's configured one (under ``PREFECT_HOME``), or with
     ``temporary_database`` a new one deleted afterwards (tests, benchmarks); the server's output
@@ -207,9 +241,12 @@ def local_prefect_server(
         env = {
             **os.environ,
             **EPHEMERAL,
+            **DURABLE_LEASES,
             **get_current_settings().to_environment_variables(exclude_unset=True),
         }
         env.pop("PREFECT_API_URL", None)
+        if temporary_database:  # its leases go with its database
+            env["PREFECT_HOME"] = folder
         out = stack.enter_context(open(log_path, "ab")) if log_path else None
         process = subprocess.Popen(
             server_argv(port),

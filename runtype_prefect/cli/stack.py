@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from ..client.sandbox_control import SANDBOX_TEST_KEY as DEFAULT_API_KEY
 from ..client.sandbox_control import sandbox_page_template
-from .local_prefect import server_argv
+from .local_prefect import DURABLE_LEASES, server_argv
 from .processes import ExitedWhileStarting, wait_until_answering
 
 BIN = Path(sys.executable).parent
@@ -79,6 +79,7 @@ class LocalStack:
             "PREFECT_HOME": str(self.home),
             "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            **DURABLE_LEASES,
             "PREFECT_WORKER_QUERY_SECONDS": os.environ.get(
                 "PREFECT_WORKER_QUERY_SECONDS", str(worker_poll_seconds)
             ),

@@ -26,6 +26,10 @@ BATCH_CONCURRENCY_LIMIT = "runtype-batches"
 START_LIMIT_PREFIX = "runtype-start-"
 #: Longest wait for a flow's start slot before the job fails (another start is stuck).
 START_SLOT_TIMEOUT = 600.0
+#: A start slot's lease (the server's minimum): a holder renews it while it runs; once a
+#: holder dies, the server's repossessor frees the slot when the lease expires. Every server
+#: this product starts runs the repossessor over leases kept in files (`local_prefect`).
+START_LEASE_SECONDS = 60.0
 
 _local_start_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 _known_start_limits: set[str] = set()
@@ -208,13 +212,14 @@ def _acquire_start_slot(held: ExitStack, name: str, timeout_seconds: float) -> N
     if not _acquire_lock.acquire(timeout=timeout_seconds):
         raise TimeoutError(f"waited {timeout_seconds:.0f}s to ask for the start slot {name!r}")
     try:
-        # The lease outlives a crashed holder by at most a minute (the server's minimum).
+        # The lease outlives a crashed holder by at most a minute, where the server runs
+        # Prefect's repossessor (a full server; our local server too).
         held.enter_context(
             concurrency(
                 name,
                 occupy=1,
                 timeout_seconds=max(1.0, deadline - time.monotonic()),
-                lease_duration=60,
+                lease_duration=START_LEASE_SECONDS,
                 strict=True,
             )
         )

@@ -124,6 +124,11 @@ class AmbiguousBatchError(Exception):
     """Reconciliation found more than one batch that could be the one this job started."""
 
 
+class NightAlreadyRunError(Exception):
+    """The API shows a batch of this job's night that the warehouse has no record of: the
+    night ran into another warehouse. Nothing was started; a stop, not a retry."""
+
+
 class StartUnresolvedError(Exception):
     """A start's answer was lost and looking for the batch failed too; nothing else started.
 

@@ -11,12 +11,12 @@ it, because adopting the wrong batch loses a night silently and starting again p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from ..client import BatchSummaryItem, RuntypeClient
 from ..warehouse import Intent
 from .jobs import Job
-from .outcomes import AmbiguousBatchError
+from .outcomes import AmbiguousBatchError, NightAlreadyRunError
 
 #: Margin on the API's clock: its ``Date`` header has whole seconds.
 API_CLOCK_MARGIN = timedelta(seconds=5)
@@ -111,3 +111,58 @@ def find_started_batch(
         f"Settle it by hand: {adopt_command(job, intent.run_key)}, or with --start-new"
         " instead of --batch-id when none of them is it"
     )
+
+
+def night_of(run_key: str) -> tuple[datetime, datetime] | None:
+    """Return the UTC day a run key names (a scheduled night), or None for another key."""
+    try:
+        night = date.fromisoformat(run_key)
+    except ValueError:
+        return None
+    start = datetime.combine(night, time(), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def check_night_not_run_elsewhere(
+    client: RuntypeClient, job: Job, run_key: str, records: int, claimed: set[str], where: str
+) -> None:
+    """Refuse a fresh start of the job for a night the API shows as already run: a batch of the
+    job's flow over ``records`` records, started on that night (its UTC day, by the API's
+    clock), that no ledger entry here (``claimed``) attributes to a job. That is the night's
+    batch landed into another warehouse (``where`` names this one): starting again would pay
+    twice. A run key that is not a date names no night: nothing to check.
+
+    Raises `NightAlreadyRunError` naming the batches and the ways out.
+    """
+    night = night_of(run_key)
+    if night is None:
+        return
+    summary = client.get_batch_summary()
+    items = [*summary.batches, *summary.recent]
+    if not items:
+        return
+    flow_name = None
+    if any(i.flow_id is None for i in items):
+        flow_name = client.get_flow(job.flow_id).name
+    found = [
+        i
+        for i in items
+        if (i.flow_id == job.flow_id if i.flow_id is not None else i.flow_name == flow_name)
+        and i.id not in claimed
+        and i.total_records == records
+        and i.started_at is not None
+        and night[0] <= i.started_at < night[1]
+    ]
+    if found:
+        batches = ", ".join(
+            f"{i.id} ({i.total_records} records, started {i.started_at:%Y-%m-%d %H:%M} UTC,"
+            f" {i.status})"
+            for i in found
+        )
+        raise NightAlreadyRunError(
+            f"{job.label}: the API shows {batches} for the night {run_key}, and the warehouse"
+            f" {where} has no record of it: the night already ran into another warehouse"
+            " (a mistyped --db?). Nothing was started. Point --db at that warehouse; or attribute"
+            f" the batch to this one: {adopt_command(job, run_key, found[0].id)}; or run again"
+            " with --force to start a new batch (paid again)."
+        )

@@ -22,7 +22,7 @@ from ..warehouse import Intent, StartTakenError, Warehouse
 from .jobs import Job
 from .landing import land_immediate_records
 from .outcomes import Outcome, StartUnresolvedError
-from .reconcile import find_started_batch
+from .reconcile import check_night_not_run_elsewhere, find_started_batch
 
 _log = logging.getLogger(__name__)
 
@@ -65,9 +65,10 @@ def start_job(
     (`find_started_batch`) while holding ``slot(flow_id)`` (the Prefect layer passes the flow's
     start slot), so at most one start per flow is in doubt at a time. Raises
     `AmbiguousBatchError` when reconciliation cannot tell, `StartUnresolvedError` when the
-    look-up fails too, and `BatchIdentityError` when the API names a batch the warehouse holds
-    for another job. With a shared warehouse, a start another worker claimed first is
-    followed (its batch reconnected to), never repeated.
+    look-up fails too, `BatchIdentityError` when the API names a batch the warehouse holds
+    for another job, and `NightAlreadyRunError` when the API shows the night's batch that this
+    warehouse has no record of (unless ``force``). With a shared warehouse, a start another
+    worker claimed first is followed (its batch reconnected to), never repeated.
     """
     intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
     if force and intent is not None:
@@ -91,7 +92,9 @@ def start_job(
         )
     ids = {"prefect_flow_run_id": flow_run_id, "root_flow_run_id": root_flow_run_id}
     try:
-        return _start(client, warehouse, job, run_key, intent, ids, slot=slot, log=log)
+        return _start(
+            client, warehouse, job, run_key, intent, ids, slot=slot, log=log, check_night=not force
+        )
     except StartTakenError as taken:
         # A shared warehouse: another worker claimed this start first. Follow its batch
         # (the ledger is read again, waiting for the batch to be named) instead of starting one.
@@ -118,8 +121,11 @@ def _start(
     *,
     slot: Callable[[str], AbstractContextManager[Any]],
     log: logging.Logger | logging.LoggerAdapter[Any],
+    check_night: bool = True,
 ) -> Started:
-    """Start the job's batch (reconciling an interrupted start first) under its flow's slot."""
+    """Start the job's batch (reconciling an interrupted start first) under its flow's slot;
+    with ``check_night``, a fresh start first asks the API whether the night already ran
+    elsewhere (`check_night_not_run_elsewhere`)."""
     flow_run_id = ids["prefect_flow_run_id"]
     with slot(job.flow_id):
         if intent is not None:
@@ -131,6 +137,15 @@ def _start(
                 claim(warehouse, job, intent, found, **ids)
                 return Started(found, reconnected=True)
         count = client.count_records(job.record_type)
+        if check_night and intent is None:
+            check_night_not_run_elsewhere(
+                client,
+                job,
+                run_key,
+                count.count,
+                warehouse.claimed_batch_ids(),
+                where=repr(warehouse),
+            )
         intent = warehouse.record_intent(
             job.flow_id,
             job.record_type,
