@@ -356,8 +356,7 @@ def test_the_run_command_lands_and_prints_a_summary_and_refuses_a_typo(admin, db
         return CliRunner().invoke(app, args)
 
     typo = run("customer", "nope")
-    assert typo.exit_code == 5, typo.output  # the preflight failed: nothing started
-    assert "preflight failed, nothing was started" in typo.stdout
+    assert typo.exit_code == 4, typo.output  # a record type without records, before Prefect
     assert "'nope' has no records" in typo.stdout
     assert admin.stats()["runsStarted"] == 0
     result = run("customer")

@@ -19,9 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class FaultAction(BaseModel):
-    """One scripted fault: fires on the next ``times`` requests that match."""
+    """One scripted fault: fires on the next ``times`` requests that match. ``pass`` lets
+    them through untouched, so a script can aim a fault past the first matching requests."""
 
-    kind: Literal["status", "drop", "malformed"]
+    kind: Literal["status", "drop", "malformed", "pass"]
     status: int = 503
     retry_after: float | None = None
     method: str | None = None
@@ -113,7 +114,7 @@ class FaultMiddleware:
         if self.injector.config.latency_ms:
             await asyncio.sleep(self.injector.config.latency_ms / 1000)
         action = self.injector.pick(scope["method"], scope["path"])
-        if action is None:
+        if action is None or action.kind == "pass":
             await self.app(scope, receive, send)
         elif action.kind == "status":
             await _send_error(send, action)
