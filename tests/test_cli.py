@@ -162,3 +162,12 @@ def test_verbose_shows_the_traceback(tmp_path):
         tmp_path,
     )
     assert done.returncode == 1 and "Traceback" in done.stderr
+
+
+def test_the_readme_lists_the_exit_codes_the_command_line_uses():
+    from runtype_prefect.cli.exit_codes import ExitCode
+
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("**Exit codes**") :].split("\n\n")[1].splitlines()
+    listed = {int(row.split("|")[1]) for row in table[2:]}
+    assert listed == {code.value for code in ExitCode}

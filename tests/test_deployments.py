@@ -135,6 +135,26 @@ def test_backfill_lands_each_night_with_its_own_date(admin, tmp_path):
     assert [(k, d.isoformat()) for k, d in nights] == [(n, n) for n in results]
 
 
+@pytest.mark.usefixtures("prefect_api", "runtype_env")
+def test_backfill_ends_failed_naming_the_nights_that_failed(admin, tmp_path):
+    """A night that fails whole (here: its jobs file is gone) is not an empty success: the
+    backfill ends Failed naming each failed night, with every night's results as its data."""
+    from runtype_prefect.orchestration.backfill import backfill
+
+    state = backfill(
+        nights=2,
+        jobs_file=str(tmp_path / "jobs.yaml"),
+        db_path=str(tmp_path / "backfill.duckdb"),
+        last_night=date(2026, 11, 10),
+        return_state=True,
+    )
+    assert state.is_failed()
+    assert state.message.startswith("2 of 2 nights failed: 2026-11-09: ")
+    assert "2026-11-10: " in state.message and "does not exist" in state.message
+    assert state.result(raise_on_failure=False) == {"2026-11-09": [], "2026-11-10": []}
+    assert admin.stats()["runsStarted"] == 0
+
+
 @pytest.mark.usefixtures("prefect_api")
 def test_backfill_refuses_anything_but_the_sandbox(monkeypatch):
     from runtype_prefect.orchestration.backfill import backfill

@@ -236,3 +236,50 @@ def test_the_sandbox_controls_need_the_key_and_refuse_foreign_hosts_and_sites(sa
     cross = httpx.post(f"{root}/_sandbox/reset", headers={**key, "Origin": "https://evil.example"})
     assert cross.status_code == 403 and cross.json()["error"]["code"] == "CROSS_SITE_REFUSED"
     assert httpx.get(f"{root}/v1/flows", headers={**key, "Host": "evil.example"}).status_code == 400
+
+
+HOLDERS = {
+    # A run of another process writing the file: it names itself.
+    "writer": "w = Warehouse(sys.argv[1], holder='a notebook kernel')",
+    # A notebook opened on the working database read-only: the read-only check passes, the
+    # open for writing does not.
+    "reader": "Warehouse(sys.argv[1]).close(); w = duckdb.connect(sys.argv[1], read_only=True)",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOLDERS))
+def test_a_warehouse_held_past_the_wait_is_one_preflight_line(kind, admin, db, monkeypatch):
+    """Another process keeps the file: the run waits its turn, then fails its preflight in one
+    line naming the holder, without a traceback; nothing started."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, duckdb\n"
+            "from runtype_prefect.warehouse import Warehouse\n"
+            f"{HOLDERS[kind]}\n"
+            "print('held', flush=True)\n"
+            "time.sleep(120)\n",
+            db,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("RUNTYPE_PREFECT_WAREHOUSE_WAIT_SECONDS", "1")
+        state = nightly(jobs=customer_job(admin), db_path=db, run_key="k", return_state=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert state.is_failed()
+    (problem,) = state.message.splitlines()[1:]
+    assert (
+        problem.startswith("- warehouse: ")
+        and f"is held by {'a notebook kernel (' if kind == 'writer' else 'process '}" in problem
+    )
+    assert "Traceback" not in state.message
+    assert admin.stats()["runsStarted"] == 0
