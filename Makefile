@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast bench lint notebooks report server clean
+.PHONY: install demo test test-fast bench study-table-formats lint notebooks report server clean
 
 install: $(STAMP)
 
@@ -48,9 +48,18 @@ notebooks: install
 report: install
 	$(VENV)/bin/runtype-prefect report --db runtype.duckdb --out reports/report.html
 
+# Every benchmark, then docs/performance.md generated from what they printed (never hand-edited).
 bench: install
+	@rm -rf .bench && mkdir -p .bench && cat /proc/loadavg > .bench/load-at-start
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; \
+		$(PY) $$script 2>&1 | tee .bench/$$(basename $$script .py).txt; \
+		test $${PIPESTATUS[0]} -eq 0 || exit 1; done
+	$(PY) benchmarks/performance_page.py .bench docs/performance.md
+
+# The one-off study that chose the shared warehouse's table format (docs/decisions.md).
+study-table-formats: install
 	$(UV) sync --frozen --all-extras --group shared-storage --quiet
-	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	$(PY) benchmarks/studies/table_formats.py
 
 # ruff; mypy (strict on the client and the warehouse); the import contracts of pyproject.toml
 # (the client knows no Prefect or DuckDB, the warehouse no HTTP, analytics no orchestration,

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 class QualityThresholds(BaseModel):
     """The gate's settings. Defaults were chosen by the replay (``make bench``); what each
-    costs in false alarms is in the README's quality gate section."""
+    costs in false alarms is in docs/quality-gate.md."""
 
     alpha: float = Field(
         0.005,

@@ -1,4 +1,5 @@
-"""Choosing the shared table format (issue 13, part 1), by measurement: Delta Lake through
+"""Choosing the shared table format, by measurement (a one-off study, not part of `make bench`;
+its figures are kept in docs/decisions.md): Delta Lake through
 delta-rs (`deltalake`) and Apache Iceberg through `pyiceberg` with a SQL catalog, both on an
 S3-compatible server (moto's server mode, on loopback), written by 1, 2 and 3 processes at once.
 
@@ -11,7 +12,8 @@ through Arrow with no extension loaded. It also checks that the store refuses a 
 conditional create of one object (If-None-Match), which Delta's commits and a run ledger on
 object storage both rely on.
 
-Needs the ``shared-storage`` dependency group (`make bench` installs it).
+Needs the ``shared-storage`` dependency group: ``make study-table-formats`` installs it and runs
+this.
 """
 
 from __future__ import annotations
