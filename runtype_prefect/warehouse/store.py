@@ -120,6 +120,26 @@ def validate_file(
     return version
 
 
+#: Files this process closed, as they were then (see `_identity`): reopening one that nobody
+#: touched since skips the read-only validation, an open of its own (~50 ms), since runs open
+#: the warehouse for each write and close it between (other processes may write in between).
+_closed_as: dict[Path, tuple[tuple[int, int, int] | None, ...]] = {}
+
+
+def _identity(path: Path) -> tuple[tuple[int, int, int] | None, ...]:
+    """Return what tells a file apart from a changed one: inode, size and modification time of
+    the database and of its write-ahead log (None for one that does not exist)."""
+
+    def stat(p: Path) -> tuple[int, int, int] | None:
+        try:
+            s = p.stat()
+        except FileNotFoundError:
+            return None
+        return (s.st_ino, s.st_size, s.st_mtime_ns)
+
+    return (stat(path), stat(path.with_name(path.name + ".wal")))
+
+
 class BatchIdentityError(WarehouseError):
     """A batch id arrived for a job, night or request time other than the one it is stored
     under: nothing was overwritten."""
@@ -155,7 +175,8 @@ class Warehouse:
     ) -> None:
         self.path = default_db_path(path)
         self.snapshot_path = snapshot_path_for(self.path)
-        validate_file(self.path, lock_timeout=lock_timeout, sleep=sleep, on_wait=on_wait)
+        if _closed_as.get(self.path) != _identity(self.path) or not self.path.exists():
+            validate_file(self.path, lock_timeout=lock_timeout, sleep=sleep, on_wait=on_wait)
         self._con = connect(self.path, lock_timeout=lock_timeout, sleep=sleep, on_wait=on_wait)
         self._holder = holder
         if holder:
@@ -182,6 +203,7 @@ class Warehouse:
         self._con.close()
         if self._holder:
             clear_holder(self.path)
+        _closed_as[self.path] = _identity(self.path)
 
     @contextmanager
     def transaction(
