@@ -6,7 +6,6 @@ import contextlib
 import functools
 import logging
 import os
-import sys
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -59,24 +58,21 @@ def _is_expected(exc: BaseException) -> bool:
     these print one line; anything else is a bug and keeps its traceback."""
     from ..client import RuntypeError
     from ..client.sandbox_control import NotASandboxError
-    from ..orchestration.preflight import PreflightError
+    from ..orchestration.errors import RunError
     from ..warehouse import WarehouseError
     from .stack import StackError
 
-    kinds: list[type[BaseException]] = [
-        RuntypeError,
-        PreflightError,
+    kinds = (
+        RuntypeError,  # the API's answers
+        RunError,  # orchestration's: a bad jobs file, a failed check, a start to settle
+        WarehouseError,
         NotASandboxError,
         StackError,
-        WarehouseError,
         ValueError,
         OSError,
         TimeoutError,
-    ]
-    outcomes = sys.modules.get("runtype_prefect.orchestration.outcomes")
-    if outcomes is not None:
-        kinds += [outcomes.AmbiguousBatchError, outcomes.NightAlreadyRunError]
-    return isinstance(exc, tuple(kinds))
+    )
+    return isinstance(exc, kinds)
 
 
 def friendly(command: F) -> F:

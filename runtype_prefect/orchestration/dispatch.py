@@ -13,6 +13,7 @@ from prefect.deployments import run_deployment
 from prefect.states import State
 
 from ..warehouse import is_shared_location, location_key
+from .errors import StopError
 from .job_run import job_error_result, state_for
 from .jobs import Job
 from .outcomes import Outcome
@@ -23,7 +24,7 @@ from .tasks import summarise_job
 ON_DEMAND_DEPLOYMENT = "run-record-type/on-demand"
 
 
-class DispatchNeedsSharedWarehouseError(ValueError):
+class DispatchNeedsSharedWarehouseError(StopError, ValueError):
     """Jobs were to be dispatched to other workers, but the warehouse is a local file."""
 
 

@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from ..client import RuntypeClient
+from .errors import StopError
 
 
 class Job(BaseModel):
@@ -29,7 +30,7 @@ class Job(BaseModel):
         return f"{self.name or self.flow_id} · {self.record_type}"
 
 
-class JobsFileError(ValueError):
+class JobsFileError(StopError, ValueError):
     """The jobs file is missing or does not describe a list of jobs."""
 
 

@@ -14,6 +14,7 @@ from ..client import (
     RuntypeError,
     RuntypeTimeoutError,
 )
+from .errors import RunError, StopError
 from .jobs import Job
 
 
@@ -120,16 +121,16 @@ class JobResult(BaseModel):
         return self.succeeded / self.records if self.records else None
 
 
-class AmbiguousBatchError(Exception):
+class AmbiguousBatchError(StopError):
     """Reconciliation found more than one batch that could be the one this job started."""
 
 
-class NightAlreadyRunError(Exception):
+class NightAlreadyRunError(StopError):
     """The API shows a batch of this job's night that the warehouse has no record of: the
     night ran into another warehouse. Nothing was started; a stop, not a retry."""
 
 
-class StartUnresolvedError(Exception):
+class StartUnresolvedError(RunError):
     """A start's answer was lost and looking for the batch failed too; nothing else started.
 
     The message names the start's failure first (the call that failed first), then the

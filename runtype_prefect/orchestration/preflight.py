@@ -46,6 +46,7 @@ from ..warehouse import (
 )
 from ..warehouse.migrate import latest_version
 from ..warehouse.shared import check_location
+from .errors import StopError
 from .jobs import Job
 from .resources import shared_warehouse, waiting_notice, warehouse_wait_seconds
 
@@ -62,7 +63,7 @@ QUOTA_WARNING_SHARE = 0.8
 FORECAST_NIGHTS = 7
 
 
-class PreflightError(Exception):
+class PreflightError(StopError):
     """A check before the run failed; the message is one line naming the problem and fix."""
 
 

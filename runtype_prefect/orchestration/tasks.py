@@ -28,11 +28,12 @@ from ..client import (
 from ..warehouse import Warehouse, WarehouseLockedError
 from .cancellation import CANCELLED_MESSAGE, CancellationWatch
 from .credentials import resolve_credentials
+from .errors import RunError
 from .jobs import Job
 from .landing import Landing, land_batch_results, land_records
 from .limits import start_slot
 from .observability import ProgressReporter, emit_batch_event, link_batch, preflight_artifact
-from .outcomes import JobResult, Outcome, StartUnresolvedError
+from .outcomes import JobResult, Outcome
 from .preflight import (
     PREFLIGHT_TIMEOUT,
     Level,
@@ -51,7 +52,7 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     exc = state.result(raise_on_failure=False)
     if isinstance(exc, RuntypeTimeoutError):
         return False
-    if isinstance(exc, StartUnresolvedError):
+    if isinstance(exc, RunError):  # ours say whether running again can help
         return exc.retryable
     return is_retryable(exc) or isinstance(exc, RunStartUncertainError | WarehouseLockedError)
 
