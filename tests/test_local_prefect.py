@@ -188,3 +188,40 @@ def test_a_slot_whose_holder_was_killed_comes_back_after_its_lease_across_a_rest
                 slot_back = time.monotonic() - waited
     assert tokens_back < 10, tokens_back
     assert slot_back <= START_LEASE_SECONDS + 20, slot_back
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_doctor_lists_slots_a_server_forgot_and_frees_them_when_no_run_is_active(monkeypatch):
+    """A server that kept its leases in memory and restarted: the slot stays taken with no
+    lease to expire. `doctor` names it; `--release` refuses while a run of ours is active (it
+    may hold the slot), and frees it once none is."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+    from prefect.settings import get_current_settings
+    from typer.testing import CliRunner
+
+    from runtype_prefect.cli import app
+    from runtype_prefect.orchestration import limits
+
+    name = "runtype-start-flow_forgotten"
+    monkeypatch.setenv("PREFECT_API_URL", str(get_current_settings().api.url))
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(name=name, limit=1)
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=1))
+    try:
+        listed = CliRunner().invoke(app, ["doctor"])
+        assert listed.exit_code == 0, listed.output
+        assert f"{name}: 1 of 1 slots taken" in listed.stdout
+        assert f"runs of this project pending or running: {limits.active_runs()}" in listed.stdout
+        monkeypatch.setattr(limits, "active_runs", lambda: 1)
+        refused = CliRunner().invoke(app, ["doctor", "--release"])
+        assert refused.exit_code == 2 and "1 run(s) of this project are active" in refused.output
+        monkeypatch.setattr(limits, "active_runs", lambda: 0)
+        freed = CliRunner().invoke(app, ["doctor", "--release"])
+        assert freed.exit_code == 0, freed.output
+        assert "freed the slots of" in freed.stdout
+        with get_client(sync_client=True) as client:
+            assert client.read_global_concurrency_limit_by_name(name).active_slots == 0
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)

@@ -361,6 +361,46 @@ def setup(
 
 @app.command()
 @friendly
+def doctor(
+    release: Annotated[
+        bool,
+        typer.Option(
+            "--release",
+            help="Free the slots listed, when no run of this project is pending or running.",
+        ),
+    ] = False,
+) -> None:
+    """List the concurrency slots this project's limits hold on the Prefect server, and with
+    --release free them when no run of ours is active (slots a restarted server forgot).
+
+    Servers this project starts free a dead holder's slot when its lease expires; a server
+    that keeps leases in memory (Prefect's default) forgets them when it restarts.
+    """
+    from ..orchestration.limits import active_runs, release_slots, taken_slots
+
+    with prefect_api():
+        taken = taken_slots()
+        running = active_runs()
+        if not taken:
+            console.print("no slots taken: nothing to free")
+            return
+        for slot in taken:
+            console.print(f"{slot.name}: {slot.active_slots} of {slot.limit} slots taken")
+        console.print(f"runs of this project pending or running: {running}")
+        if not release:
+            console.print("`runtype-prefect doctor --release` frees them once no run is active")
+            return
+        if running:
+            raise typer.BadParameter(
+                f"{running} run(s) of this project are active and may hold these slots: wait"
+                " for them to end (or cancel them), then run --release again"
+            )
+        release_slots([slot.name for slot in taken])
+        console.print(f"freed the slots of {len(taken)} limit(s)")
+
+
+@app.command()
+@friendly
 def backfill(
     nights: Annotated[int, typer.Option(help="Nights to land, ending today (UTC).")] = 7,
     jobs_file: Annotated[str, typer.Option(help="Jobs YAML.")] = "deployments/jobs.yaml",

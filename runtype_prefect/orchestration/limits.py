@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
 
 import httpx
 from prefect.client.orchestration import get_client
@@ -262,3 +263,68 @@ def start_slot(flow_id: str, *, timeout_seconds: float = START_SLOT_TIMEOUT) -> 
             yield
     finally:
         lock.release()
+
+
+#: The flows whose runs hold this project's slots.
+OUR_FLOWS = ("runtype-nightly", "run-record-type", "runtype-backfill")
+
+
+@dataclass(frozen=True)
+class TakenSlots:
+    """A concurrency limit of this project (not a rate limit) with slots taken."""
+
+    name: str
+    active_slots: int
+    limit: int
+
+
+def taken_slots() -> list[TakenSlots]:
+    """Return this project's concurrency limits (start slots, running batches) that hold
+    slots now; rate limits are left out (their slots decay on their own)."""
+    with get_client(sync_client=True) as client:
+        limits = client.read_global_concurrency_limits(limit=200)
+    return sorted(
+        (
+            TakenSlots(limit.name, limit.active_slots, limit.limit)
+            for limit in limits
+            if limit.name.startswith((START_LIMIT_PREFIX, BATCH_CONCURRENCY_LIMIT))
+            and limit.active_slots > 0
+            and not limit.slot_decay_per_second
+        ),
+        key=lambda taken: taken.name,
+    )
+
+
+def active_runs() -> int:
+    """Return how many flow runs of this project are pending, running or being cancelled:
+    the only runs that may hold its slots."""
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    states = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=list(OUR_FLOWS))),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states))
+            ),
+            limit=200,
+        )
+    return len(runs)
+
+
+def release_slots(names: list[str]) -> None:
+    """Free every slot of the limits ``names`` (their holders are gone: see `active_runs`)."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    with get_client(sync_client=True) as client:
+        for name in names:
+            client.update_global_concurrency_limit(
+                name, GlobalConcurrencyLimitUpdate(active_slots=0)
+            )
