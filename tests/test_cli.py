@@ -171,3 +171,27 @@ def test_the_readme_lists_the_exit_codes_the_command_line_uses():
     table = text[text.index("**Exit codes**") :].split("\n\n")[1].splitlines()
     listed = {int(row.split("|")[1]) for row in table[2:]}
     assert listed == {code.value for code in ExitCode}
+
+
+def test_help_and_version_answer_without_loading_the_client_or_prefect(tmp_path):
+    """The command line parses its arguments before it imports the client (Arrow, httpx) or
+    Prefect: --help, --version and every one-line error come back within a second or two."""
+    from runtype_prefect.cli.app import DEFAULT_API_KEY
+    from runtype_prefect.client.sandbox_control import SANDBOX_TEST_KEY
+
+    assert DEFAULT_API_KEY == SANDBOX_TEST_KEY
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, runtype_prefect.cli.app;"
+            " print(sorted(m for m in ('prefect', 'runtype_prefect.client', 'pyarrow')"
+            " if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"
+    done, _ = run_cli(["--version"], newcomer_env(tmp_path), tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith("runtype-prefect 0."), done.stdout

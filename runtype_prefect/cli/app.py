@@ -16,13 +16,14 @@ import typer
 # These machines are offline: Prefect's anonymous telemetry can only fail (noisily).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from ..client.sandbox_control import SANDBOX_TEST_KEY as DEFAULT_API_KEY
-from ..client.sandbox_control import sandbox_page_template
 from .console import console, print_failures, print_verdicts, results_table
 from .exit_codes import ExitCode, exit_code_for
 from .prefect_logs import prefect_logs_to_file
 from .progress import job_progress
 
+#: The sandbox's test key (`client.sandbox_control.SANDBOX_TEST_KEY`, which a test holds this
+#: to): spelled here so that the command line answers --help without importing the client.
+DEFAULT_API_KEY = "rt_test_sandbox"
 #: Where `runtype-prefect server` (``make server``) serves its sandbox.
 SERVER_SANDBOX_URL = "http://127.0.0.1:8765/v1"
 
@@ -37,8 +38,25 @@ _options = {"verbose": False}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"runtype-prefect {version('runtype-prefect')}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _group(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -423,6 +441,8 @@ def backfill(
         control.check()  # NotASandboxError, before Prefect starts
     check_before_prefect(load_jobs(Path(jobs_file)), db, api=False)
     os.environ["RUNTYPE_BASE_URL"] = sandbox_url
+    from ..client.sandbox_control import sandbox_page_template
+
     os.environ["RUNTYPE_DASHBOARD_URL_TEMPLATE"] = sandbox_page_template(sandbox_url)
     os.environ.setdefault("RUNTYPE_API_KEY", DEFAULT_API_KEY)
     with prefect_api(), job_progress(console):

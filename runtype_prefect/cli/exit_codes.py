@@ -6,8 +6,6 @@ from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any
 
-from ..orchestration.outcomes import Outcome
-
 
 class ExitCode(IntEnum):
     """How ``run``, ``demo`` and ``backfill`` ended (the README lists them)."""
@@ -23,6 +21,8 @@ class ExitCode(IntEnum):
 def exit_code_for(results: Iterable[Any]) -> ExitCode:
     """Return the exit code of a run's job results: the most serious outcome wins (a failed
     job, then a job below its floor, then one without records)."""
+    from ..orchestration.outcomes import Outcome  # not at import: --help stays light
+
     outcomes = {r.outcome for r in results}
     if any(o.failed and o is not Outcome.BELOW_FLOOR for o in outcomes):
         return ExitCode.JOB_FAILED

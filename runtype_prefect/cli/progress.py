@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from ..orchestration.progress import JobProgress, listen
+if TYPE_CHECKING:
+    from ..orchestration.progress import JobProgress
 
 
 @contextmanager
 def job_progress(console: Console) -> Iterator[None]:
     """Show one bar per job while inside (a night after another reuses the job's bar)."""
+    # Imported here: the command line answers --help without loading the client and its
+    # Arrow and HTTP stacks.
+    from ..orchestration.progress import listen
+
     progress = Progress(
         TextColumn("{task.fields[night]}", style="dim"),
         TextColumn("{task.description:<40}"),
