@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,13 @@ def test_help_and_version_answer_without_loading_the_client_or_prefect(tmp_path)
     assert loaded.stdout.strip() == "[]"
     done, _ = run_cli(["--version"], newcomer_env(tmp_path), tmp_path)
     assert done.returncode == 0 and done.stdout.startswith("runtype-prefect 0."), done.stdout
+
+
+def test_the_demo_says_degraded_lines_are_expected_only_when_there_are_some():
+    from runtype_prefect.cli.demo import planted_line
+    from runtype_prefect.sandbox.simulation import planted_on
+
+    night = next(f"2026-12-{day:02d}" for day in range(1, 32) if planted_on(date(2026, 12, day)))
+    assert "DEGRADED lines above are expected" in planted_line(night, degraded=2)
+    quiet = planted_line(night, degraded=0)
+    assert "expected" not in quiet and "the gate flagged none of it" in quiet

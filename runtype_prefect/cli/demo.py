@@ -27,13 +27,19 @@ def sandbox_jobs(server: SandboxServer) -> list[Job]:
     return [Job(flow_id=f.id, record_type=f.intended_record_type, name=f.name) for f in flows]
 
 
-def planted_line(night: str) -> str:
-    """Return what the sandbox planted on ``night``, so the quality gate's lines make sense."""
+def planted_line(night: str, degraded: int) -> str:
+    """Return what the sandbox planted on ``night``, so the quality gate's ``degraded``
+    verdicts of that night make sense."""
     planted = planted_on(date.fromisoformat(night))
     if not planted:
         return f"the sandbox planted nothing for {night}: ordinary night-to-night noise only"
     effects = "; ".join(p.describe() for p in planted)
-    return f"the sandbox's {night}: {effects} (so DEGRADED lines above are expected)"
+    verdicts = (
+        "so the DEGRADED lines above are expected"
+        if degraded
+        else "the gate flagged none of it on this night"
+    )
+    return f"the sandbox's {night}: {effects} ({verdicts})"
 
 
 def run_demo(
@@ -78,8 +84,10 @@ def run_demo(
     results = nightly_results.get(last_night, [])
     console.print(results_table(f"Last night ({last_night})", results))
     with Warehouse(db) as warehouse:
-        print_verdicts(console, latest_verdicts(warehouse, date.fromisoformat(last_night)))
-    console.print(planted_line(last_night), highlight=False)
+        verdicts = latest_verdicts(warehouse, date.fromisoformat(last_night))
+    print_verdicts(console, verdicts)
+    degraded = sum(v.degraded for v in verdicts)
+    console.print(planted_line(last_night, degraded), highlight=False)
     with Warehouse(db) as warehouse:
         counts = {
             t: warehouse.query(f"SELECT count(*) FROM {t}")[0][0]
