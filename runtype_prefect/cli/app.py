@@ -247,12 +247,13 @@ def sandbox(
     uvicorn_server(app_).run(sockets=[sock])
 
 
-def check_before_prefect(jobs: list[Any], db: str | None, *, api: bool) -> None:
+def check_before_prefect(jobs: list[Any], db: str | None, *, api: bool) -> dict[str, str]:
     """Run the checks that need no Prefect before its server starts, within seconds: the
     warehouse's path, and with ``api`` (credentials from the environment; a block lives on the
     Prefect server and is checked in the run) the key, the base URL, each flow and each record
-    type. Prints one line per problem and exits 4 for record types without records (misspelt?),
-    5 for anything else; raises `PreflightError` for the key, the URL or a flow."""
+    type. Returns {flow id: flow name} of the flows it read ({} without ``api``). Prints one line
+    per problem and exits 4 for record types without records (misspelt?), 5 for anything else;
+    raises `PreflightError` for the key, the URL or a flow."""
     from ..client import RuntypeClient
     from ..orchestration.preflight import (
         PREFLIGHT_TIMEOUT,
@@ -267,12 +268,13 @@ def check_before_prefect(jobs: list[Any], db: str | None, *, api: bool) -> None:
 
     report = PreflightReport("", plans=[JobPlan(job) for job in jobs])
     check_warehouse_path(report, db)
+    names: dict[str, str] = {}
     if api:
         with RuntypeClient(retry=preflight_retry(), timeout=PREFLIGHT_TIMEOUT) as client:
-            check_access(client, jobs)
+            names = check_access(client, jobs)
             check_record_types(client, report)
     if not report.failed:
-        return
+        return names
     for problem in report.problems():
         console.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
     checks = {f.check for f in report.findings if f.level is Level.FAIL}
@@ -315,7 +317,9 @@ def run(
     from ..orchestration.jobs import Job
 
     jobs = [Job(flow_id=flow_id, record_type=t) for t in record_type]
-    check_before_prefect(jobs, db, api=credentials_block is None)
+    names = check_before_prefect(jobs, db, api=credentials_block is None)
+    # Named after the flow, as the UI and the results table show a job (not its flow id).
+    jobs = [job.model_copy(update={"name": names.get(flow_id)}) for job in jobs]
     with prefect_api(), job_progress(console):
         from ..flows import nightly
 

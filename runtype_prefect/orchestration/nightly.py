@@ -74,8 +74,14 @@ def resolve_jobs(
     raise ValueError("no jobs: pass jobs, jobs_file or discover_flow_ids")
 
 
+def nightly_run_name() -> str:
+    """The flow run's name: the night it runs, ``nightly · 2026-12-06``."""
+    return f"nightly · {runtime.flow_run.parameters.get('run_key') or default_run_key()}"
+
+
 @flow(
     name="runtype-nightly",
+    flow_run_name=nightly_run_name,
     # Prefect 3.9's stubs infer ThreadPoolTaskRunner[Never] here; the runner is what it wants.
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),  # type: ignore[arg-type]
     on_cancellation=[cancel_in_flight_batches],
