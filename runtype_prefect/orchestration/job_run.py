@@ -22,7 +22,7 @@ from .limits import api_rate_limit_hook, batch_slot, existing_limits
 from .observability import BatchEvents, job_table
 from .outcomes import JobResult, Outcome, outcome_of, outcome_of_error
 from .progress import JobProgress, publish
-from .resources import shared_warehouse
+from .resources import kept_open, shared_warehouse
 from .starting import Started
 from .tasks import (
     cancel_remote_batch,
@@ -106,10 +106,12 @@ def execute_job(
     credentials = resolve_credentials(credentials_block)
     limits = existing_limits(root_id)
     hook = api_rate_limit_hook(limits)
-    # The warehouse is held only while this job writes (its start, its landing): a run of
-    # another process that writes the same file takes its turn while this one waits.
+    # A DuckDB file is held only while this job writes (its start, its landing): a run of
+    # another process that writes the same file takes its turn while this one waits. A shared
+    # location's staging warehouse is kept for the whole job (it holds the job's batch).
     with (
         ExitStack() as stack,
+        kept_open(db_path),
         credentials.get_client(request_hooks=[hook] if hook else None) as client,
     ):
         with batch_slot(limits):
