@@ -414,4 +414,5 @@ def test_the_cli_answers_without_a_server():
         "report",
         "pull",
         "adopt",
+        "doctor",
     }

@@ -365,10 +365,11 @@ def test_a_forced_rerun_replaces_its_night_and_every_surface_counts_the_night_on
         published = dict(con.execute("SELECT record_type, records FROM job_nights").fetchall())
     assert published == truth
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
+    named = FlowRunFilter(name=FlowRunFilterName(any_=[f"nightly · {night}"]))
     with get_client(sync_client=True) as prefect:  # the UI names each run after its night
-        names = [r.name for r in prefect.read_flow_runs(limit=200) if night in r.name]
-    assert names == [f"nightly · {night}"] * 2
+        assert len(prefect.read_flow_runs(flow_run_filter=named)) == 2
 
 
 def test_a_night_landed_into_another_warehouse_is_not_paid_for_again(admin, client, tmp_path):
