@@ -325,7 +325,7 @@ def test_a_forced_rerun_replaces_its_night_and_every_surface_counts_the_night_on
     ``batch_runs`` as history."""
     from runtype_prefect.analytics import connect
 
-    night = "2026-11-24"
+    night = "2026-10-14"
     types = ("vip_account", "customer")  # an immediate run (≤ 10 records) and a deferred one
     jobs = [Job(flow_id=admin.flow_for(t), record_type=t) for t in types]
     truth = {t: client.count_records(t).count for t in types}
