@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import IO, TypeVar
 
 T = TypeVar("T")
 
@@ -62,3 +65,33 @@ def latest_preflight_markdown() -> str:
             limit=1,
         )
     return str(artifact.data)
+
+
+def worker_environ(sandbox, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a run in a process of its own: the session's Prefect server, the
+    sandbox, a Prefect home of its own and this checkout on the path; ``extra`` on top."""
+    from prefect.settings import get_current_settings
+
+    return {
+        **os.environ,
+        **extra,
+        "PREFECT_API_URL": str(get_current_settings().api.url),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "RUNTYPE_API_KEY": sandbox.api_key,
+        "RUNTYPE_BASE_URL": sandbox.base_url,
+        "PYTHONPATH": str(Path(__file__).parent.parent),  # the checkout, for an editable-less run
+    }
+
+
+def read_lines(stream: IO[str]) -> tuple[list[str], threading.Thread]:
+    """Return a list that a daemon thread fills with ``stream``'s lines as they come (a child
+    process's output, read without blocking the test), and that thread."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in stream:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return lines, reader

@@ -5,15 +5,13 @@ failing, say who they wait for, and land every batch once."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers import wait_for
+from helpers import read_lines, wait_for, worker_environ
 
 from runtype_prefect.warehouse import Warehouse
 
@@ -28,14 +26,8 @@ class Run:
 
     def __init__(self, process: subprocess.Popen) -> None:
         self.process = process
-        self.logs: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.logs.append(line)
+        assert process.stderr is not None
+        self.logs, self._reader = read_lines(process.stderr)
 
     def waiting(self) -> bool:
         """True once the run said it waits for the warehouse."""
@@ -48,16 +40,7 @@ class Run:
 
 
 def start_run(kind: str, db: Path, jobs: list[dict[str, str]], sandbox, tmp_path: Path) -> Run:
-    from prefect.settings import get_current_settings
-
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": str(get_current_settings().api.url),
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "RUNTYPE_API_KEY": sandbox.api_key,
-        "RUNTYPE_BASE_URL": sandbox.base_url,
-        "PYTHONPATH": str(WORKER.parent.parent),
-    }
+    env = worker_environ(sandbox, tmp_path)
     return Run(
         subprocess.Popen(
             [sys.executable, str(WORKER), kind, str(db), NIGHT, json.dumps(jobs)],

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import UTC, date, datetime
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from helpers import wait_for
+from helpers import read_lines, wait_for
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.utilities.importtools import import_object
@@ -181,14 +180,8 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
+        self.lines, _ = read_lines(self.proc.stdout)
 
     def ready(self, timeout: float = 240) -> int:
         """Wait for the ready line; return the children's process group."""

@@ -5,7 +5,6 @@ job-nights against the sandbox, a worker killed mid-landing, and the sandbox's g
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
-from helpers import latest_preflight_markdown, wait_for
+from helpers import latest_preflight_markdown, wait_for, worker_environ
 from typer.testing import CliRunner
 
 from runtype_prefect.analytics import connect as analytics_connect
@@ -105,23 +104,8 @@ def _jobs(admin) -> list[dict[str, str]]:
     ]
 
 
-def _worker_environ(env: dict[str, str], sandbox, tmp_path: Path) -> dict[str, str]:
-    """The environment of a worker process: the session's Prefect server, the sandbox, S3."""
-    from prefect.settings import get_current_settings
-
-    return {
-        **os.environ,
-        **env,
-        "PREFECT_API_URL": str(get_current_settings().api.url),
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "RUNTYPE_API_KEY": sandbox.api_key,
-        "RUNTYPE_BASE_URL": sandbox.base_url,
-        "PYTHONPATH": str(WORKER.parent.parent),  # the checkout, for an editable-less run
-    }
-
-
 def _worker(url: str, jobs: list[dict[str, str]], env: dict[str, str], sandbox, tmp_path: Path):
-    environ = _worker_environ(env, sandbox, tmp_path)
+    environ = worker_environ(sandbox, tmp_path, **env)
     return subprocess.Popen(
         [sys.executable, str(WORKER), url, json.dumps(jobs)],
         env=environ,
@@ -359,7 +343,7 @@ def test_a_nightly_dispatches_its_jobs_to_the_pool_and_summarises_from_the_share
 
     url = _url("dispatch")
     serve = "from runtype_prefect.flows import run_record_type as f; f.serve(name='on-demand')"
-    environ = _worker_environ(s3, sandbox, tmp_path) | {"PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    environ = worker_environ(sandbox, tmp_path, **s3) | {"PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     pool = subprocess.Popen(
         [sys.executable, "-c", serve],
         env=environ,
