@@ -332,14 +332,15 @@ def _judge_quota(report: PreflightReport, name: str, period: UsagePeriod, tonigh
 
 def forecast_job(warehouse: Warehouse, job: Job, run_key: str, records: int) -> Forecast | None:
     """Return the job's cost forecast from its last `FORECAST_NIGHTS` landed nights before
-    ``run_key`` (the API's batch cost per record), or None without history."""
+    ``run_key`` (the API's batch cost per record of each night's current batch, see the
+    ``batch_nights`` model), or None without history."""
     rows = warehouse.query(
         """
-        SELECT total_cost_usd / total_records FROM batches
-        WHERE flow_id = ? AND record_type = ? AND run_key <> ? AND landed_at IS NOT NULL
-          AND total_records > 0 AND total_cost_usd IS NOT NULL
-        QUALIFY row_number() OVER (PARTITION BY run_key ORDER BY requested_at DESC) = 1
-        ORDER BY run_key DESC LIMIT ?
+        SELECT b.total_cost_usd / b.total_records
+        FROM batches b JOIN batch_nights n USING (batch_id)
+        WHERE b.flow_id = ? AND b.record_type = ? AND b.run_key <> ? AND n.is_current
+          AND b.landed_at IS NOT NULL AND b.total_records > 0 AND b.total_cost_usd IS NOT NULL
+        ORDER BY b.run_key DESC LIMIT ?
         """,
         [job.flow_id, job.record_type, run_key, FORECAST_NIGHTS],
     )
