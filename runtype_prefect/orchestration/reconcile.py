@@ -47,20 +47,23 @@ def adopt_command(job: Job, run_key: str, batch_id: str = "BATCH") -> str:
     )
 
 
-def judge(
-    item: BatchSummaryItem,
-    *,
-    job: Job,
-    flow_name: str | None,
-    intent: Intent,
-    claimed: set[str],
-) -> Candidate | None:
-    """Return the item as a candidate with its problems, or None when it is another flow's."""
-    if item.flow_id is not None:
-        if item.flow_id != job.flow_id:
-            return None
-    elif item.flow_name is None or item.flow_name != flow_name:
-        return None
+def batches_of_flow(client: RuntypeClient, job: Job) -> list[BatchSummaryItem]:
+    """Return the batches the summary shows (active and recent) of the job's flow: by its id,
+    or by its name where the summary gives only names (the flow is read once for its name)."""
+    summary = client.get_batch_summary()
+    items = [*summary.batches, *summary.recent]
+    flow_name = None
+    if any(i.flow_id is None for i in items):
+        flow_name = client.get_flow(job.flow_id).name
+    return [
+        i
+        for i in items
+        if (i.flow_id == job.flow_id if i.flow_id is not None else i.flow_name == flow_name)
+    ]
+
+
+def judge(item: BatchSummaryItem, *, intent: Intent, claimed: set[str]) -> Candidate:
+    """Return a batch of the job's flow as a candidate with its problems."""
     problems = []
     if item.id in claimed:
         problems.append("already another job's")
@@ -84,16 +87,7 @@ def find_started_batch(
     ``claimed`` holds the batch ids already attributed to jobs. Raises `AmbiguousBatchError`
     when more than one batch fits, or one fits but its start time is unknown.
     """
-    summary = client.get_batch_summary()
-    items = [*summary.batches, *summary.recent]
-    flow_name = None
-    if any(i.flow_id is None for i in items):
-        flow_name = client.get_flow(job.flow_id).name
-    judged = [
-        c
-        for i in items
-        if (c := judge(i, job=job, flow_name=flow_name, intent=intent, claimed=claimed))
-    ]
+    judged = [judge(i, intent=intent, claimed=claimed) for i in batches_of_flow(client, job)]
     fitting = [c for c in judged if not c.problems]
     if len(fitting) == 1 and fitting[0].item.started_at is not None:
         return fitting[0].item.id
@@ -137,18 +131,10 @@ def check_night_not_run_elsewhere(
     night = night_of(run_key)
     if night is None:
         return
-    summary = client.get_batch_summary()
-    items = [*summary.batches, *summary.recent]
-    if not items:
-        return
-    flow_name = None
-    if any(i.flow_id is None for i in items):
-        flow_name = client.get_flow(job.flow_id).name
     found = [
         i
-        for i in items
-        if (i.flow_id == job.flow_id if i.flow_id is not None else i.flow_name == flow_name)
-        and i.id not in claimed
+        for i in batches_of_flow(client, job)
+        if i.id not in claimed
         and i.total_records == records
         and i.started_at is not None
         and night[0] <= i.started_at < night[1]
