@@ -9,9 +9,12 @@ import os
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from ..orchestration.jobs import Job
 
 # These machines are offline: Prefect's anonymous telemetry can only fail (noisily).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -247,7 +250,7 @@ def sandbox(
     uvicorn_server(app_).run(sockets=[sock])
 
 
-def check_before_prefect(jobs: list[Any], db: str | None, *, api: bool) -> dict[str, str]:
+def check_before_prefect(jobs: list[Job], db: str | None, *, api: bool) -> dict[str, str]:
     """Run the checks that need no Prefect before its server starts, within seconds: the
     warehouse's path, and with ``api`` (credentials from the environment; a block lives on the
     Prefect server and is checked in the run) the key, the base URL, each flow and each record

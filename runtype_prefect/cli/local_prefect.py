@@ -138,9 +138,9 @@ def create_app() -> ASGIApp:
     return RetryBusyDatabase(create_prefect_app())
 
 
-def repossess_when_ephemeral() -> bool:
-    """Run Prefect's lease repossessor on a temporary (``EPHEMERAL``) server too; return True
-    when it was found.
+def repossess_when_ephemeral() -> None:
+    """Run Prefect's lease repossessor on a temporary (``EPHEMERAL``) server too (the suite's
+    killed-holder test fails if a Prefect upgrade renames it).
 
     A concurrency slot is leased: its holder renews the lease while it runs, and the server's
     repossessor frees the slot once a lease expires (a holder killed, a Ctrl-C mid-start).
@@ -153,8 +153,6 @@ def repossess_when_ephemeral() -> bool:
     for config in perpetual_services.get_perpetual_services():
         if getattr(config.function, "__name__", "") == monitor_expired_leases.__name__:
             config.run_in_ephemeral = True
-            return True
-    return False
 
 
 #: What Prefect's own temporary server sets: no UI, no scheduler or other services.
