@@ -15,8 +15,10 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode compiled at install: a process that imports Prefect from source (a machine with
+# PYTHONDONTWRITEBYTECODE set, as CI's are) spends a second compiling before it does anything.
 $(STAMP): uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen --all-extras --quiet
+	$(UV) sync --frozen --all-extras --quiet --compile-bytecode
 	touch $(STAMP)
 
 demo: install

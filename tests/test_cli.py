@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -206,3 +207,28 @@ def test_the_demo_says_degraded_lines_are_expected_only_when_there_are_some():
     assert "DEGRADED lines above are expected" in planted_line(night, degraded=2)
     quiet = planted_line(night, degraded=0)
     assert "expected" not in quiet and "the gate flagged none of it" in quiet
+
+
+def test_help_reads_whole_at_80_columns():
+    """At 80 columns every command's help keeps its option names whole, prints no type beside
+    a flag and wraps its description at the terminal's width, not the docstring's."""
+    from typer.testing import CliRunner
+
+    from runtype_prefect.cli.app import app
+    from runtype_prefect.cli.help_format import reflow
+
+    runner = CliRunner()
+    commands = ["", *(c.name or c.callback.__name__ for c in app.registered_commands)]
+    for command in commands:
+        done = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "80"})
+        assert done.exit_code == 0, done.output
+        lines = done.output.splitlines()
+        assert max(len(line) for line in lines) <= 80
+        assert "…" not in done.output and "<bool>" not in done.output, done.output
+        # The description (above the option panels): a line ends before the terminal's edge
+        # only where its paragraph ends.
+        description = done.output.split("╭")[0].splitlines()[3:]
+        for line, following in itertools.pairwise(description):
+            if line.strip() and following.strip():
+                assert len(line.rstrip()) > 60, f"{command}: broken line {line!r}"
+    assert reflow("one\n    two\n\n    three") == "one two\n\nthree"

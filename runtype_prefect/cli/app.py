@@ -21,6 +21,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from .console import console, print_failures, print_verdicts, results_table
 from .exit_codes import ExitCode, exit_code_for
+from .help_format import Command, Group
 from .prefect_logs import prefect_logs_to_file
 from .progress import job_progress
 
@@ -34,6 +35,7 @@ app = typer.Typer(
     help="Run Runtype AI flows on a schedule with Prefect and turn their results into analytics.",
     no_args_is_help=True,
     add_completion=False,
+    cls=Group,
 )
 
 
@@ -141,7 +143,7 @@ def _env(name: str) -> str:
     return f"RUNTYPE_SANDBOX_{name}"
 
 
-@app.command()
+@app.command(cls=Command)
 @friendly
 def sandbox(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -171,21 +173,36 @@ def sandbox(
     daily_limit: Annotated[
         int | None, typer.Option(help="Executions per day before 429 (default: unlimited).")
     ] = None,
-    latency_ms: Annotated[float, typer.Option(envvar=_env("LATENCY_MS"))] = 0.0,
-    rate_429: Annotated[float, typer.Option(envvar=_env("RATE_429"))] = 0.0,
-    retry_after: Annotated[float, typer.Option(envvar=_env("RETRY_AFTER"))] = 1.0,
+    latency_ms: Annotated[
+        float, typer.Option(help="Added latency per request.", envvar=_env("LATENCY_MS"))
+    ] = 0.0,
+    rate_429: Annotated[
+        float, typer.Option(help="Share of requests answered 429.", envvar=_env("RATE_429"))
+    ] = 0.0,
+    retry_after: Annotated[
+        float, typer.Option(help="Retry-After of a 429, seconds.", envvar=_env("RETRY_AFTER"))
+    ] = 1.0,
     burst_limit: Annotated[
         int | None, typer.Option(help="API requests per 10 s.", envvar=_env("BURST_LIMIT"))
     ] = None,
-    rate_5xx: Annotated[float, typer.Option(envvar=_env("RATE_5XX"))] = 0.0,
-    rate_drop: Annotated[float, typer.Option(envvar=_env("RATE_DROP"))] = 0.0,
-    rate_malformed: Annotated[float, typer.Option(envvar=_env("RATE_MALFORMED"))] = 0.0,
+    rate_5xx: Annotated[
+        float, typer.Option(help="Share of requests answered 503.", envvar=_env("RATE_5XX"))
+    ] = 0.0,
+    rate_drop: Annotated[
+        float, typer.Option(help="Share of connections dropped.", envvar=_env("RATE_DROP"))
+    ] = 0.0,
+    rate_malformed: Annotated[
+        float,
+        typer.Option(help="Share of answers with a broken body.", envvar=_env("RATE_MALFORMED")),
+    ] = 0.0,
     public: Annotated[
-        bool, typer.Option(help="Allow --host beyond loopback (anyone who can reach it).")
+        bool,
+        typer.Option("--public", help="Allow --host beyond loopback (anyone who can reach it)."),
     ] = False,
     calm: Annotated[
         bool,
         typer.Option(
+            "--calm",
             help="No planted regressions (slow weeks, incident nights): ordinary noise only.",
             envvar=_env("CALM"),
         ),
@@ -286,7 +303,7 @@ def check_before_prefect(jobs: list[Job], db: str | None, *, api: bool) -> dict[
     )
 
 
-@app.command()
+@app.command(cls=Command)
 @friendly
 def run(
     flow_id: Annotated[str, typer.Option(help="Runtype flow id.")],
@@ -299,7 +316,9 @@ def run(
     ] = None,
     run_key: Annotated[str | None, typer.Option(help="Idempotency key (default: today).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each batch.")] = 6 * 3600.0,
-    force: Annotated[bool, typer.Option(help="Start new batches even if the key ran.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start new batches even if the key ran.")
+    ] = False,
     max_cost_usd_per_job: Annotated[
         float | None, typer.Option(help="Skip a job whose cost forecast is higher.")
     ] = None,
@@ -314,6 +333,7 @@ def run(
     """Run one Runtype flow over record types through Prefect and land results in DuckDB.
 
     The key, the base URL and the flow are checked first, within seconds, before Prefect starts.
+
     Exit codes: 0 landed, 1 a job failed, 3 below the success floor, 4 no records, 5 the
     preflight failed (nothing started).
     """
@@ -355,7 +375,7 @@ def run(
     raise typer.Exit(exit_code_for(results))
 
 
-@app.command()
+@app.command(cls=Command)
 @friendly
 def setup(
     api_requests_per_second: Annotated[float, typer.Option(help="Runtype API rate limit.")] = 20.0,
@@ -384,7 +404,7 @@ def setup(
             console.print(line)
 
 
-@app.command()
+@app.command(cls=Command)
 @friendly
 def doctor(
     release: Annotated[
@@ -424,7 +444,7 @@ def doctor(
         console.print(f"freed the slots of {len(taken)} limit(s)")
 
 
-@app.command()
+@app.command(cls=Command)
 @friendly
 def backfill(
     nights: Annotated[int, typer.Option(help="Nights to land, ending today (UTC).")] = 7,
@@ -471,7 +491,7 @@ def backfill(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=Command)
 @friendly
 def server(
     port: Annotated[int, typer.Option(help="Prefect server (UI) port.")] = 4200,
@@ -525,7 +545,7 @@ def server(
         stack.wait()
 
 
-@app.command()
+@app.command(cls=Command)
 @friendly
 def demo(
     nights: Annotated[int, typer.Option(help="Simulated nights of history to land.")] = 7,
@@ -545,7 +565,7 @@ def demo(
         run_demo(console, nights=nights, db_path=db, time_scale=time_scale, report_path=report_path)
 
 
-@app.command()
+@app.command(cls=Command)
 @friendly
 def report(
     db: Annotated[
@@ -574,9 +594,13 @@ def report(
             " $RUNTYPE_DASHBOARD_URL_TEMPLATE, else the flow's Runtype dashboard)."
         ),
     ] = None,
-    by_record_type: Annotated[
-        bool, typer.Option(help="Add a record-type selector that filters the whole page.")
-    ] = True,
+    no_by_record_type: Annotated[
+        bool,
+        typer.Option(
+            "--no-by-record-type",
+            help="One page over every record type, without the record-type selector.",
+        ),
+    ] = False,
 ) -> None:
     """Write the self-contained HTML report (opens offline) from the analytics snapshot."""
     from ..analytics import AnalyticsUnavailableError, build_report
@@ -597,7 +621,7 @@ def report(
             since=since.date() if since else None,
             until=until.date() if until else None,
             links=links,
-            by_record_type=by_record_type,
+            by_record_type=not no_by_record_type,
         )
     except AnalyticsUnavailableError as exc:
         console.print(f"[red]{exc}[/]")
@@ -605,7 +629,7 @@ def report(
     console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline)")
 
 
-@app.command()
+@app.command(cls=Command)
 @friendly
 def pull(
     source: Annotated[
@@ -616,9 +640,10 @@ def pull(
         str | None,
         typer.Option(help="Local DuckDB file to pull into (default $RUNTYPE_PREFECT_DB)."),
     ] = None,
-    publish: Annotated[
-        bool, typer.Option(help="Publish the analytics snapshot after pulling.")
-    ] = True,
+    no_publish: Annotated[
+        bool,
+        typer.Option("--no-publish", help="Leave the analytics snapshot as it was."),
+    ] = False,
 ) -> None:
     """Bring what workers landed at a shared location into a local DuckDB warehouse (only the
     batches it does not have yet) and publish its analytics snapshot: the notebooks, the report
@@ -635,11 +660,11 @@ def pull(
             f" ({pulled.record_results} record and {pulled.step_results} step results) and"
             f" {pulled.listings} record listings from {source} into {warehouse.path}"
         )
-        if publish:
+        if not no_publish:
             console.print(f"analytics snapshot: {warehouse.publish_snapshot()}")
 
 
-@app.command()
+@app.command(cls=Command)
 @friendly
 def adopt(
     flow_id: Annotated[str, typer.Option(help="The job's Runtype flow id.")],
@@ -649,7 +674,10 @@ def adopt(
         str | None, typer.Option(help="The batch that night's start became.")
     ] = None,
     start_new: Annotated[
-        bool, typer.Option(help="None of the candidates is it: let the next run start afresh.")
+        bool,
+        typer.Option(
+            "--start-new", help="None of the candidates is it: let the next run start afresh."
+        ),
     ] = False,
     db: Annotated[
         str | None, typer.Option(help="DuckDB file (default $RUNTYPE_PREFECT_DB).")
