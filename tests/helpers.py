@@ -95,3 +95,21 @@ def read_lines(stream: IO[str]) -> tuple[list[str], threading.Thread]:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     return lines, reader
+
+
+def report_payload(page: str) -> tuple[str, dict]:
+    """Return what a report page carries packed (`analytics.payload`): plotly.js and the
+    figures (``{"templates": [...], "figures": {element id: {"data", "layout", ...}}}``)."""
+    import base64
+    import gzip
+    import json
+    import re
+
+    def unpacked(element_id: str) -> str:
+        found = re.search(
+            rf'<script id="{element_id}" type="application/gzip\+base64">(.*?)</script>', page, re.S
+        )
+        assert found, f"no packed {element_id} in the page"
+        return gzip.decompress(base64.b64decode(found.group(1))).decode()
+
+    return unpacked("plotly-js"), json.loads(unpacked("figures"))

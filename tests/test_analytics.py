@@ -9,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from helpers import report_payload
 
 from runtype_prefect import analytics as rta
 from runtype_prefect.analytics import figures
-from runtype_prefect.analytics.colors import color_map
+from runtype_prefect.analytics.colors import FAILED, color_map
 from runtype_prefect.analytics.report import build_figures
 from runtype_prefect.gate import judge_nights
 from runtype_prefect.warehouse import Warehouse
@@ -346,12 +347,17 @@ def test_report_is_one_offline_file_with_every_chart(con, tmp_path):
     db = build(tmp_path / "report.duckdb")
     out = rta.build_report(db, tmp_path / "out" / "report.html")
     page = out.read_text()
-    assert page.count("Plotly.newPlot") >= len(figures.BUILDERS)
+    plotlyjs, payload = report_payload(page)
     for name in figures.BUILDERS:
         assert f'id="chart-{name}"' in page, name
+        figure = payload["figures"][f"chart-{name}"]  # a figure for every chart element
+        assert "data" in figure and "layout" in figure
     assert not re.search(r"<script[^>]+src=", page), "no external scripts: it must open offline"
-    inline = re.search(r"<script type=\"text/javascript\">(.*?)</script>", page, re.S)
-    assert inline and len(inline.group(1)) > 1_000_000, "plotly.js must be inlined"
+    assert len(plotlyjs) > 1_000_000 and "Plotly" in plotlyjs, "plotly.js must be inlined"
+    assert "Plotly.newPlot" in page  # the page script draws them
+    # One theme for the page, not one per chart.
+    assert len(payload["templates"]) == 1
+    assert all(f["template"] == 0 for f in payload["figures"].values())
     assert "Top failures" in page and "api.crm.example" in page
     assert str(tmp_path / "report.analytics.duckdb") in page
 
@@ -371,7 +377,8 @@ def test_the_report_shows_the_quality_gates_verdicts(tmp_path):
         verdicts = judge_nights(w, last)
         w.publish_snapshot()
     page = rta.build_report(db, tmp_path / "r.html").read_text()
-    assert "<h2>Quality gate</h2>" in page and f"<p>Night {last}:</p>" in page
+    assert re.search(r'<h2 id="section-\d+">Quality gate</h2>', page)
+    assert f"<p>Night {last}:</p>" in page
     with rta.connect(db) as con:
         history = rta.quality_history(con)
     assert len(history[history["night"] == pd.Timestamp(last)]) == len(verdicts) > 0
@@ -395,6 +402,52 @@ def test_the_pareto_keeps_classes_that_share_a_long_prefix_apart():
     assert list(bars.x) == list(pareto["error_class"]) and list(bars.y) == [10, 8, 7, 5]
     assert all(len(t) <= 48 for t in fig.layout.xaxis.ticktext)
     assert list(fig.layout.xaxis.tickvals) == list(pareto["error_class"])
+    # ... and their labels can be told apart: a long class keeps its end, where they differ.
+    labels = list(fig.layout.xaxis.ticktext)
+    assert len(set(labels)) == len(labels) and labels[0].endswith("(reading 'a')")
+    # The cumulative axis reads in quarters, not in the left axis's steps (0/24/47/71/95 %).
+    assert list(fig.layout.yaxis2.tickvals) == [0, 0.25, 0.5, 0.75, 1]
+
+
+def test_short_labels_stay_apart_even_when_start_and_end_are_alike():
+    alike = ["x" * 30 + str(i) + "y" * 30 for i in range(3)]
+    labels = figures.short_labels(alike)
+    assert len(set(labels)) == 3 and all(len(label) <= 48 for label in labels)
+    assert figures.short_labels(["short"]) == ["short"]
+
+
+@pytest.mark.parametrize("highest", [0.0, 0.003, 0.012, 0.047, 0.05, 0.3, 1.0])
+def test_the_heatmaps_colour_bar_reads_each_tick_once(highest):
+    """plotly's own ticks at a 0–5 % scale printed 5%, 4%, 4%, 3%, 3%…: each tick now says a
+    different rate, and the scale covers the highest one."""
+    heat = pd.DataFrame(
+        {
+            "record_type": ["lead", "lead"],
+            "step_order": [1, 2],
+            "step_name": ["a", "b"],
+            "failure_rate": [0.0, highest],
+            "failures": [0, 1],
+            "executions": [10, 10],
+        }
+    )
+    bar = figures.failure_heatmap(heat).layout.coloraxis
+    labels = list(bar.colorbar.ticktext)
+    assert len(set(labels)) == len(labels) >= 3 and labels[0].startswith("0")
+    assert bar.cmax >= highest and list(bar.colorbar.tickvals)[-1] == bar.cmax
+
+
+def test_a_kpi_change_that_prints_as_zero_is_neither_red_nor_green():
+    kpis = pd.DataFrame(
+        {
+            "metric": ["p50_s", "p95_s"],
+            "label": ["p50", "p95"],
+            "current": [7.9801, 9.0],
+            "previous": [7.9800, 7.0],
+        }
+    )
+    unchanged, slower = figures.kpi_figure(kpis).data
+    assert unchanged.delta.increasing.color == unchanged.delta.decreasing.color
+    assert slower.delta.increasing.color == FAILED  # slower is worse: red
 
 
 def test_counts_are_integers_in_frames_and_in_the_report(con, tmp_path):
@@ -418,11 +471,19 @@ def test_the_kpis_name_their_night_and_follow_the_selection(con, tmp_path):
     assert only_last["previous"].isna().all() and not only_last["current"].isna().all()
     assert rta.kpis(con)["previous"].notna().any()  # the whole history does compare
     db = build(tmp_path / "sel.duckdb")
+
+    def kpi_header(page: str) -> str:
+        return report_payload(page)[1]["figures"]["chart-kpis"]["layout"]["title"]["text"]
+
     page = rta.build_report(db, tmp_path / "r.html", since=last).read_text()
-    assert f"Night {last} (no earlier night in this selection" in page
+    assert kpi_header(page).startswith(f"Night {last} (no earlier night in this selection")
+    # The whole history: compared with the nights before it that have data (the trailing
+    # week would start six days before the first night).
+    page = rta.build_report(db, tmp_path / "all.html").read_text()
+    assert kpi_header(page) == f"Night {last} vs the nights {first} – {first}"
     # --until an earlier night: the KPIs describe that night, the header names the range.
     page = rta.build_report(db, tmp_path / "r2.html", since=first, until=first).read_text()
-    assert f"Night {first}" in page and f"nights {first} – {first}" in page
+    assert kpi_header(page).startswith(f"Night {first}") and f"nights {first} – {first}" in page
     assert f"Night {last}" not in page
 
 
@@ -624,3 +685,95 @@ def test_tables_with_ties_come_out_in_one_order(tmp_path):
         assert rta.failures(con)["step_name"].tolist() == sorted(names)
         costs = rta.record_costs(con, top=8)["record_id"].tolist()
         assert costs == sorted(f"r{n[-2:]}" for n in names)[:8]
+
+
+def test_the_report_opens_with_what_needs_attention_and_a_table_of_contents(tmp_path):
+    db = build(tmp_path / "open.duckdb")
+    page = rta.build_report(db, tmp_path / "r.html").read_text()
+    for part in page.split('<div class="selection"')[1:]:
+        # What needs attention comes first, then the contents, then the first chart.
+        attention = part.index('<section class="attention">')
+        toc = part.index('<nav class="toc">')
+        assert attention < toc < part.index('class="chart')
+        anchors = re.findall(r'<a href="#([^"]+)">', part[toc:])
+        assert len(anchors) >= 10
+        assert all(f'id="{anchor}"' in part for anchor in anchors), anchors
+    assert "Night 2026-11-02: records" in page
+    # No column without a header or without a value: the gate's "degraded" column appears only
+    # with a degraded verdict, the Prefect run column only when a Prefect UI is known.
+    assert "<th></th>" not in page and "<th>Prefect run</th>" not in page
+
+
+def test_what_needs_attention_puts_failures_first_and_stays_quiet_on_a_good_night():
+    from runtype_prefect.analytics.attention import what_needs_attention
+
+    night = date(2026, 12, 6)
+    batches = pd.DataFrame(
+        {
+            "job_name": ["Lead Enrichment", "Ticket Triage"],
+            "record_type": ["lead", "ticket"],
+            "outcome": ["completed_with_failures", "below_floor"],
+            "status": ["completed", "completed"],
+            "records": [1200, 250],
+            "failed": [100, 140],
+            "batch_id": ["b1", "b2"],
+        }
+    )
+    quality = pd.DataFrame(
+        {
+            "night": pd.to_datetime(["2026-12-06", "2026-12-06"]),
+            "job": ["Lead Enrichment · lead", "Ticket Triage · ticket"],
+            "metric": ["p95_s", "success_rate"],
+            "verdict": ["degraded", "ok"],
+            "current_value": [12.0, 0.44],
+            "baseline_value": [9.0, 0.9],
+            "change": [1 / 3, -0.46],
+            "degraded_since": pd.to_datetime(["2026-12-05", None]),
+        }
+    )
+    failures = pd.DataFrame(
+        {
+            "error_class": ["HTTP 502", "Timeout"],
+            "record_type": ["lead", "lead"],
+            "step_name": ["Lookup company", "Lookup company"],
+            "failures": [40, 3],
+            "first_seen": pd.to_datetime(["2026-12-06 02:01", "2026-12-01 02:01"], utc=True),
+        }
+    )
+    kpis = pd.DataFrame(
+        {
+            "metric": ["success_rate", "p95_s", "estimated_cost_per_night_usd"],
+            "current": [0.85, 12.0, 8.7],
+            "previous": [0.91, 9.0, 8.5],
+            "delta": [-0.06, 3.0, 0.2],
+            "delta_pct": [-0.066, 1 / 3, 0.024],
+        }
+    )
+    chronic = pd.DataFrame({"record_id": ["r1", "r2"]})
+    notices = what_needs_attention(
+        night=night,
+        batches=batches,
+        quality=quality,
+        failures=failures,
+        kpis=kpis,
+        chronic=chronic,
+    )
+    texts = [n.text for n in notices]
+    assert [n.level for n in notices[:2]] == ["alert", "alert"]
+    assert texts[0].startswith("Ticket Triage: below floor (140 of 250 records failed")
+    assert texts[1].startswith("Lead Enrichment · lead: p95_s degraded, 12.00s vs 9.00s")
+    assert any(t.startswith("success rate 85.0%, down 6.0 points") for t in texts)
+    assert any(t.startswith("p95 execution time 12.00s, up 33%") for t in texts)
+    assert not any(t.startswith("estimated cost") for t in texts)  # +2.4% is no news
+    assert any(t.startswith("new error: HTTP 502 (lead · Lookup company), 40") for t in texts)
+    assert not any("Timeout" in t for t in texts)  # seen before
+    assert texts[-1] == "2 records failed on at least 3 of their last 5 nights"
+    quiet = what_needs_attention(
+        night=night,
+        batches=batches.iloc[:1],
+        quality=quality.iloc[1:],
+        failures=failures.iloc[1:],
+        kpis=kpis.assign(delta=[0.0, 0.0, 0.0], delta_pct=[0.0, 0.0, 0.0]),
+        chronic=chronic.iloc[:0],
+    )
+    assert quiet == []

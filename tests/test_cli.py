@@ -55,6 +55,7 @@ def test_the_first_demo_on_a_fresh_machine_works(tmp_path):
     assert "Last night" in done.stdout and "report:" in done.stdout
     assert "the sandbox planted nothing for" in done.stdout or "the sandbox's " in done.stdout
     assert (tmp_path / "runtype.duckdb").exists() and (tmp_path / "reports/report.html").exists()
+    assert (tmp_path / "reports/report.html").stat().st_size < 3_000_000  # plotly.js packed
     # A quiet terminal: progress and results here, Prefect's own lines in its log file.
     log = tmp_path / "home/.prefect/logs/runtype-prefect.log"
     assert f"Prefect's logs: {log}" in done.stdout

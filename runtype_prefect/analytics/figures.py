@@ -64,6 +64,17 @@ def _layout(
     return fig
 
 
+#: The colour of a KPI change too small to show (it prints as 0.0%).
+UNCHANGED = "#888888"
+
+
+def _shows_as_zero(value: float, reference: float, *, relative: bool) -> bool:
+    """Return True when the change from ``reference`` to ``value`` prints as 0.0% (the KPIs'
+    one-decimal percent format): relative to the reference, or in points for rates."""
+    change = (value - reference) / reference if relative and reference else value - reference
+    return abs(change) < 0.0005
+
+
 def kpi_figure(kpis: pd.DataFrame, *, title: str = "Last night vs the trailing week") -> go.Figure:
     """Indicators of each KPI with its change against the previous period."""
     if kpis.empty or kpis["current"].isna().all():
@@ -78,6 +89,13 @@ def kpi_figure(kpis: pd.DataFrame, *, title: str = "Last night vs the trailing w
         value = None if pd.isna(row.current) else row.current
         reference = None if pd.isna(row.previous) else row.previous
         percent = fmt.endswith("%")
+        worse, better = (FAILED, SUCCEEDED) if lower_is_better else (SUCCEEDED, FAILED)
+        if (
+            value is not None
+            and reference is not None
+            and _shows_as_zero(value, reference, relative=not percent)
+        ):
+            worse = better = UNCHANGED  # "▲0.0%" in red would call no change a regression
         fig.add_trace(
             go.Indicator(
                 mode="number+delta" if reference is not None else "number",
@@ -87,8 +105,8 @@ def kpi_figure(kpis: pd.DataFrame, *, title: str = "Last night vs the trailing w
                     "reference": reference,
                     "relative": not percent,  # rates change in points, the rest in percent
                     "valueformat": ".1%",
-                    "increasing": {"color": FAILED if lower_is_better else SUCCEEDED},
-                    "decreasing": {"color": SUCCEEDED if lower_is_better else FAILED},
+                    "increasing": {"color": worse},
+                    "decreasing": {"color": better},
                 },
                 title={"text": label, "font": {"size": 13}},
             ),
@@ -508,6 +526,27 @@ def latency_by_model(models: pd.DataFrame) -> go.Figure:
     return _layout(fig, title, "Model", "Step duration (s)", legend="Percentile")
 
 
+def short_labels(names: list[str], width: int = 48) -> list[str]:
+    """Return an axis label per name, at most ``width`` characters: a long name keeps its start
+    and its end (``TypeError: Cannot read…(reading 'id')``), since names of one kind differ at
+    the end; labels that would still be alike get a number."""
+    head = (width - 1) * 3 // 5
+    labels = [n if len(n) <= width else n[:head] + "…" + n[-(width - 1 - head) :] for n in names]
+    seen: dict[str, int] = {}
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+    count: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        if seen[label] == 1:
+            unique.append(label)
+            continue
+        count[label] = count.get(label, 0) + 1
+        tag = f" #{count[label]}"
+        unique.append(label[: width - len(tag)] + tag)
+    return unique
+
+
 def error_pareto(pareto: pd.DataFrame) -> go.Figure:
     """Failures per error class (bars) with the cumulative share (line, right axis)."""
     title = "Error Pareto: failures by error class"
@@ -516,7 +555,7 @@ def error_pareto(pareto: pd.DataFrame) -> go.Figure:
     # One bar per full class: the axis shows shortened names, but bars are keyed on the whole
     # class (classes sharing their first 45 characters would otherwise merge into one bar).
     classes = pareto["error_class"].astype(str).tolist()
-    labels = [c if len(c) <= 48 else c[:45] + "…" for c in classes]
+    labels = short_labels(classes)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
         go.Bar(
@@ -543,7 +582,12 @@ def error_pareto(pareto: pd.DataFrame) -> go.Figure:
     )
     fig.update_yaxes(title_text="Failed steps", secondary_y=False)
     fig.update_yaxes(
-        title_text="Cumulative share", tickformat=".0%", range=[0, 1.05], secondary_y=True
+        title_text="Cumulative share",
+        tickformat=".0%",
+        tickvals=[0, 0.25, 0.5, 0.75, 1],  # left alone, it follows the left axis: 0/24/47/71/95
+        range=[0, 1.05],
+        showgrid=False,
+        secondary_y=True,
     )
     fig.update_xaxes(tickmode="array", tickvals=classes, ticktext=labels)
     fig.update_layout(title=title, template=TEMPLATE, xaxis_title="Error class", height=520)
@@ -587,6 +631,25 @@ def error_classes_over_time(nights: pd.DataFrame, *, top: int = 6) -> go.Figure:
     )
 
 
+def rate_ticks(highest: float) -> tuple[float, list[tuple[float, str]]]:
+    """Return the top of a 0..``highest`` rate scale and its ticks (value, label): a round
+    step that gives 3–6 ticks, each label printed with as many decimals as the step needs, so
+    no two ticks read alike (plotly's own ticks at 0.5% printed 5%, 4%, 4%, 3%…)."""
+    highest = highest if highest > 0 else 0.01
+    step = next(
+        s
+        for s in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0)
+        if highest / s <= 5
+    )
+    top = round(math.ceil(highest / step - 1e-9) * step, 6)
+    decimals = max(0, -math.floor(math.log10(step * 100) + 1e-9))
+    ticks = [
+        (round(i * step, 6), f"{i * step * 100:.{decimals}f}%")
+        for i in range(round(top / step) + 1)
+    ]
+    return top, ticks
+
+
 def failure_heatmap(heat: pd.DataFrame) -> go.Figure:
     """Failure rate per step, one row per record type, each with its own flow's steps (one
     shared axis mixed every flow's steps into a mostly empty grid); 0 % is pale red, a step
@@ -616,6 +679,7 @@ def failure_heatmap(heat: pd.DataFrame) -> go.Figure:
             col=1,
         )
         fig.update_yaxes(showticklabels=False, row=row, col=1)
+    top, ticks = rate_ticks(float(heat["failure_rate"].max()))
     fig.update_layout(
         title=title,
         template=TEMPLATE,
@@ -624,7 +688,12 @@ def failure_heatmap(heat: pd.DataFrame) -> go.Figure:
         coloraxis={
             "colorscale": [[0, "#fde0dd"], [1, "#a50f15"]],
             "cmin": 0,
-            "colorbar": {"title": "failure rate", "tickformat": ".0%"},
+            "cmax": top,
+            "colorbar": {
+                "title": "failure rate",
+                "tickvals": [v for v, _ in ticks],
+                "ticktext": [t for _, t in ticks],
+            },
         },
     )
     return fig

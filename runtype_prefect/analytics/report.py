@@ -1,7 +1,10 @@
-"""The static HTML report: KPIs, every chart and the top failures, in one offline file.
+"""The static HTML report: what needs attention, KPIs, every chart and the tables, in one
+offline file.
 
-plotly.js is inlined once in the page head (a CDN reference renders a blank page offline), and
-everything on the page comes from the analytics views through `queries` and `figures`.
+plotly.js and the figures travel inside the page, gzip-compressed (`payload`; a CDN reference
+renders a blank page offline, and plotly.js alone is 4.8 MB uncompressed); the browser unpacks
+them and draws the charts of the selection shown. Everything on the page comes from the
+analytics views through `queries` and `figures`.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 
 from . import figures, queries
+from .attention import Notice, kpi_summary, what_needs_attention
 from .connection import connect, resolve_analytics_path
+from .payload import PAGE_SCRIPT, compressed_plotlyjs, figures_payload
 from .queries import Filters
 
 #: Records sampled for the execution-time distribution: enough for a smooth curve, small enough
@@ -40,13 +44,18 @@ SECTIONS: list[tuple[str, list[str]]] = [
 ]
 
 
-def kpi_title(night: date | None, trailing_nights: int, since: date | None) -> str:
-    """Return the KPI header naming the night it describes and what it is compared with."""
+def kpi_title(
+    night: date | None, trailing_nights: int, since: date | None, earliest: date | None = None
+) -> str:
+    """Return the KPI header naming the night it describes and the nights it is compared with:
+    the ``trailing_nights`` before it, none before ``since`` or the ``earliest`` night with
+    data."""
     if night is None:
         return "Last night vs the trailing week"
     first = night - timedelta(days=trailing_nights)
-    if since and since > first:
-        first = since
+    for floor in (since, earliest):
+        if floor and floor > first:
+            first = floor
     if first >= night:
         return f"Night {night} (no earlier night in this selection to compare with)"
     return f"Night {night} vs the nights {first} – {night - timedelta(days=1)}"
@@ -63,18 +72,33 @@ class Frames:
     batch_timing: pd.DataFrame
     quality: pd.DataFrame
     freshness: pd.DataFrame
+    kpis: pd.DataFrame
 
     @classmethod
     def read(
-        cls, con: duckdb.DuckDBPyConnection, f: Filters, freshness: pd.DataFrame | None = None
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        f: Filters,
+        freshness: pd.DataFrame | None = None,
+        *,
+        trailing_nights: int = 7,
     ) -> Frames:
-        """Return the frames of selection ``f`` (``freshness`` when the caller has it)."""
+        """Return the frames of selection ``f`` (``freshness`` when the caller has it), its
+        KPIs comparing the latest night with the ``trailing_nights`` before it."""
+        night = queries.latest_night(con, f)
         return cls(
             record_type_nights=queries.record_type_nights(con, f),
-            night=queries.latest_night(con, f),
+            night=night,
             batch_timing=queries.batch_timing(con, f),
             quality=queries.quality_history(con, f),
             freshness=queries.freshness(con) if freshness is None else freshness,
+            kpis=queries.kpis(
+                con,
+                night=night,
+                trailing_nights=trailing_nights,
+                record_types=f.record_types,
+                since=f.start,
+            ),
         )
 
 
@@ -87,21 +111,20 @@ def build_figures(
 ) -> dict[str, go.Figure]:
     """Return every report figure (see `figures.BUILDERS`) for the selection ``f``
     (``frames``: its `Frames`, when the caller has read them)."""
-    frames = frames or Frames.read(con, f)
+    frames = frames or Frames.read(con, f, trailing_nights=trailing_nights)
     rtn, night = frames.record_type_nights, frames.night
     models = queries.model_latency(con, f)
     usage = queries.model_usage(con, f)
     steps = queries.step_performance(con, f)
     return {
         "kpis": figures.kpi_figure(
-            queries.kpis(
-                con,
-                night=night,
-                trailing_nights=trailing_nights,
-                record_types=f.record_types,
-                since=f.start,
+            frames.kpis,
+            title=kpi_title(
+                night,
+                trailing_nights,
+                f.start,
+                earliest=rtn["night"].min().date() if not rtn.empty else None,
             ),
-            title=kpi_title(night, trailing_nights, f.start),
         ),
         "success_rate": figures.success_rate_over_time(rtn),
         "outcomes": figures.outcomes_over_time(rtn),
@@ -204,7 +227,9 @@ def _quality_table(history: pd.DataFrame) -> str:
         )
         cells = [r.job, r.metric, r.verdict.replace("_", " "), figures_text, since]
         rows.append([html.escape(str(c)) for c in cells])
-    head = ["job", "metric", "verdict", "tonight vs baseline", ""]
+    head = ["job", "metric", "verdict", "tonight vs baseline", "degraded"]
+    if not any(row[-1] for row in rows):  # nothing degraded: no column of empty cells
+        head, rows = head[:-1], [row[:-1] for row in rows]
     night = pd.Timestamp(latest["night"].iloc[0]).date()
     runs = (
         history[history["verdict"] == "degraded"]
@@ -296,19 +321,32 @@ def _batches_table(batches: pd.DataFrame, links: Links) -> str:
             _link(run, "flow run") if run else "",
         ]
         rows.append(cells)
+    if not any(row[-1] for row in rows):  # no Prefect UI known: no column of empty cells
+        head, rows = head[:-1], [row[:-1] for row in rows]
     return f"<p>Night {night}:</p>" + _html_table(head, rows)
 
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1rem;
+       color: #222; }
 header p { color: #555; margin: .2rem 0; }
 h2 { margin-top: 2.5rem; border-bottom: 1px solid #ddd; padding-bottom: .3rem; }
 table { border-collapse: collapse; font-size: .85rem; width: 100%; }
 th, td { border: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; }
-.chart { margin: 1rem 0; }
+.chart { margin: 1rem 0; min-height: 450px; }
+.chart.kpis { min-height: 440px; }
 p.nights { color: #666; font-size: .85rem; margin-top: -.2rem; }
 p.selector { margin-top: 1rem; font-size: 1rem; }
+nav.toc { font-size: .9rem; margin: 1rem 0; line-height: 1.8; }
+nav.toc a { margin-right: 1rem; white-space: nowrap; }
+section.attention { background: #fafafa; border: 1px solid #ddd; padding: .2rem 1rem .6rem; }
+section.attention h2 { margin-top: .8rem; border: 0; }
+li.alert { color: #a50f15; }
+li.alert::marker { content: "● "; }
+li.watch::marker { content: "○ "; }
+p.summary { font-size: 1rem; }
+#charts-status { color: #666; }
 """
 
 
@@ -321,8 +359,35 @@ class Selection:
     filters: Filters
 
 
+@dataclass(frozen=True)
+class SelectionPage:
+    """A selection's part of the page: its HTML (charts as empty elements) and the figures to
+    draw in them, keyed by element id."""
+
+    html: str
+    figures: dict[str, go.Figure]
+
+
 def _slug(key: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in key.lower())
+
+
+def _attention_html(night: date | None, kpis: pd.DataFrame, notices: list[Notice]) -> str:
+    """The opening block: the night's KPIs in one line, then what needs attention."""
+    if night is None:
+        return ""
+    items = (
+        "".join(f'<li class="{n.level}">{html.escape(n.text)}</li>' for n in notices)
+        or "<li>Nothing needs attention: every job settled, the quality gate found nothing"
+        " degraded and no new error appeared.</li>"
+    )
+    summary = kpi_summary(kpis)
+    return (
+        '<section class="attention"><h2>What changed and what needs attention</h2>'
+        f'<p class="summary">Night {night}: {html.escape(summary)}'
+        " (change against the nights before it).</p>"
+        f"<ul>{items}</ul></section>"
+    )
 
 
 def selection_html(
@@ -333,12 +398,13 @@ def selection_html(
     trailing_nights: int = 7,
     main: bool = False,
     frames: Frames | None = None,
-) -> str:
-    """Return the KPIs, every section of charts and the tables for one selection. Chart ids are
-    ``chart-<name>`` on the ``main`` selection, ``chart-<key>-<name>`` on the others;
-    ``frames``: the selection's `Frames`, when the caller has read them."""
+) -> SelectionPage:
+    """Return one selection's part of the page: what needs attention, a table of contents, the
+    KPIs, every section of charts and the tables. Element ids are ``chart-<name>`` /
+    ``section-<n>`` on the ``main`` selection, ``chart-<key>-<name>`` / ``section-<key>-<n>``
+    on the others; ``frames``: the selection's `Frames`, when the caller has read them."""
     f = selection.filters
-    frames = frames or Frames.read(con, f)
+    frames = frames or Frames.read(con, f, trailing_nights=trailing_nights)
     figs = build_figures(con, f, trailing_nights=trailing_nights, frames=frames)
     nights = frames.record_type_nights["night"]
     covered = (
@@ -355,52 +421,61 @@ def selection_html(
             on="batch_id",
             how="left",
         )
-    prefix = "chart-" if main else f"chart-{_slug(selection.key)}-"
+    failures = queries.failures(con, f)
+    chronic = queries.chronic_failures(con, f)
+    prefix = "" if main else f"{_slug(selection.key)}-"
+    drawn: dict[str, go.Figure] = {}
 
     def chart(name: str) -> str:
-        return (
-            '<div class="chart">'
-            + figs[name].to_html(
-                full_html=False,
-                include_plotlyjs=False,
-                div_id=prefix + name,
-                config={"displaylogo": False, "responsive": True},
-            )
-            + "</div>"
-        )
+        div_id = f"chart-{prefix}{name}"
+        drawn[div_id] = figs[name]
+        return f'<div class="chart {name}" id="{div_id}"></div>'
+
+    contents: list[tuple[str, str]] = []
 
     def heading(text: str) -> str:
-        return f'<h2>{html.escape(text)}</h2><p class="nights">{html.escape(covered)}</p>'
+        anchor = f"section-{prefix}{len(contents) + 1}"
+        contents.append((anchor, text))
+        return (
+            f'<h2 id="{anchor}">{html.escape(text)}</h2>'
+            f'<p class="nights">{html.escape(covered)}</p>'
+        )
 
-    body = [chart("kpis"), heading("Last night's batches"), _batches_table(batches, links)]
+    body = [heading("Key figures"), chart("kpis")]
+    body += [heading("Last night's batches"), _batches_table(batches, links)]
     for title, names in SECTIONS:
         body.append(heading(title))
         body.extend(chart(n) for n in names)
     body.append(heading("Top failures"))
-    body.append(_failures_table(queries.failures(con, f)))
+    body.append(_failures_table(failures))
     body.append(heading("Records that fail night after night"))
-    body.append(_chronic_table(queries.chronic_failures(con, f)))
+    body.append(_chronic_table(chronic))
     body.append(heading("Quality gate"))
     body.append(chart("quality_verdicts"))
     body.append(_quality_table(frames.quality))
-    return "".join(body)
-
-
-SELECTOR_JS = """
-function showSelection(key) {
-  document.querySelectorAll('.selection').forEach(function (el) {
-    var on = el.dataset.key === key;
-    el.style.display = on ? '' : 'none';
-    if (on) {
-      el.querySelectorAll('.js-plotly-plot').forEach(function (p) { Plotly.Plots.resize(p); });
-    }
-  });
-}
-"""
+    notices = (
+        what_needs_attention(
+            night=night,
+            batches=batches,
+            quality=frames.quality,
+            failures=failures,
+            kpis=frames.kpis,
+            chronic=chronic,
+        )
+        if night is not None
+        else []
+    )
+    toc = (
+        '<nav class="toc">'
+        + " ".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t in contents)
+        + "</nav>"
+    )
+    opening = _attention_html(night, frames.kpis, notices) + toc
+    return SelectionPage(opening + "".join(body), drawn)
 
 
 def render_html(
-    blocks: list[tuple[Selection, str]],
+    blocks: list[tuple[Selection, SelectionPage]],
     *,
     source: Path,
     freshness: pd.DataFrame,
@@ -409,7 +484,8 @@ def render_html(
     until: date | None = None,
 ) -> str:
     """Return the report page: a header, a record-type selector when there is more than one
-    selection, and each selection's content (`selection_html`), the first one shown."""
+    selection, each selection's part (`selection_html`, the first one shown), and the packed
+    plotly.js and figures the page script unpacks and draws."""
     if freshness.empty:
         fresh = "no nights landed yet"
     else:
@@ -444,19 +520,23 @@ def render_html(
     hidden = ' style="display:none"'
     sections = "".join(
         f'<div class="selection" data-key="{html.escape(sel.key, quote=True)}"'
-        f"{'' if i == 0 else hidden}>{content}</div>"
-        for i, (sel, content) in enumerate(blocks)
+        f"{'' if i == 0 else hidden}>{part.html}</div>"
+        for i, (sel, part) in enumerate(blocks)
     )
+    figs = {div_id: fig for _, part in blocks for div_id, fig in part.figures.items()}
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Runtype results report</title>
 <style>{STYLE}</style>
-<script type="text/javascript">{get_plotlyjs()}</script>
-<script type="text/javascript">{SELECTOR_JS}</script>
+<script id="plotly-js" type="application/gzip+base64">{compressed_plotlyjs()}</script>
+<script id="figures" type="application/gzip+base64">{figures_payload(figs)}</script>
+<script type="text/javascript">{PAGE_SCRIPT}</script>
 </head><body>
 <header><h1>Runtype results report</h1>
 <p>Generated {generated_at.strftime("%Y-%m-%d %H:%M UTC")} from <code>{html.escape(str(source))}</code> ({scope}).</p>
-<p>Freshness: {html.escape(fresh)}.</p>{selector}</header>
+<p>Freshness: {html.escape(fresh)}.</p>{selector}
+<p id="charts-status">Drawing the charts…</p></header>
 {sections}
 </body></html>
 """  # noqa: E501
@@ -484,7 +564,7 @@ def build_report(
     links = links or Links()
     with connect(db) as con:
         f = Filters(start=since, end=until)
-        every = Frames.read(con, f)
+        every = Frames.read(con, f, trailing_nights=trailing_nights)
         selections = [Selection("all", "Every record type", f)]
         if by_record_type:
             types = sorted(every.record_type_nights["record_type"].unique())
@@ -503,7 +583,11 @@ def build_report(
                     trailing_nights=trailing_nights,
                     main=i == 0,
                     # the freshness frame is the whole report's: read once
-                    frames=every if i == 0 else Frames.read(con, sel.filters, every.freshness),
+                    frames=every
+                    if i == 0
+                    else Frames.read(
+                        con, sel.filters, every.freshness, trailing_nights=trailing_nights
+                    ),
                 ),
             )
             for i, sel in enumerate(selections)

@@ -604,16 +604,9 @@ def report(
 ) -> None:
     """Write the self-contained HTML report (opens offline) from the analytics snapshot."""
     from ..analytics import AnalyticsUnavailableError, build_report
-    from ..analytics.report import Links
-    from ..client import resolve_dashboard_url_template
-    from .stack import ui_url_for
+    from .report_links import report_links
 
-    api_url = os.environ.get("PREFECT_API_URL", "")
-    ui_url = prefect_ui_url or os.environ.get("PREFECT_UI_URL") or ui_url_for(api_url)
-    links = Links(
-        prefect_ui_url=ui_url or None,
-        batch_url_template=resolve_dashboard_url_template(batch_url_template),
-    )
+    links = report_links(prefect_ui_url, batch_url_template)
     try:
         path = build_report(
             db,

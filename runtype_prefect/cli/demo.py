@@ -19,6 +19,7 @@ from ..warehouse import Warehouse, snapshot_path_for
 from .console import print_verdicts, results_table
 from .exit_codes import ExitCode, exit_code_for
 from .progress import job_progress
+from .report_links import report_links
 
 
 def sandbox_jobs(server: SandboxServer) -> list[Job]:
@@ -98,7 +99,7 @@ def run_demo(
         f"{counts['step_results']:,} step results over {len(nightly_results)} nights into {db} "
         f"(analytics snapshot: {snapshot_path_for(db).name}) in {time.monotonic() - started:.0f}s"
     )
-    report = build_report(db, report_path)
+    report = build_report(db, report_path, links=report_links())
     console.print(f"[bold]report[/]: {report} (self-contained, opens offline)")
     console.print(
         "next: `make notebooks` (JupyterLab on this warehouse) · `make server` "
