@@ -127,3 +127,22 @@ def test_a_wait_that_times_out_ends_the_batch_with_a_failed_event(admin, db):
     *_, ended = wait_for_events("runtype.batch.", 2, resource=resource)
     assert ended["event"] == "runtype.batch.failed"
     assert ended["payload"]["outcome"] == "timed_out"
+
+
+def test_an_unnamed_on_demand_run_goes_by_its_flows_name(admin, db):
+    """An on-demand run started with a flow id only (the deployment's form) is named after the
+    flow the preflight read, never after the flow id."""
+    from prefect.client.orchestration import get_client
+
+    state = run_record_type(
+        flow_id=admin.flow_for("customer"),
+        record_type="customer",
+        db_path=db,
+        run_key="2026-11-03",
+        return_state=True,
+        **FAST,
+    )
+    assert state.result().job == "Customer Health Summary"
+    with get_client(sync_client=True) as prefect:
+        run = prefect.read_flow_run(state.state_details.flow_run_id)
+    assert run.name == "Customer Health Summary · customer"

@@ -58,7 +58,19 @@ def load_jobs(path: str | Path) -> list[Job]:
     return jobs
 
 
+def named_after_flows(jobs: list[Job], flow_names: dict[str, str]) -> list[Job]:
+    """Return ``jobs`` with each unnamed one named after its flow (``flow_names``: flow id →
+    name), so runs, tables and events show "Lead Enrichment", not a flow id."""
+    return [
+        job.model_copy(update={"name": flow_names[job.flow_id]})
+        if job.name is None and job.flow_id in flow_names
+        else job
+        for job in jobs
+    ]
+
+
 def discover_jobs(client: RuntypeClient, flow_ids: list[str]) -> list[Job]:
-    """Return one job per flow in ``flow_ids`` per record type found by paging the records."""
+    """Return one job per flow in ``flow_ids`` per record type found by paging the records
+    (unnamed: the preflight, which reads every flow, names them after their flows)."""
     record_types = client.list_record_types()
     return [Job(flow_id=f, record_type=t) for f in flow_ids for t in record_types]

@@ -23,7 +23,7 @@ from .job_run import (
     execute_job,
     job_error_result,
 )
-from .jobs import Job, discover_jobs, load_jobs
+from .jobs import Job, discover_jobs, load_jobs, named_after_flows
 from .observability import nightly_markdown, nightly_summary
 from .outcomes import JobResult, Outcome
 from .quality import emit_degraded, judge_run_key, quality_markdown
@@ -164,13 +164,18 @@ def nightly(
                 )
                 log.error(message)
                 return Failed(data=[], message=message)  # type: ignore[return-value]
-            results = [
-                JobResult.of(p.job, run_key, outcome=Outcome.OVER_BUDGET, message=p.over_budget)
-                for p in report.plans
-                if not p.runs
-            ]
             skipped = {p.job.label for p in report.plans if not p.runs}
             job_list = [job for job in job_list if job.label not in skipped]
+            # Jobs given without a name go by their flow's from here on (the UI, the tables).
+            named = report.flow_names
+            results = [
+                JobResult.of(job, run_key, outcome=Outcome.OVER_BUDGET, message=p.over_budget)
+                for p in report.plans
+                if not p.runs
+                for job in named_after_flows([p.job], named)
+            ]
+            job_list = named_after_flows(job_list, named)
+            resolve_order = named_after_flows(resolve_order, named)
         log.info("nightly %s: %d jobs, %d at a time", run_key, len(job_list), max_concurrent_jobs)
         limit = max(1, min(max_concurrent_jobs, MAX_WORKERS))
         order = {job.label: i for i, job in enumerate(resolve_order)}

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from prefect import runtime
 from prefect.artifacts import (
     create_link_artifact,
     create_markdown_artifact,
@@ -15,6 +16,7 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.client.orchestration import get_client
 from prefect.events import emit_event
 
 from .outcomes import JobResult, outcome_of_error
@@ -33,6 +35,19 @@ def _quietly(action: Callable[[], Any]) -> Any:
     except Exception as exc:  # observability must never fail a job
         log.warning("could not record to the Prefect UI: %s", exc)
         return None
+
+
+def rename_flow_run(name: str) -> None:
+    """Rename the current flow run: its name is how the UI lists it, and a name known only
+    once the run has started (its flow's, read by the preflight) beats the one it started as."""
+    flow_run_id = runtime.flow_run.id
+
+    def rename() -> None:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run_id, name=name)
+
+    if flow_run_id:
+        _quietly(rename)
 
 
 def emit_batch_event(name: str, batch_id: str, job_label: str, **payload: Any) -> None:

@@ -138,6 +138,8 @@ class PreflightReport:
     run_key: str
     findings: list[Finding] = field(default_factory=list)
     plans: list[JobPlan] = field(default_factory=list)
+    #: The name of every job's flow, read by the access check (flow id → name).
+    flow_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -407,7 +409,7 @@ def run_preflight(
     report = PreflightReport(run_key, plans=[JobPlan(job) for job in jobs])
     warehouse_ok = check_warehouse(report, db_path)
     try:
-        names = check_access(client, jobs)
+        names = report.flow_names = check_access(client, jobs)
         report.add(
             Level.OK, "endpoint", f"{client.base_url.rstrip('/')} answers; {len(names)} flow(s)"
         )

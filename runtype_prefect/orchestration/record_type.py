@@ -19,8 +19,8 @@ from .job_run import (
     execute_job,
     state_for,
 )
-from .jobs import Job
-from .observability import emit_batch_event
+from .jobs import Job, named_after_flows
+from .observability import emit_batch_event, rename_flow_run
 from .outcomes import JobResult, Outcome
 from .resources import shared_warehouse
 from .tasks import cancel_remote_batch, preflight_night
@@ -98,6 +98,9 @@ def run_record_type(
             message = "preflight failed, nothing was started: " + "; ".join(report.problems())
             log.error(message)
             return Failed(message=message)  # type: ignore[return-value]
+        if job.name is None and flow_id in report.flow_names:
+            (job,) = named_after_flows([job], report.flow_names)
+            rename_flow_run(job.display)
         if not report.plans[0].runs:
             skipped = JobResult.of(
                 job, run_key, outcome=Outcome.OVER_BUDGET, message=report.plans[0].over_budget
