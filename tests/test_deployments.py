@@ -181,7 +181,7 @@ class ServerProcess:
             text=True,
         )
         assert self.proc.stdout is not None
-        self.lines, _ = read_lines(self.proc.stdout)
+        self.lines, self.reader = read_lines(self.proc.stdout)
 
     def ready(self, timeout: float = 240) -> int:
         """Wait for the ready line; return the children's process group."""
@@ -325,11 +325,14 @@ def test_deployments_run_and_cancel_end_to_end_on_a_real_server(admin, sandbox, 
         ).json()
         slots = httpx.get(f"{api}/v2/concurrency_limits/runtype-batches").json()["active_slots"]
     finally:
+        before_stop = len(server.lines)
         if server.proc.poll() is None:
             server.proc.send_signal(signal.SIGTERM)
         stop_started = time.monotonic()
         exit_code = server.proc.wait(timeout=30)
         stopped_in = time.monotonic() - stop_started
+    server.reader.join(timeout=10)  # the last lines, up to the end of the output
+    stop_output = "".join(server.lines[before_stop:])
     print(
         f"\ncancel → Runtype batches cancelled in {to_runtype:.1f}s;"
         f" SIGTERM → server and children gone in {stopped_in:.1f}s"
@@ -338,6 +341,7 @@ def test_deployments_run_and_cancel_end_to_end_on_a_real_server(admin, sandbox, 
     assert running == [], "no child run is left Running"
     assert slots == 0, "the runtype-batches slot was released"
     assert exit_code == 0 and stopped_in < 10
+    assert "Traceback" not in stop_output, stop_output  # the worker stops before the server
     with pytest.raises(ProcessLookupError):
         os.killpg(group, 0)  # every child of the stack is gone
     ensure_port_free(port, "the Prefect server", "--port")  # free again: nothing listens

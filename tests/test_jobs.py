@@ -44,3 +44,25 @@ def test_discovery_pairs_flows_with_every_record_type(sandbox):
         jobs = discover_jobs(client, ["flow_a", "flow_b"])
     assert len(jobs) == 2 * len(RECORD_TYPE_SIZES)
     assert {j.record_type for j in jobs} == set(RECORD_TYPE_SIZES)
+
+
+def test_unnamed_jobs_are_named_after_their_flows_and_stay_apart():
+    from runtype_prefect.orchestration.jobs import named_after_flows
+
+    jobs = [
+        Job(flow_id="f1", record_type="lead"),
+        Job(flow_id="f1", record_type="ticket"),
+        Job(flow_id="f2", record_type="customer"),
+        Job(flow_id="f2", record_type="vip", name="VIP"),
+        Job(flow_id="f3", record_type="x"),
+    ]
+    named = named_after_flows(jobs, {"f1": "Lead Enrichment", "f2": "Health"})
+    assert [j.label for j in named] == [
+        "Lead Enrichment · lead",
+        "Lead Enrichment · ticket",
+        "Health · customer",  # f2 has two jobs here: one named, one not
+        "VIP",
+        "x/f3",  # no name known: as before
+    ]
+    assert [j.display for j in named[:2]] == ["Lead Enrichment · lead", "Lead Enrichment · ticket"]
+    assert named_after_flows(jobs[2:3], {"f2": "Health"})[0].display == "Health · customer"

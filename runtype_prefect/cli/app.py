@@ -337,12 +337,12 @@ def run(
     Exit codes: 0 landed, 1 a job failed, 3 below the success floor, 4 no records, 5 the
     preflight failed (nothing started).
     """
-    from ..orchestration.jobs import Job
+    from ..orchestration.jobs import Job, named_after_flows
 
     jobs = [Job(flow_id=flow_id, record_type=t) for t in record_type]
     names = check_before_prefect(jobs, db, api=credentials_block is None)
     # Named after the flow, as the UI and the results table show a job (not its flow id).
-    jobs = [job.model_copy(update={"name": names.get(flow_id)}) for job in jobs]
+    jobs = named_after_flows(jobs, names)
     with prefect_api(), job_progress(console):
         from ..flows import nightly
 

@@ -182,11 +182,18 @@ class LocalStack:
             self.log("stopping")
 
     def stop(self) -> None:
-        """Stop every child and their children: SIGTERM to the process group, SIGKILL to what
-        is left after `STOP_GRACE_SECONDS`."""
+        """Stop every child and their children: the worker first, then SIGTERM to the process
+        group, SIGKILL to what is left after `STOP_GRACE_SECONDS`."""
         if self.process_group is not None:
-            _signal_group(self.process_group, signal.SIGTERM)
             deadline = time.monotonic() + STOP_GRACE_SECONDS
+            # The worker while the server still answers: stopped together, the server closes
+            # the worker's event websocket mid-read and the worker prints a traceback.
+            for name, proc in self._procs:
+                if name == "worker" and proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=max(0.1, deadline - time.monotonic() - 2))
+            _signal_group(self.process_group, signal.SIGTERM)
             for _, proc in self._procs:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=max(0.1, deadline - time.monotonic()))

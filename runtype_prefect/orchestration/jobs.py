@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -26,8 +27,10 @@ class Job(BaseModel):
     @property
     def display(self) -> str:
         """The job as run names show it: ``Lead Enrichment · lead`` (the flow id without a
-        name)."""
-        return f"{self.name or self.flow_id} · {self.record_type}"
+        name; the name alone when it already ends with the record type)."""
+        suffix = f" · {self.record_type}"
+        name = self.name or self.flow_id
+        return name if name.endswith(suffix) else name + suffix
 
 
 class JobsFileError(StopError, ValueError):
@@ -60,13 +63,18 @@ def load_jobs(path: str | Path) -> list[Job]:
 
 def named_after_flows(jobs: list[Job], flow_names: dict[str, str]) -> list[Job]:
     """Return ``jobs`` with each unnamed one named after its flow (``flow_names``: flow id →
-    name), so runs, tables and events show "Lead Enrichment", not a flow id."""
-    return [
-        job.model_copy(update={"name": flow_names[job.flow_id]})
-        if job.name is None and job.flow_id in flow_names
-        else job
-        for job in jobs
-    ]
+    name), so runs, tables and events show "Lead Enrichment", not a flow id. A job's name is
+    its identity, so jobs sharing a flow add their record type: "Lead Enrichment · ticket"."""
+    per_flow = Counter(job.flow_id for job in jobs)
+    named = []
+    for job in jobs:
+        flow_name = flow_names.get(job.flow_id)
+        if job.name is not None or flow_name is None:
+            named.append(job)
+            continue
+        name = flow_name if per_flow[job.flow_id] == 1 else f"{flow_name} · {job.record_type}"
+        named.append(job.model_copy(update={"name": name}))
+    return named
 
 
 def discover_jobs(client: RuntypeClient, flow_ids: list[str]) -> list[Job]:

@@ -131,14 +131,23 @@ class ProgressReporter:
 
 
 def job_table(result: JobResult) -> None:
-    """Create the per-job table artifact (records, outcomes, p50/p95, tokens, cost)."""
+    """Create the per-job table artifact (records, outcomes, p50/p95, tokens, cost): one row
+    per figure, so all of them show in the UI's narrow artifact pane (as one row of twelve
+    columns, half of them scrolled out of sight at 1,400 px)."""
     _quietly(
         lambda: create_table_artifact(
-            table=[summary_row(result)],
+            table=job_rows(result),
             key=artifact_key("runtype-job", result.job),
             description=f"Runtype job {result.job}: {result.outcome.value}",
         )
     )
+
+
+def job_rows(result: JobResult) -> list[dict[str, Any]]:
+    """Return the job's figures as ``{"figure", "value"}`` rows (`summary_row`, transposed)."""
+    return [
+        {"figure": name, "value": _cell(name, value)} for name, value in summary_row(result).items()
+    ]
 
 
 def summary_row(result: JobResult) -> dict[str, Any]:
@@ -160,8 +169,9 @@ def summary_row(result: JobResult) -> dict[str, Any]:
     }
 
 
-#: The nightly summary's columns: what fits a 1,400 px window beside the Prefect UI's sidebar.
-#: The per-job table artifacts keep every number (batch id, p50, tokens…).
+#: The nightly summary's columns: what fits the artifact pane of a 1,400 px window (about
+#: 830 px beside the UI's sidebars; outcomes wrap at their spaces). The per-job table
+#: artifacts keep every number (batch id, p50, tokens…).
 SUMMARY_COLUMNS = (
     "job",
     "outcome",
@@ -172,25 +182,49 @@ SUMMARY_COLUMNS = (
     "estimated USD",
     "billed USD",
 )
+#: Shorter headers for the summary's narrow columns.
+SUMMARY_HEADERS = {"success rate": "success", "estimated USD": "est. USD"}
+
+
+def _cell(column: str, value: Any) -> str:
+    """One figure as the UI shows it: thousands separated, dollars to four decimals, and an
+    outcome in words ("completed with failures" wraps in a narrow column; one word would not)."""
+    if value is None:
+        return ""
+    if column == "outcome":
+        return str(value).replace("_", " ")
+    if isinstance(value, float) and column.endswith("USD"):
+        return f"{value:,.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
 def nightly_markdown(run_key: str, results: list[JobResult]) -> str:
     """Return the nightly run's markdown summary (the essential columns of every job, then
     what needs attention)."""
     rows = [{k: v for k, v in summary_row(r).items() if k in SUMMARY_COLUMNS} for r in results]
-    header = list(SUMMARY_COLUMNS)
+    header = [SUMMARY_HEADERS.get(c, c) for c in SUMMARY_COLUMNS]
     lines = [
         f"# Runtype nightly run `{run_key}`",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    lines += ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(c, row[c]) for c in SUMMARY_COLUMNS) + " |" for row in rows]
     attention = [r for r in results if not r.outcome.ok]
     if attention:
         lines += ["", "## Needs attention", ""]
-        lines += [f"- **{r.job}**: {r.outcome.value}. {r.message}".rstrip() for r in attention]
+        lines += [f"- **{r.job}**: {_attention_line(r)}" for r in attention]
     return "\n".join(lines)
+
+
+def _attention_line(result: JobResult) -> str:
+    """What a job that did not end cleanly needs said: its outcome, its numbers, its message."""
+    line = result.outcome.value.replace("_", " ")
+    if result.records:
+        line += f", {result.failed:,} of {result.records:,} records failed"
+    return f"{line}. {result.message}".rstrip() if result.message else line + "."
 
 
 def markdown_artifact(key: str, markdown: str, description: str) -> None:
