@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from runtype_prefect.orchestration.observability import (
     SUMMARY_COLUMNS,
     job_rows,
@@ -55,3 +57,23 @@ def test_a_jobs_table_artifact_lists_every_figure_as_a_row():
     assert values["batch"] == "batch_1" and values["billed USD"] == ""
     assert values["tokens"] == "1,500,000" and values["estimated USD"] == "7.0800"
     assert values["outcome"] == "completed with failures"
+
+
+def test_the_terminals_results_table_reads_whole_at_80_columns():
+    from rich.console import Console
+
+    from runtype_prefect.cli.console import results_table
+
+    results = [
+        result(job="Customer Health Summary"),
+        result(job="Lead Enrichment"),
+        result(job="Churn Risk Score", outcome=Outcome.BELOW_FLOOR),
+    ]
+    for width, shown in ((80, False), (130, True)):
+        out = Console(width=width, record=True, file=io.StringIO())
+        out.print(results_table("Night 2026-12-06", results, width=width))
+        text = out.export_text()
+        assert max(len(line) for line in text.splitlines()) <= width
+        assert "…" not in text, text  # nothing cut: outcomes wrap at their spaces
+        assert "1,200" in text and "7.0800" in text and "14.80" in text
+        assert ("p50 s" in text) is shown and ("1,500,000" in text) is shown

@@ -2,53 +2,64 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-# Piped output (make, CI) gets a readable width instead of Rich's 80-column fallback.
-console = Console(width=None if sys.stdout.isatty() else 130)
+# Piped output (make, CI) gets a readable width instead of Rich's 80-column fallback, unless
+# $COLUMNS says otherwise.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 130)
+
+#: The results table's columns (`summary_row`'s names), right-aligned unless named here.
+RESULT_COLUMNS = (
+    "job",
+    "outcome",
+    "records",
+    "success rate",
+    "p50 s",
+    "p95 s",
+    "tokens",
+    "estimated USD",
+    "billed USD",
+)
+LEFT_ALIGNED = {"job", "outcome"}
+#: Left out below `WIDE_ENOUGH` columns, so the rest reads whole at 80 (the job's table
+#: artifact in the Prefect UI keeps them).
+SECONDARY = {"p50 s", "tokens"}
+WIDE_ENOUGH = 110
 
 
-def results_table(title: str, results: list[Any]) -> Table:
+def results_table(title: str, results: list[Any], width: int | None = None) -> Table:
     """Return a rich table of job results (records, success rate, p50/p95, tokens, estimated
-    and billed cost)."""
-    from ..orchestration.observability import summary_row  # Prefect: slow to import
+    and billed cost), without p50 and tokens on a terminal narrower than `WIDE_ENOUGH`
+    (``width``: the console's by default)."""
+    from ..orchestration.observability import (  # Prefect: slow to import
+        SUMMARY_HEADERS,
+        format_figure,
+        summary_row,
+    )
 
+    wide = (width or console.width) >= WIDE_ENOUGH
+    columns = [c for c in RESULT_COLUMNS if wide or c not in SECONDARY]
     table = Table(title=title)
-    for column, justify in [
-        ("job", "left"),
-        ("outcome", "left"),
-        ("records", "right"),
-        ("success rate", "right"),
-        ("p50 s", "right"),
-        ("p95 s", "right"),
-        ("tokens", "right"),
-        ("estimated USD", "right"),
-        ("billed USD", "right"),
-    ]:
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    longest_word = max((len(w) for r in results for w in str(r.job).split()), default=3)
+    for column in columns:
+        table.add_column(
+            SUMMARY_HEADERS.get(column, column),
+            justify="left" if column in LEFT_ALIGNED else "right",
+            # A job's name wraps between its words, never inside one ("Enrichme…").
+            min_width=longest_word if column == "job" else None,
+        )
     for r in results:
         row = summary_row(r)
         style = "red" if r.outcome.failed else ("yellow" if not r.outcome.ok else "green")
-        table.add_row(
-            r.job,
-            f"[{style}]{r.outcome.value}[/]",
-            str(r.records),
-            row["success rate"],
-            _num(row["p50 s"]),
-            _num(row["p95 s"]),
-            f"{r.tokens:,}",
-            f"{r.estimated_cost_usd:.4f}",
-            "" if r.billed_cost_usd is None else f"{r.billed_cost_usd:.4f}",
-        )
+        cells = {c: format_figure(c, row[c]) for c in columns}
+        cells["outcome"] = f"[{style}]{cells['outcome']}[/]"
+        table.add_row(*(cells[c] for c in columns))
     return table
-
-
-def _num(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
 
 
 def print_failures(results: list[Any]) -> None:

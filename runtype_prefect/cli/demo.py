@@ -94,9 +94,10 @@ def run_demo(
             t: warehouse.query(f"SELECT count(*) FROM {t}")[0][0]
             for t in ("batches", "record_results", "step_results")
         }
+    landed_nights = f"{len(nightly_results)} night{'s' if len(nightly_results) != 1 else ''}"
     console.print(
         f"landed {counts['batches']} batches, {counts['record_results']:,} record results and "
-        f"{counts['step_results']:,} step results over {len(nightly_results)} nights into {db} "
+        f"{counts['step_results']:,} step results over {landed_nights} into {db} "
         f"(analytics snapshot: {snapshot_path_for(db).name}) in {time.monotonic() - started:.0f}s"
     )
     report = build_report(db, report_path, links=report_links())

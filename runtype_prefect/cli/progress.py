@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
+#: The console width from which each job's line also draws a bar.
+WIDE_ENOUGH = 110
+
 if TYPE_CHECKING:
     from ..orchestration.progress import JobProgress
 
@@ -20,10 +23,12 @@ def job_progress(console: Console) -> Iterator[None]:
     # Arrow and HTTP stacks.
     from ..orchestration.progress import listen
 
+    # At 80 columns the bar goes: the counts and the status say the same, and stay whole.
+    wide = console.width >= WIDE_ENOUGH
     progress = Progress(
         TextColumn("{task.fields[night]}", style="dim"),
-        TextColumn("{task.description:<40}"),
-        BarColumn(bar_width=30),
+        TextColumn("{task.description:<40}" if wide else "{task.description}"),
+        *([BarColumn(bar_width=30)] if wide else []),
         MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"),
         console=console,
@@ -38,7 +43,7 @@ def job_progress(console: Console) -> Iterator[None]:
             completed=p.processed,
             total=p.total or None,
             night=p.run_key,
-            status=p.status,
+            status=p.status.replace("_", " "),
         )
 
     with progress, listen(show):

@@ -146,7 +146,8 @@ def job_table(result: JobResult) -> None:
 def job_rows(result: JobResult) -> list[dict[str, Any]]:
     """Return the job's figures as ``{"figure", "value"}`` rows (`summary_row`, transposed)."""
     return [
-        {"figure": name, "value": _cell(name, value)} for name, value in summary_row(result).items()
+        {"figure": name, "value": format_figure(name, value)}
+        for name, value in summary_row(result).items()
     ]
 
 
@@ -186,15 +187,18 @@ SUMMARY_COLUMNS = (
 SUMMARY_HEADERS = {"success rate": "success", "estimated USD": "est. USD"}
 
 
-def _cell(column: str, value: Any) -> str:
-    """One figure as the UI shows it: thousands separated, dollars to four decimals, and an
-    outcome in words ("completed with failures" wraps in a narrow column; one word would not)."""
+def format_figure(column: str, value: Any) -> str:
+    """Return one figure of `summary_row` as the UI and the terminal show it: thousands
+    separated, dollars to four decimals, and an outcome in words ("completed with failures"
+    wraps in a narrow column; one word would not)."""
     if value is None:
         return ""
     if column == "outcome":
         return str(value).replace("_", " ")
     if isinstance(value, float) and column.endswith("USD"):
         return f"{value:,.4f}"
+    if isinstance(value, float) and column.endswith(" s"):
+        return f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -211,7 +215,9 @@ def nightly_markdown(run_key: str, results: list[JobResult]) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    lines += ["| " + " | ".join(_cell(c, row[c]) for c in SUMMARY_COLUMNS) + " |" for row in rows]
+    lines += [
+        "| " + " | ".join(format_figure(c, row[c]) for c in SUMMARY_COLUMNS) + " |" for row in rows
+    ]
     attention = [r for r in results if not r.outcome.ok]
     if attention:
         lines += ["", "## Needs attention", ""]
