@@ -308,7 +308,7 @@ def _batches_table(batches: pd.DataFrame, links: Links) -> str:
         run = links.flow_run(r.prefect_flow_run_id)
         cells = [
             html.escape(str(r.job_name or r.record_type)),
-            html.escape(str(r.outcome or r.status or "")),
+            html.escape(str(r.outcome or r.status or "").replace("_", " ")),
             f"{r.records:,}",
             f"{r.failed:,}",
             _num(r.success_rate, ".1%"),
