@@ -351,3 +351,19 @@ def test_the_api_model_and_the_rows_mapping_name_the_same_step_fields(sandbox, a
     assert table.column_names == list(StepResult.model_fields)
     assert table.num_rows and table["resolved_prompt"].null_count < table.num_rows
     assert step_results_table(table, record_type="vip_account").num_rows == table.num_rows
+
+
+def test_the_sql_models_are_read_from_the_checkouts_analytics_folder(monkeypatch):
+    """An editable install (this checkout) reads the models where analysts edit them; an
+    install without a checkout reads the wheel's copy, and without either the error says where
+    it looked."""
+    from pathlib import Path
+
+    from runtype_prefect.warehouse import migrate
+
+    checkout = Path(__file__).resolve().parents[1]
+    assert migrate.source_tree() == checkout
+    assert Path(str(migrate.analytics_dir())) == checkout / "analytics"
+    monkeypatch.setattr(migrate, "source_tree", lambda: None)
+    with pytest.raises(FileNotFoundError, match="_analytics"):
+        migrate.analytics_dir()

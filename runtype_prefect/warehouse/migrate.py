@@ -3,29 +3,53 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import UTC, datetime
-from importlib import resources
+from importlib import metadata, resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import duckdb
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-#: The SQL models: package data in an installed wheel (``runtype_prefect/_analytics``, copied
-#: from the repository's ``analytics/``), the repository's folder in a checkout.
-PACKAGED_ANALYTICS = "_analytics"
-REPOSITORY_ANALYTICS = Path(__file__).resolve().parents[2] / "analytics"
+#: The SQL models live in the repository's top-level ``analytics/`` folder; a wheel carries a
+#: copy of it as package data (``pyproject.toml``: force-include).
+MODELS_FOLDER = "analytics"
+PACKAGED_MODELS = "_analytics"
+DISTRIBUTION = "runtype-prefect"
+
+
+def source_tree() -> Path | None:
+    """Return the checkout this package is installed from in editable mode (``uv sync``,
+    ``pip install -e``), read from the install's PEP 610 record (``direct_url.json``); None
+    for a regular install."""
+    try:
+        record = metadata.distribution(DISTRIBUTION).read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    info = json.loads(record) if record else {}
+    url = str(info.get("url", ""))
+    if not info.get("dir_info", {}).get("editable") or not url.startswith("file:"):
+        return None
+    return Path(url2pathname(urlsplit(url).path))
 
 
 def analytics_dir() -> Traversable:
-    """Return the folder of the analytics SQL models; raise FileNotFoundError if missing."""
-    packaged = resources.files("runtype_prefect").joinpath(PACKAGED_ANALYTICS)
-    for folder in (packaged, REPOSITORY_ANALYTICS):
+    """Return the folder of the analytics SQL models: the checkout's ``analytics/`` for an
+    editable install (edits there apply on the next open), else the wheel's copy.
+
+    Raises FileNotFoundError naming where it looked."""
+    tree = source_tree()
+    candidates: list[Traversable] = [tree / MODELS_FOLDER] if tree else []
+    candidates.append(resources.files("runtype_prefect").joinpath(PACKAGED_MODELS))
+    for folder in candidates:
         if folder.is_dir() and any(f.name.endswith(".sql") for f in folder.iterdir()):
             return folder
     raise FileNotFoundError(
-        f"no analytics SQL models in the package ({PACKAGED_ANALYTICS}) or {REPOSITORY_ANALYTICS}"
+        "no analytics SQL models in " + " or ".join(str(folder) for folder in candidates)
     )
 
 
