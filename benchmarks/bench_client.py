@@ -1,19 +1,18 @@
-"""Client throughput: step-result rows per second paged from the sandbox by the sync and async
-clients, beside a raw httpx loop over the same pages in the same run; and the HTTP requests
-one deferred 1,200-record batch costs from start to the last step-result page.
+"""Client throughput: step-result rows per second paged from the sandbox by the client (models
+and Arrow tables), beside a raw httpx loop over the same pages in the same run; and the HTTP
+requests one deferred 1,200-record batch costs from start to the last step-result page.
 
 Run with ``make bench``. Ratios matter; absolute figures drift between machines.
 """
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import time
 
 import httpx
 
-from runtype_prefect.client import AsyncRuntypeClient, RuntypeClient
+from runtype_prefect.client import RuntypeClient
 from runtype_prefect.client.sandbox_control import SandboxControl
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
 
@@ -60,37 +59,6 @@ def main() -> None:
                         if not body["pagination"]["hasMore"]:
                             return rows
 
-            def raw_async() -> int:
-                async def go() -> int:
-                    rows, offset = 0, 0
-                    headers = {"Authorization": f"Bearer {sandbox.api_key}"}
-                    base = sandbox.base_url + "/"
-                    async with httpx.AsyncClient(base_url=base, headers=headers) as http:
-                        while True:
-                            params = {
-                                "batchExecutionId": run.batch_id,
-                                "limit": 100,
-                                "offset": offset,
-                            }
-                            response = await http.get(
-                                f"flows/{flow_id}/step-results", params=params
-                            )
-                            body = response.json()
-                            rows += len(body["data"])
-                            offset += len(body["data"])
-                            if not body["pagination"]["hasMore"]:
-                                return rows
-
-                return asyncio.run(go())
-
-            def async_tables() -> int:
-                async def go() -> int:
-                    async with AsyncRuntypeClient(sandbox.api_key, sandbox.base_url) as ac:
-                        parts = ac.iter_step_result_tables(flow_id, batch_execution_id=run.batch_id)
-                        return sum([t.num_rows async for t in parts])
-
-                return asyncio.run(go())
-
             def tables() -> int:
                 parts = client.iter_step_result_tables(flow_id, batch_execution_id=run.batch_id)
                 return sum(t.num_rows for t in parts)
@@ -99,22 +67,10 @@ def main() -> None:
                 pages = client.iter_step_results(flow_id, batch_execution_id=run.batch_id)
                 return sum(len(p.items) for p in pages)
 
-            def async_() -> int:
-                async def go() -> int:
-                    async with AsyncRuntypeClient(sandbox.api_key, sandbox.base_url) as ac:
-                        pages = ac.iter_step_results(flow_id, batch_execution_id=run.batch_id)
-                        return sum([len(p.items) async for p in pages])
-
-                return asyncio.run(go())
-
             raw_s, raw_rows = best_of(raw)
             sync_s, sync_rows = best_of(sync)
-            async_s, async_rows = best_of(async_)
-            raw_async_s, raw_async_rows = best_of(raw_async)
             tables_s, tables_rows = best_of(tables)
-            async_tables_s, async_tables_rows = best_of(async_tables)
-    assert raw_rows == sync_rows == async_rows == raw_async_rows == tables_rows == n_steps
-    assert async_tables_rows == n_steps
+    assert raw_rows == sync_rows == tables_rows == n_steps
     print(f"step results paged: {n_steps} rows in {-(-n_steps // 100)} pages (median of {REPEATS})")
     print(f"  raw httpx loop (baseline) {raw_rows / raw_s:>9,.0f} rows/s")
     print(
@@ -124,16 +80,6 @@ def main() -> None:
     print(
         f"  RuntypeClient, Arrow tables {tables_rows / tables_s:>7,.0f} rows/s   "
         f"ratio {raw_s / tables_s:.2f} of baseline (what landing uses)"
-    )
-    print(f"  raw httpx.AsyncClient loop {raw_async_rows / raw_async_s:>8,.0f} rows/s")
-    print(
-        f"  AsyncRuntypeClient        {async_rows / async_s:>9,.0f} rows/s   "
-        f"ratio {raw_s / async_s:.2f} of the sync baseline,"
-        f" {raw_async_s / async_s:.2f} of the async one (a model per row)"
-    )
-    print(
-        f"  AsyncRuntypeClient, Arrow tables {async_tables_rows / async_tables_s:>,.0f} rows/s"
-        f"   ratio {raw_async_s / async_tables_s:.2f} of the async baseline (target ≥ 0.9)"
     )
     print(
         f"one deferred batch of {n_records} records, start to last step page: {requests} "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from datetime import UTC, datetime
@@ -11,7 +10,6 @@ import httpx
 import pytest
 
 from runtype_prefect.client import (
-    AsyncRuntypeClient,
     AuthenticationError,
     BadRequestError,
     BatchState,
@@ -276,54 +274,6 @@ def test_cancel_a_running_batch(sandbox, admin):
         admin.http.put("/_sandbox/clock", json={"time_scale": 0.0})
 
 
-def test_async_client_matches_sync(client, admin, sandbox):
-    flow_id = admin.flow_for("customer")
-    run = client.run_on_record_type(flow_id, "customer")
-    wait_terminal(client, run.batch_id)
-
-    async def collect():
-        async with AsyncRuntypeClient(sandbox.api_key, sandbox.base_url) as ac:
-            flows = await ac.list_flows()
-            status = await ac.get_batch_status(run.batch_id)
-            steps = [
-                s
-                async for p in ac.iter_step_results(flow_id, batch_execution_id=run.batch_id)
-                for s in p.items
-            ]
-            records = [r async for p in ac.iter_batch_record_results(run.batch_id) for r in p.items]
-            types = await ac.list_record_types()
-            return flows, status, steps, records, types
-
-    flows, status, steps, records, types = asyncio.run(collect())
-    assert flows == client.list_flows()
-    assert status == client.get_batch_status(run.batch_id)
-    assert steps == [
-        s
-        for p in client.iter_step_results(flow_id, batch_execution_id=run.batch_id)
-        for s in p.items
-    ]
-    assert records == [r for p in client.iter_batch_record_results(run.batch_id) for r in p.items]
-    assert types == client.list_record_types()
-
-
-def test_async_client_retries_through_injected_sleep(admin, sandbox):
-    waited: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        waited.append(seconds)
-
-    async def go():
-        policy = RetryPolicy(rng=lambda: 1.0)
-        async with AsyncRuntypeClient(
-            sandbox.api_key, sandbox.base_url, retry=policy, sleep=fake_sleep
-        ) as ac:
-            return await ac.list_flows()
-
-    admin.script({"kind": "status", "status": 503, "path_prefix": "/v1/flows"})
-    assert len(asyncio.run(go())) == 4
-    assert waited == [0.5]
-
-
 def test_api_key_never_in_logs_reprs_or_errors(sandbox, admin, caplog, sleeps):
     secret = sandbox.api_key
     caplog.set_level(logging.DEBUG)
@@ -414,17 +364,6 @@ def test_counting_records_reads_the_apis_clock(client, admin):
     assert count.count == 250
     assert abs((count.as_of - datetime(2026, 11, 20, 2, tzinfo=UTC)).total_seconds()) < 5
     assert client.count_records("no-such-type").count == 0
-
-
-def test_async_wait_for_batch_matches_sync(client, admin, sandbox):
-    run = client.run_on_record_type(admin.flow_for("ticket"), "ticket")
-
-    async def wait():
-        async with AsyncRuntypeClient(sandbox.api_key, sandbox.base_url) as ac:
-            return await ac.wait_for_batch(run.batch_id, timeout=30, poll_interval=0.01)
-
-    final = asyncio.run(wait())
-    assert final.has_ended and final == client.wait_for_batch(run.batch_id, timeout=5)
 
 
 def test_the_flow_record_and_usage_routes_follow_the_spec(sandbox, admin, client):

@@ -199,7 +199,6 @@ def test_clients_share_one_tls_context_per_ca_setting(monkeypatch):
     # Building a context reads the whole CA bundle (~17 ms); every job's client paid it anew.
     import certifi
 
-    from runtype_prefect.client import AsyncRuntypeClient
     from runtype_prefect.client._config import tls_context
 
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
@@ -208,7 +207,6 @@ def test_clients_share_one_tls_context_per_ca_setting(monkeypatch):
     with RuntypeClient("rt_test", url) as a, RuntypeClient("rt_test", url) as b:
         contexts = {id(c._http._transport._pool._ssl_context) for c in (a, b)}
     assert contexts == {id(tls_context())}
-    assert id(AsyncRuntypeClient("rt_test", url)._http._transport._pool._ssl_context) in contexts
     monkeypatch.setenv("SSL_CERT_FILE", certifi.where())  # another CA setting: its own context
     with RuntypeClient("rt_test", url) as c:
         assert id(c._http._transport._pool._ssl_context) not in contexts

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 
 from runtype_prefect.gate import QualityThresholds, judge_night, judge_nights, latest_verdicts
-from runtype_prefect.gate.stats import binomial_sf, smallest_significant_count
+from runtype_prefect.gate.stats import binomial_sf
 from runtype_prefect.gate.verdicts import Metric, VerdictKind
 from runtype_prefect.orchestration.quality import quality_markdown
 from runtype_prefect.warehouse import Warehouse
@@ -73,9 +73,6 @@ def test_binomial_tail_is_exact():
     exact = sum(math.comb(40, i) * 0.05**i * 0.95 ** (40 - i) for i in range(7, 41))
     assert binomial_sf(7, 40, 0.05) == pytest.approx(exact, rel=1e-9)
     assert 0 < binomial_sf(300, 1200, 0.1) < 1e-30  # log space: no underflow to garbage
-    k = smallest_significant_count(40, 0.05, 0.001)
-    assert k is not None and binomial_sf(k, 40, 0.05) < 0.001 <= binomial_sf(k - 1, 40, 0.05)
-    assert smallest_significant_count(3, 0.5, 0.001) is None
 
 
 def test_a_failure_spike_and_a_slowdown_are_flagged_and_business_as_usual_is_not(w):

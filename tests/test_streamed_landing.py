@@ -4,7 +4,6 @@ one is fetched."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 
 import httpx
@@ -13,7 +12,6 @@ import pyarrow as pa
 import pytest
 
 from runtype_prefect.client import (
-    AsyncRuntypeClient,
     MalformedResponseError,
     RuntypeClient,
     StepResult,
@@ -196,20 +194,6 @@ def test_a_row_the_model_refuses_raises_naming_the_field(bad, field):
     handler, _ = listing([row(0), row(1), row(2, **bad)])
     with pytest.raises(MalformedResponseError, match=f"step-results.*{field}"):
         list(client_for(handler).iter_step_result_tables("flow_1"))
-
-
-def test_the_async_client_yields_the_same_tables():
-    rows = [row(i) for i in range(25)]
-    handler, _ = listing(rows)
-    sync_tables = list(client_for(handler).iter_step_result_tables("flow_1", page_size=10))
-
-    async def collect() -> list[pa.Table]:
-        async with AsyncRuntypeClient(
-            "rt_test", "https://api.runtype.test/v1", transport=httpx.MockTransport(handler)
-        ) as client:
-            return [t async for t in client.iter_step_result_tables("flow_1", page_size=10)]
-
-    assert asyncio.run(collect()) == sync_tables
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The Runtype API client: sync and async, typed models, typed errors, one retry policy.
+"""The Runtype API client: typed models, typed errors, one retry policy.
 
 It knows nothing of Prefect or DuckDB; the orchestration layer builds on it.
 """
@@ -11,7 +11,6 @@ from ._config import (
     resolve_dashboard_url_template,
 )
 from .arrow import models_to_table
-from .async_ import AsyncRuntypeClient
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -59,7 +58,6 @@ from .sync import RuntypeClient
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_DASHBOARD_URL_TEMPLATE",
-    "AsyncRuntypeClient",
     "AuthenticationError",
     "BadRequestError",
     "BatchCost",

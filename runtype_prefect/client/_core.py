@@ -1,8 +1,8 @@
-"""The request/response core shared by the sync and async clients.
+"""The request/response core of the client.
 
 Every endpoint is described once here as a `Call`: what to send and how to read the answer
-(including, for listings, which call fetches the next page). The two clients only move bytes
-and sleep, so their behaviour cannot drift apart.
+(including, for listings, which call fetches the next page). The client only moves bytes and
+sleeps.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ models (118,000 and 229,000 rows/s for the two steps).
 from __future__ import annotations
 
 import types
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -182,14 +182,6 @@ class PageBuffer:
     def tables(self, pages: Iterable[RawPage]) -> Iterator[pa.Table]:
         """Yield a table each time the kept pages reach the budget, then what is left."""
         for page in pages:
-            if (table := self.add(page)) is not None:
-                yield table
-        if (table := self.flush()) is not None:
-            yield table
-
-    async def atables(self, pages: AsyncIterable[RawPage]) -> AsyncIterator[pa.Table]:
-        """The asyncio twin of `tables`."""
-        async for page in pages:
             if (table := self.add(page)) is not None:
                 yield table
         if (table := self.flush()) is not None:

@@ -2,7 +2,7 @@
 
 Exponential backoff with full jitter (AWS architecture blog's "full jitter"), a server's
 ``Retry-After`` honoured, and caps on attempts and on total time. The policy only decides; the
-sync and async clients own the sleeping, so both obey exactly the same rules.
+client owns the sleeping (an injected ``sleep``, so tests never wait).
 """
 
 from __future__ import annotations

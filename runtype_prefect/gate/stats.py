@@ -24,12 +24,3 @@ def binomial_sf(k: int, n: int, p: float) -> float:
     ]
     top = max(logs)
     return min(1.0, math.exp(top) * math.fsum(math.exp(x - top) for x in logs))
-
-
-def smallest_significant_count(n: int, p: float, alpha: float) -> int | None:
-    """Return the smallest k with P(X ≥ k) < ``alpha`` for X ~ Binomial(n, p), or None when
-    even k = n is not that unlikely (too few trials for any verdict at ``alpha``)."""
-    for k in range(n + 1):
-        if binomial_sf(k, n, p) < alpha:
-            return k
-    return None

@@ -15,7 +15,6 @@ from pydantic import Field, SecretStr
 from ..client import (
     DEFAULT_BASE_URL,
     DEFAULT_DASHBOARD_URL_TEMPLATE,
-    AsyncRuntypeClient,
     RetryPolicy,
     RuntypeClient,
     resolve_api_key,
@@ -97,12 +96,6 @@ class RuntypeCredentials(CredentialsBlock):
             timeout=timeout or self._timeout(),
             retry=retry or self.retry_policy(),
             request_hooks=request_hooks,
-        )
-
-    def get_async_client(self) -> AsyncRuntypeClient:
-        """Return a new `AsyncRuntypeClient` built from these settings (close it when done)."""
-        return AsyncRuntypeClient(
-            self.api_key, self.base_url, timeout=self._timeout(), retry=self.retry_policy()
         )
 
 
