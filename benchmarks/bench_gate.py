@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runtype_prefect.sandbox.replay import replay
+from runtype_prefect.rehearsal.replay import replay
 
 NIGHTS = int(sys.argv[1]) if len(sys.argv) > 1 else 365
 

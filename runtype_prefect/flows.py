@@ -4,9 +4,9 @@
 (``runtype_prefect.orchestration.nightly:nightly``, see ``deployments/prefect.yaml``).
 """
 
-from .orchestration.backfill import backfill
 from .orchestration.nightly import nightly
 from .orchestration.quality import quality_followup
 from .orchestration.record_type import run_record_type
+from .rehearsal.backfill import backfill
 
 __all__ = ["backfill", "nightly", "quality_followup", "run_record_type"]

@@ -120,8 +120,8 @@ def test_setup_is_idempotent():
 
 @pytest.mark.usefixtures("prefect_api", "runtype_env")
 def test_backfill_lands_each_night_with_its_own_date(admin, tmp_path):
-    from runtype_prefect.orchestration.backfill import backfill
     from runtype_prefect.orchestration.jobs import Job
+    from runtype_prefect.rehearsal.backfill import backfill
 
     db = str(tmp_path / "backfill.duckdb")
     jobs = [Job(flow_id=admin.flow_for("customer"), record_type="customer")]
@@ -138,7 +138,7 @@ def test_backfill_lands_each_night_with_its_own_date(admin, tmp_path):
 def test_backfill_ends_failed_naming_the_nights_that_failed(admin, tmp_path):
     """A night that fails whole (here: its jobs file is gone) is not an empty success: the
     backfill ends Failed naming each failed night, with every night's results as its data."""
-    from runtype_prefect.orchestration.backfill import backfill
+    from runtype_prefect.rehearsal.backfill import backfill
 
     state = backfill(
         nights=2,
@@ -156,7 +156,7 @@ def test_backfill_ends_failed_naming_the_nights_that_failed(admin, tmp_path):
 
 @pytest.mark.usefixtures("prefect_api")
 def test_backfill_refuses_anything_but_the_sandbox(monkeypatch):
-    from runtype_prefect.orchestration.backfill import backfill
+    from runtype_prefect.rehearsal.backfill import backfill
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

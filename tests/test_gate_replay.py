@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtype_prefect.sandbox.replay import replay
+from runtype_prefect.rehearsal.replay import replay
 
 
 def test_the_gate_on_60_nights_keeps_its_false_alarm_and_detection_targets(tmp_path):

@@ -473,7 +473,7 @@ def backfill(
     os.environ["RUNTYPE_DASHBOARD_URL_TEMPLATE"] = sandbox_page_template(sandbox_url)
     os.environ.setdefault("RUNTYPE_API_KEY", DEFAULT_API_KEY)
     with prefect_api(), job_progress(console):
-        from ..orchestration.backfill import backfill as backfill_flow
+        from ..rehearsal.backfill import backfill as backfill_flow
 
         state = backfill_flow(nights=nights, jobs_file=jobs_file, db_path=db, return_state=True)
     results = state.result(raise_on_failure=False)

@@ -50,8 +50,8 @@ def run_demo(
 
     Raises SystemExit with the `ExitCode` of the last night when it was not OK.
     """
-    from ..orchestration.backfill import backfill
     from ..orchestration.limits import ensure_limits
+    from ..rehearsal.backfill import backfill
 
     db = Path(db_path).resolve()
     started = time.monotonic()

@@ -17,9 +17,9 @@ import pyarrow as pa
 
 from ..gate import QualityThresholds, Verdict, judge_nights, latest_verdicts
 from ..gate.verdicts import Metric, VerdictKind
+from ..sandbox.simulation import night_profile, planted_on, simulate_record
+from ..sandbox.world import World, seed_world
 from ..warehouse import Warehouse
-from .simulation import night_profile, planted_on, simulate_record
-from .world import World, seed_world
 
 #: Jobs this size or larger are held to the detection targets.
 DETECTION_MIN_RECORDS = 40
