@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 
 import duckdb
 import pyarrow as pa
@@ -38,28 +38,35 @@ from .migrate import apply_migrations, apply_views, latest_version
 DB_ENV = "RUNTYPE_PREFECT_DB"
 DEFAULT_DB = "runtype.duckdb"
 
-BATCH_FIELDS = (
-    "flow_id",
-    "flow_name",
-    "record_type",
-    "job_name",
-    "run_key",
-    "prefect_flow_run_id",
-    "root_flow_run_id",
-    "executed_immediately",
-    "status",
-    "outcome",
-    "total_records",
-    "processed_records",
-    "failed_records",
-    "success_count",
-    "total_cost_usd",
-    "requested_at",
-    "started_at",
-    "completed_at",
-    "error",
-    "landed_at",
-)
+
+class BatchFields(TypedDict, total=False):
+    """The columns of a ``batches`` row besides its id, as `Warehouse.upsert_batch` takes
+    them: a misspelt or mistyped one is a type error, not a surprise at run time."""
+
+    flow_id: str
+    flow_name: str | None
+    record_type: str
+    job_name: str | None
+    run_key: str | None
+    prefect_flow_run_id: str | None
+    root_flow_run_id: str | None
+    executed_immediately: bool | None
+    status: str
+    outcome: str | None
+    total_records: int | None
+    processed_records: int | None
+    failed_records: int | None
+    success_count: int | None
+    total_cost_usd: float | None
+    requested_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    error: str | None
+    landed_at: datetime | None
+
+
+#: The names of `BatchFields`, for callers that build a row from data (a pull).
+BATCH_FIELDS: tuple[str, ...] = tuple(BatchFields.__annotations__)
 
 
 def default_db_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -421,10 +428,11 @@ class Warehouse:
 
     # --- batches -----------------------------------------------------------------------------
 
-    def upsert_batch(self, batch_id: str, **fields: Any) -> None:
+    def upsert_batch(self, batch_id: str, **fields: Unpack[BatchFields]) -> None:
         """Insert the batch row or update the given fields of it (others keep their values).
 
-        Raises ValueError for an unknown field name.
+        Raises ValueError for an unknown field name (from a caller that built ``fields`` from
+        data; mypy catches the rest).
         """
         unknown = set(fields) - set(BATCH_FIELDS)
         if unknown:

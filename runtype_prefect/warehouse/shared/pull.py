@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
 from ..rows import RECORD_DIM_COLUMNS
-from ..store import BATCH_FIELDS, Intent, Warehouse
+from ..store import BATCH_FIELDS, BatchFields, Intent, Warehouse
 from .ledger import ObjectLedger
 from .tables import PARTITIONS, DeltaTables
 
@@ -115,7 +115,7 @@ def pull(
                 **{k: v for k, v in fields.items() if k not in identity},
             )
         else:
-            warehouse.upsert_batch(batch_id, **fields)
+            warehouse.upsert_batch(batch_id, **cast(BatchFields, fields))
         if batch_id in to_land:
             warehouse.mark_landed(batch_id)
     return Pulled(len(rows), len(to_land), records, steps, listings)

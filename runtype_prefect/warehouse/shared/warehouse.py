@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import pyarrow as pa
 
-from ..store import Intent, Warehouse
+from ..store import BatchFields, Intent, Warehouse
 from .ledger import Attempt, ObjectLedger
 from .location import SharedLocation
 from .objects import object_store
@@ -180,7 +180,7 @@ class SharedWarehouse(Warehouse):
 
     # --- batches and results -----------------------------------------------------------------
 
-    def upsert_batch(self, batch_id: str, **fields: Any) -> None:
+    def upsert_batch(self, batch_id: str, **fields: Unpack[BatchFields]) -> None:
         """Update the staging batch row; an outcome is also written to the shared row (progress
         updates stay local: one shared commit per poll would be waste)."""
         super().upsert_batch(batch_id, **fields)
