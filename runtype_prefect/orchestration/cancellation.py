@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
+from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import StateType
@@ -78,7 +79,7 @@ class CancellationWatch:
         if self._read_state is not None:
             return self._read_state(flow_run_id)
         assert self._client is not None
-        state = self._client.read_flow_run(flow_run_id).state  # type: ignore[arg-type]
+        state = self._client.read_flow_run(UUID(flow_run_id)).state
         return state.type if state else None
 
     def should_stop(self) -> bool:

@@ -105,5 +105,8 @@ def resolve_credentials(block_name: str | None = None) -> RuntypeCredentials:
     Raises ValueError when neither a block name nor ``RUNTYPE_API_KEY`` is given.
     """
     if block_name:
-        return RuntypeCredentials.load(block_name)  # type: ignore[return-value]
+        block = RuntypeCredentials.load(block_name)
+        if not isinstance(block, RuntypeCredentials):  # Prefect types `load` as maybe-async
+            raise TypeError(f"block {block_name!r} is a {type(block).__name__}")
+        return block
     return RuntypeCredentials.from_env()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Cancelled, Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -35,23 +37,27 @@ MAX_WORKERS = 16
 
 
 @task(name="run-job", task_run_name="{job.display}", cache_policy=NO_CACHE)
-def run_job(job: Job, run_key: str, options: dict, dispatch: str | None = None) -> JobResult:
+def run_job(job: Job, run_key: str, options: dict, dispatch: str | None = None) -> State:
     """Run one job of the night as this task (`execute_job`): its start, wait and landing are
     its child tasks, and its final state shows the outcome (``CompletedWithFailures``,
     ``BelowFloor``…) with the `JobResult` as data. With ``dispatch`` (a deployment), the job
     runs as a flow run of it on the pool instead (`dispatch_job`). Raises what the job
     raised."""
     if dispatch:
-        return dispatch_job(job, run_key, options, dispatch)  # type: ignore[return-value]
-    return execute_job(job, run_key, publish_snapshot=False, **options)  # type: ignore[return-value]
+        return dispatch_job(job, run_key, options, dispatch)
+    return execute_job(job, run_key, publish_snapshot=False, **options)
 
 
-def job_result(future: PrefectFuture[JobResult], job: Job, run_key: str) -> JobResult:
-    """Return the finished job task's `JobResult`, or one describing the error it raised."""
+def job_result(future: PrefectFuture[Any], job: Job, run_key: str) -> JobResult:
+    """Return the finished job task's `JobResult`, or one describing the error it raised.
+
+    The task returns a state; its future hands over the state's data (the `JobResult`) or the
+    error, which Prefect's types cannot say, hence ``Any``."""
     result = future.result(raise_on_failure=False)
     if isinstance(result, JobResult):
         return result
-    return job_error_result(job, run_key, result)
+    error = result if isinstance(result, BaseException) else RuntimeError(repr(result))
+    return job_error_result(job, run_key, error)
 
 
 def resolve_jobs(
@@ -107,7 +113,7 @@ def nightly(
     min_success_rate: float = DEFAULT_MIN_SUCCESS_RATE,
     publish_snapshot: bool = True,
     dispatch_deployment: str | None = None,
-) -> list[JobResult]:
+) -> list[JobResult] | State:
     """Run every job concurrently (at most ``max_concurrent_jobs`` at once), land what
     succeeds, publish the analytics snapshot, and end Failed naming the jobs that failed.
 
@@ -163,7 +169,7 @@ def nightly(
                     f"- {problem}" for problem in report.problems()
                 )
                 log.error(message)
-                return Failed(data=[], message=message)  # type: ignore[return-value]
+                return Failed(data=[], message=message)
             skipped = {p.job.label for p in report.plans if not p.runs}
             job_list = [job for job in job_list if job.label not in skipped]
             # Jobs given without a name go by their flow's from here on (the UI, the tables).
@@ -181,7 +187,7 @@ def nightly(
         order = {job.label: i for i, job in enumerate(resolve_order)}
         # The jobs open the warehouse only while they write: another run's writes fit between.
         pending: deque[Job] = deque(job_list)
-        running: dict[PrefectFuture[JobResult], Job] = {}
+        running: dict[PrefectFuture[Any], Job] = {}
         while pending or running:
             while pending and len(running) < limit:
                 job = pending.popleft()
@@ -201,7 +207,7 @@ def nightly(
     if cancelled_run:
         cancelled = [r.job for r in results if r.outcome is Outcome.CANCELLED]
         log.warning("nightly %s cancelled: %d jobs cancelled", run_key, len(cancelled))
-        return Cancelled(  # type: ignore[return-value]
+        return Cancelled(
             data=results,
             message=f"cancelled; jobs cancelled: {', '.join(cancelled) or 'none'}",
         )
@@ -224,13 +230,13 @@ def nightly(
     if degraded and fail_on_degradation:
         problems.append(f"quality degraded: {'; '.join(v.describe() for v in degraded)}")
     if problems:
-        return Failed(data=results, message=" · ".join(problems))  # type: ignore[return-value]
+        return Failed(data=results, message=" · ".join(problems))
     partial = [r for r in results if r.outcome is not Outcome.COMPLETED]
     if partial:
         names = ", ".join(f"{r.job} ({r.outcome.value})" for r in partial)
         return Completed(
             data=results,
-            name="CompletedWithFailures",  # type: ignore[return-value]
+            name="CompletedWithFailures",
             message=f"all jobs landed; needs a look: {names}",
         )
     return results

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger, runtime
+from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from .cancellation import request_stop
@@ -68,7 +69,7 @@ def run_record_type(
     preflight: bool = True,
     max_cost_usd: float | None = None,
     min_success_rate: float = DEFAULT_MIN_SUCCESS_RATE,
-) -> JobResult:
+) -> State:
     """Run a Runtype flow over every record of a type and land every result in DuckDB.
 
     ``run_key`` (default: the scheduled night) makes re-runs idempotent: a re-run reconnects to
@@ -97,7 +98,7 @@ def run_record_type(
         if report.failed:
             message = "preflight failed, nothing was started: " + "; ".join(report.problems())
             log.error(message)
-            return Failed(message=message)  # type: ignore[return-value]
+            return Failed(message=message)
         if job.name is None and flow_id in report.flow_names:
             (job,) = named_after_flows([job], report.flow_names)
             rename_flow_run(job.display)
@@ -105,8 +106,8 @@ def run_record_type(
             skipped = JobResult.of(
                 job, run_key, outcome=Outcome.OVER_BUDGET, message=report.plans[0].over_budget
             )
-            return state_for(skipped)  # type: ignore[return-value]
-    return execute_job(  # type: ignore[return-value]
+            return state_for(skipped)
+    return execute_job(
         job,
         run_key,
         credentials_block=credentials_block,

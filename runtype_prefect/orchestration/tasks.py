@@ -192,7 +192,10 @@ def wait_for_batch(
                 sleep=watch.sleep,
             )
         except BatchWaitStopped:
-            return Cancelled(message=f"stopped waiting for batch {batch_id}: run cancelled")  # type: ignore[return-value]
+            # The task ends Cancelled (Prefect takes a returned state as the task's own), which
+            # its caller sees as an error: one state among the statuses this task returns.
+            stopped = f"stopped waiting for batch {batch_id}: run cancelled"
+            return Cancelled(message=stopped)  # type: ignore[return-value]
 
 
 @task(
