@@ -374,24 +374,24 @@ def test_the_run_command_lands_and_prints_a_summary_and_refuses_a_typo(admin, db
 
 
 def test_a_warehouse_file_is_open_only_while_used_and_a_shared_one_is_kept(tmp_path):
-    from runtype_prefect.orchestration.resources import kept_open, shared_warehouse
+    from runtype_prefect.orchestration.resources import kept_open, process_warehouse
 
     path = str(tmp_path / "kept.duckdb")
     with kept_open(path):
         assert not (tmp_path / "kept.duckdb").exists()  # a preflight still meets no file
-        with shared_warehouse(path) as first:  # the preflight's forecasts
-            with shared_warehouse(path) as joined:  # a concurrent job of the same process
+        with process_warehouse(path) as first:  # the preflight's forecasts
+            with process_warehouse(path) as joined:  # a concurrent job of the same process
                 assert joined is first
         with pytest.raises(duckdb.ConnectionException):
             first.query("SELECT 1")  # closed by its last user: other runs may write now
-        with shared_warehouse(path) as second:  # the jobs
+        with process_warehouse(path) as second:  # the jobs
             assert second is not first
             assert second.query("SELECT 1") == [(1,)]
     shared = (tmp_path / "shared").as_uri()
     with kept_open(shared):
-        with shared_warehouse(shared) as first:
+        with process_warehouse(shared) as first:
             pass
-        with shared_warehouse(shared) as second:
+        with process_warehouse(shared) as second:
             assert second is first  # a shared location's staging stays open: pulled once
             assert first.query("SELECT 1") == [(1,)]
     with pytest.raises(duckdb.ConnectionException):

@@ -11,7 +11,6 @@ run. Typical use::
 
 from . import figures
 from .colors import color_map
-from .connection import AnalyticsUnavailableError, connect, resolve_analytics_path
 from .queries import (
     Filters,
     batch_runs,
@@ -38,6 +37,7 @@ from .queries import (
 )
 from .rendering import use_notebook_renderer
 from .report import Links, build_figures, build_report
+from .snapshot import AnalyticsUnavailableError, connect, resolve_analytics_path
 
 __all__ = [
     "AnalyticsUnavailableError",

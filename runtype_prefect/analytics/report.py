@@ -22,9 +22,9 @@ import plotly.graph_objects as go
 
 from . import figures, queries
 from .attention import Notice, kpi_summary, what_needs_attention
-from .connection import connect, resolve_analytics_path
 from .payload import PAGE_SCRIPT, compressed_plotlyjs, figures_payload
 from .queries import Filters
+from .snapshot import connect, resolve_analytics_path
 
 #: Records sampled for the execution-time distribution: enough for a smooth curve, small enough
 #: to keep the page light.

@@ -17,7 +17,7 @@ from .errors import StopError
 from .job_run import job_error_result, state_for
 from .jobs import Job
 from .outcomes import Outcome
-from .resources import shared_warehouse
+from .resources import process_warehouse
 from .tasks import summarise_job
 
 #: The deployment a nightly dispatches its jobs to (deployments/prefect.yaml).
@@ -61,7 +61,7 @@ def dispatch_job(job: Job, run_key: str, options: dict[str, Any], deployment: st
     assert isinstance(flow_run, FlowRun)  # called from sync code: the sync variant ran
     state = flow_run.state
     log.info("%s: dispatched run %s ended %s", job.label, flow_run.name, state and state.name)
-    with shared_warehouse(options.get("db_path")) as warehouse:
+    with process_warehouse(options.get("db_path")) as warehouse:
         intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
         row = warehouse.get_batch(intent.batch_id) if intent and intent.batch_id else None
         if intent is None or intent.batch_id is None or row is None or not row.get("outcome"):

@@ -21,8 +21,8 @@ from .landing import immediate_status
 from .limits import api_rate_limit_hook, batch_slot, existing_limits
 from .observability import BatchEvents, job_table
 from .outcomes import JobResult, Outcome, outcome_of, outcome_of_error
-from .progress import JobProgress, publish
-from .resources import kept_open, shared_warehouse
+from .progress_feed import JobProgress, publish
+from .resources import kept_open, process_warehouse
 from .starting import Started
 from .tasks import (
     cancel_remote_batch,
@@ -115,7 +115,7 @@ def execute_job(
         credentials.get_client(request_hooks=[hook] if hook else None) as client,
     ):
         with batch_slot(limits):
-            with shared_warehouse(db_path) as warehouse:
+            with process_warehouse(db_path) as warehouse:
                 started = start_or_reconnect(
                     client,
                     warehouse,
@@ -158,7 +158,7 @@ def execute_job(
                 )
                 if waited.is_cancelled():
                     log.warning("%s: %s", job.label, CANCELLED_MESSAGE)
-                    with shared_warehouse(db_path) as warehouse:
+                    with process_warehouse(db_path) as warehouse:
                         cancel_remote_batch(client, warehouse, started.batch_id)
                     events.end(Outcome.CANCELLED.value, failed=True)
                     result = JobResult.of(
@@ -173,12 +173,12 @@ def execute_job(
                 try:
                     status = waited.result()
                 except BatchWaitTimeout as exc:
-                    with shared_warehouse(db_path) as warehouse:
+                    with process_warehouse(db_path) as warehouse:
                         warehouse.upsert_batch(
                             started.batch_id, outcome=Outcome.TIMED_OUT.value, error=str(exc)
                         )
                     raise
-        with shared_warehouse(db_path) as warehouse:
+        with process_warehouse(db_path) as warehouse:
             result = _land(client, warehouse, job, run_key, started, status, min_success_rate)
             if publish_snapshot:
                 warehouse.publish_snapshot()

@@ -30,7 +30,7 @@ from .observability import nightly_markdown, nightly_summary
 from .outcomes import JobResult, Outcome
 from .quality import emit_degraded, judge_run_key, quality_markdown
 from .record_type import cancel_in_flight_batches
-from .resources import kept_open, shared_warehouse
+from .resources import kept_open, process_warehouse
 from .tasks import preflight_night
 
 MAX_WORKERS = 16
@@ -198,7 +198,7 @@ def nightly(
         cancelled_run = _cancelled()
         findings: list[Verdict] = []
         if (quality_gate and not cancelled_run) or publish_snapshot:
-            with shared_warehouse(db_path) as warehouse:
+            with process_warehouse(db_path) as warehouse:
                 if quality_gate and not cancelled_run:
                     warehouse.refresh()  # a shared warehouse: what other workers landed
                     findings = _quality(warehouse, run_key, quality_thresholds)

@@ -48,7 +48,7 @@ from ..warehouse.migrate import latest_version
 from ..warehouse.shared import check_location
 from .errors import StopError
 from .jobs import Job
-from .resources import shared_warehouse, waiting_notice, warehouse_wait_seconds
+from .resources import process_warehouse, waiting_notice, warehouse_wait_seconds
 
 #: The preflight's bounds on one call: 12 s in all, at most 3 s of it spent waiting between
 #: tries (so a closed port fails within ~3 s and a silent one within 12 s), while 429s and
@@ -421,7 +421,7 @@ def run_preflight(
     if report.failed or not warehouse_ok:
         return report
     try:
-        with shared_warehouse(db_path) as warehouse:
+        with process_warehouse(db_path) as warehouse:
             _plan_and_record(
                 client,
                 report,

@@ -23,7 +23,7 @@ from .job_run import (
 from .jobs import Job, named_after_flows
 from .observability import emit_batch_event, rename_flow_run
 from .outcomes import JobResult, Outcome
-from .resources import shared_warehouse
+from .resources import process_warehouse
 from .tasks import cancel_remote_batch, preflight_night
 
 
@@ -34,7 +34,7 @@ def cancel_in_flight_batches(flow: Any, flow_run: Any, state: Any) -> None:
     request_stop(str(flow_run.id))
     params = flow_run.parameters or {}
     credentials = resolve_credentials(params.get("credentials_block"))
-    with shared_warehouse(params.get("db_path")) as warehouse, credentials.get_client() as client:
+    with process_warehouse(params.get("db_path")) as warehouse, credentials.get_client() as client:
         for batch_id in warehouse.unfinished_batches(str(flow_run.id)):
             if cancel_remote_batch(client, warehouse, batch_id):
                 batch = warehouse.get_batch(batch_id) or {}

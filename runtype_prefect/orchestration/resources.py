@@ -84,7 +84,7 @@ def _open_for_writing(path: str) -> Warehouse:
 
 
 @contextmanager
-def shared_warehouse(db_path: str | os.PathLike[str] | None = None) -> Iterator[Warehouse]:
+def process_warehouse(db_path: str | os.PathLike[str] | None = None) -> Iterator[Warehouse]:
     """Yield the process's `Warehouse` for ``db_path`` (a DuckDB file or a shared location's
     URL, see `open_warehouse`), opening it on first use.
 
@@ -123,7 +123,7 @@ def shared_warehouse(db_path: str | os.PathLike[str] | None = None) -> Iterator[
 
 @contextmanager
 def kept_open(db_path: str | os.PathLike[str] | None = None) -> Iterator[None]:
-    """Keep the `shared_warehouse` of a shared location (``s3://…``) open between its users
+    """Keep the `process_warehouse` of a shared location (``s3://…``) open between its users
     until this ends; a DuckDB file is left to close between writes (others wait for it).
 
     Opens nothing itself; a nightly on a shared location holds its staging warehouse from its

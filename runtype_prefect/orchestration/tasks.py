@@ -41,8 +41,8 @@ from .preflight import (
     preflight_retry,
     run_preflight,
 )
-from .progress import JobProgress, publish
-from .resources import shared_warehouse
+from .progress_feed import JobProgress, publish
+from .resources import process_warehouse
 from .starting import Started, start_job
 
 
@@ -174,7 +174,7 @@ def wait_for_batch(
             status.total_records,
             status.failed_records,
         )
-        with shared_warehouse(db_path) as warehouse:
+        with process_warehouse(db_path) as warehouse:
             warehouse.upsert_batch(
                 batch_id, status=status.status.value, processed_records=status.processed_records
             )
