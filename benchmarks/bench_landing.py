@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from runtype_prefect.client import RuntypeClient
 from runtype_prefect.client.arrow import DEFAULT_CHUNK_BYTES as LANDING_CHUNK_BYTES
-from runtype_prefect.orchestration.landing import land_overlapped
+from runtype_prefect.engine.landing import land_overlapped
 from runtype_prefect.sandbox.world import iso
 from runtype_prefect.warehouse import Warehouse, step_results_table
 

@@ -24,15 +24,15 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 from _prefect import prefect_server
 
 from runtype_prefect.client import RuntypeClient
-from runtype_prefect.flows import nightly
-from runtype_prefect.orchestration.jobs import Job
-from runtype_prefect.orchestration.landing import (
+from runtype_prefect.engine.jobs import Job
+from runtype_prefect.engine.landing import (
     immediate_status,
     land_batch_results,
     land_records,
 )
-from runtype_prefect.orchestration.outcomes import outcome_of
-from runtype_prefect.orchestration.starting import start_job
+from runtype_prefect.engine.outcomes import outcome_of
+from runtype_prefect.engine.starting import start_job
+from runtype_prefect.flows import nightly
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
 from runtype_prefect.warehouse import Warehouse
 

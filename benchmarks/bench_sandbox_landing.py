@@ -15,8 +15,8 @@ import httpx
 import pyarrow as pa
 
 from runtype_prefect.client import RuntypeClient
-from runtype_prefect.orchestration.jobs import Job
-from runtype_prefect.orchestration.landing import land_batch_results
+from runtype_prefect.engine.jobs import Job
+from runtype_prefect.engine.landing import land_batch_results
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
 from runtype_prefect.warehouse import Warehouse
 

@@ -85,8 +85,8 @@ def runtype_env(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture(scope="session")
 def sandbox_warehouse(prefect_api, sandbox: SandboxServer, tmp_path_factory) -> str:
     """A warehouse landed by the nightly flow from the sandbox: two nights of every job."""
+    from runtype_prefect.engine.jobs import Job
     from runtype_prefect.flows import nightly
-    from runtype_prefect.orchestration.jobs import Job
 
     db = str(tmp_path_factory.mktemp("landed") / "runtype.duckdb")
     admin = SandboxAdmin(sandbox.base_url, api_key=sandbox.api_key)

@@ -10,8 +10,8 @@ import sys
 
 
 def main() -> None:
+    from runtype_prefect.engine.jobs import Job
     from runtype_prefect.flows import nightly, run_record_type
-    from runtype_prefect.orchestration.jobs import Job
 
     kind, db, run_key, jobs = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     fast = {"poll_interval_seconds": 0.05, "max_poll_interval_seconds": 0.5}

@@ -26,7 +26,7 @@ from prefect.utilities.importtools import import_object
 from runtype_prefect.cli.processes import free_port
 from runtype_prefect.cli.stack import ensure_port_free
 from runtype_prefect.client.sandbox_control import NotASandboxError
-from runtype_prefect.orchestration.jobs import load_jobs
+from runtype_prefect.engine.jobs import load_jobs
 from runtype_prefect.orchestration.limits import API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT
 from runtype_prefect.orchestration.provisioning import WORK_POOL
 from runtype_prefect.warehouse import Warehouse
@@ -120,7 +120,7 @@ def test_setup_is_idempotent():
 
 @pytest.mark.usefixtures("prefect_api", "runtype_env")
 def test_backfill_lands_each_night_with_its_own_date(admin, tmp_path):
-    from runtype_prefect.orchestration.jobs import Job
+    from runtype_prefect.engine.jobs import Job
     from runtype_prefect.rehearsal.backfill import backfill
 
     db = str(tmp_path / "backfill.duckdb")

@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from runtype_prefect.cli import app as cli_app
 from runtype_prefect.client import RuntypeClient
+from runtype_prefect.engine.jobs import Job
 from runtype_prefect.flows import nightly, run_record_type
 from runtype_prefect.orchestration import Outcome
 from runtype_prefect.orchestration import tasks as job_tasks
 from runtype_prefect.orchestration.credentials import RuntypeCredentials
-from runtype_prefect.orchestration.jobs import Job
 from runtype_prefect.warehouse import Warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "runtype_env")
@@ -376,7 +376,7 @@ def test_a_night_landed_into_another_warehouse_is_not_paid_for_again(admin, clie
     """A run pointed at a new warehouse (a mistyped --db) for a night the API shows as run
     starts nothing and names the batch; adopting it lands that batch here without a new one;
     only ``force`` pays again."""
-    from runtype_prefect.orchestration.starting import adopt_batch
+    from runtype_prefect.engine.starting import adopt_batch
 
     night = "2026-11-25"
     job = Job(flow_id=admin.flow_for("customer"), record_type="customer")

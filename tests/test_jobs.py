@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runtype_prefect.client import RuntypeClient
-from runtype_prefect.orchestration.jobs import Job, JobsFileError, discover_jobs, load_jobs
+from runtype_prefect.engine.jobs import Job, JobsFileError, discover_jobs, load_jobs
 from runtype_prefect.sandbox.world import RECORD_TYPE_SIZES
 
 
@@ -47,7 +47,7 @@ def test_discovery_pairs_flows_with_every_record_type(sandbox):
 
 
 def test_unnamed_jobs_are_named_after_their_flows_and_stay_apart():
-    from runtype_prefect.orchestration.jobs import named_after_flows
+    from runtype_prefect.engine.jobs import named_after_flows
 
     jobs = [
         Job(flow_id="f1", record_type="lead"),

@@ -9,9 +9,9 @@ from datetime import date
 import pytest
 
 from runtype_prefect import analytics as rta
+from runtype_prefect.engine.jobs import Job
+from runtype_prefect.engine.outcomes import Outcome
 from runtype_prefect.gate import latest_verdicts
-from runtype_prefect.orchestration.jobs import Job
-from runtype_prefect.orchestration.outcomes import Outcome
 from runtype_prefect.orchestration.tasks import summarise_job
 from runtype_prefect.warehouse import Warehouse
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 
+from runtype_prefect.engine.outcomes import JobResult, Outcome
 from runtype_prefect.orchestration.observability import (
     SUMMARY_COLUMNS,
     job_rows,
     nightly_markdown,
     summary_row,
 )
-from runtype_prefect.orchestration.outcomes import JobResult, Outcome
 
 
 def result(**fields) -> JobResult:

@@ -13,11 +13,11 @@ import duckdb
 import pytest
 
 from runtype_prefect.client import BatchWaitTimeout, RuntypeClient
+from runtype_prefect.engine.jobs import Job
 from runtype_prefect.flows import nightly, run_record_type
 from runtype_prefect.orchestration import Outcome
 from runtype_prefect.orchestration import tasks as job_tasks
 from runtype_prefect.orchestration.credentials import RuntypeCredentials
-from runtype_prefect.orchestration.jobs import Job
 from runtype_prefect.orchestration.record_type import cancel_in_flight_batches
 from runtype_prefect.sandbox.world import RECORD_TYPE_SIZES
 from runtype_prefect.warehouse import Warehouse, record_results_table, snapshot_path_for
@@ -374,7 +374,7 @@ def test_the_run_command_lands_and_prints_a_summary_and_refuses_a_typo(admin, db
 
 
 def test_a_warehouse_file_is_open_only_while_used_and_a_shared_one_is_kept(tmp_path):
-    from runtype_prefect.orchestration.resources import kept_open, process_warehouse
+    from runtype_prefect.engine.resources import kept_open, process_warehouse
 
     path = str(tmp_path / "kept.duckdb")
     with kept_open(path):

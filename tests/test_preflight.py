@@ -16,10 +16,10 @@ import pytest
 from helpers import latest_preflight_markdown
 
 from runtype_prefect.client import RuntypeTimeoutError
+from runtype_prefect.engine.jobs import Job
 from runtype_prefect.flows import nightly, run_record_type
 from runtype_prefect.orchestration import Outcome
 from runtype_prefect.orchestration.credentials import RuntypeCredentials
-from runtype_prefect.orchestration.jobs import Job
 from runtype_prefect.warehouse import Warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "runtype_env")

@@ -10,7 +10,7 @@ import pytest
 
 from runtype_prefect import analytics as rta
 from runtype_prefect.analytics import figures
-from runtype_prefect.orchestration.landing import land_records
+from runtype_prefect.engine.landing import land_records
 from runtype_prefect.warehouse import Warehouse
 
 

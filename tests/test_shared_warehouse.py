@@ -319,7 +319,7 @@ def test_a_bad_location_is_named(url, problem):
 
 
 def test_the_preflight_checks_that_a_shared_location_answers(s3):
-    from runtype_prefect.orchestration.preflight import PreflightReport, check_warehouse
+    from runtype_prefect.engine.preflight import PreflightReport, check_warehouse
 
     good, bad = PreflightReport("k"), PreflightReport("k")
     assert check_warehouse(good, f"s3://{BUCKET}/nightly")
@@ -337,9 +337,9 @@ def test_a_nightly_dispatches_its_jobs_to_the_pool_and_summarises_from_the_share
     come back from the shared tables, one batch per job, every result once."""
     from prefect.client.orchestration import get_client
 
+    from runtype_prefect.engine.jobs import Job
     from runtype_prefect.flows import nightly
     from runtype_prefect.orchestration.dispatch import ON_DEMAND_DEPLOYMENT
-    from runtype_prefect.orchestration.jobs import Job
 
     url = _url("dispatch")
     serve = "from runtype_prefect.flows import run_record_type as f; f.serve(name='on-demand')"
@@ -418,8 +418,8 @@ def test_a_nightly_in_one_process_lands_its_concurrent_jobs_into_the_shared_tabl
 ):
     """The default, in-process nightly on a shared location (a directory here): its four jobs
     run concurrently in threads sharing one `SharedWarehouse`; each batch lands once."""
+    from runtype_prefect.engine.jobs import Job
     from runtype_prefect.flows import nightly
-    from runtype_prefect.orchestration.jobs import Job
 
     monkeypatch.setenv("RUNTYPE_API_KEY", sandbox.api_key)
     monkeypatch.setenv("RUNTYPE_BASE_URL", sandbox.base_url)

@@ -18,7 +18,7 @@ from runtype_prefect.client import (
     models_to_table,
 )
 from runtype_prefect.client.arrow import ArrowLayout
-from runtype_prefect.orchestration.landing import land_overlapped
+from runtype_prefect.engine.landing import land_overlapped
 from runtype_prefect.warehouse import Warehouse, step_results_table
 
 

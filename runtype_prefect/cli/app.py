@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 if TYPE_CHECKING:
-    from ..orchestration.jobs import Job
+    from ..engine.jobs import Job
 
 # These machines are offline: Prefect's anonymous telemetry can only fail (noisily).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -81,7 +81,7 @@ def _is_expected(exc: BaseException) -> bool:
     these print one line; anything else is a bug and keeps its traceback."""
     from ..client import RuntypeError
     from ..client.sandbox_control import NotASandboxError
-    from ..orchestration.errors import RunError
+    from ..engine.errors import RunError
     from ..warehouse import WarehouseError
     from .stack import StackError
 
@@ -275,7 +275,7 @@ def check_before_prefect(jobs: list[Job], db: str | None, *, api: bool) -> dict[
     per problem and exits 4 for record types without records (misspelt?), 5 for anything else;
     raises `PreflightError` for the key, the URL or a flow."""
     from ..client import RuntypeClient
-    from ..orchestration.preflight import (
+    from ..engine.preflight import (
         PREFLIGHT_TIMEOUT,
         JobPlan,
         Level,
@@ -337,7 +337,7 @@ def run(
     Exit codes: 0 landed, 1 a job failed, 3 below the success floor, 4 no records, 5 the
     preflight failed (nothing started).
     """
-    from ..orchestration.jobs import Job, named_after_flows
+    from ..engine.jobs import Job, named_after_flows
 
     jobs = [Job(flow_id=flow_id, record_type=t) for t in record_type]
     names = check_before_prefect(jobs, db, api=credentials_block is None)
@@ -462,7 +462,7 @@ def backfill(
 ) -> None:
     """Land several simulated nights from a running sandbox (sandbox only)."""
     from ..client.sandbox_control import SandboxControl
-    from ..orchestration.jobs import load_jobs
+    from ..engine.jobs import load_jobs
 
     with SandboxControl(sandbox_url) as control:
         control.check()  # NotASandboxError, before Prefect starts
@@ -679,8 +679,8 @@ def adopt(
     """Settle a start that reconciliation could not (AmbiguousBatchError): attribute a batch to
     the job's night, checked against the API, or clear the night so the next run starts one."""
     from ..client import RuntypeClient
-    from ..orchestration.jobs import Job
-    from ..orchestration.starting import adopt_batch, forget_start
+    from ..engine.jobs import Job
+    from ..engine.starting import adopt_batch, forget_start
     from ..warehouse import open_warehouse
 
     if (batch_id is None) == (not start_new):

@@ -11,8 +11,8 @@ from rich.console import Console
 
 from ..analytics import build_report
 from ..client.sandbox_control import sandbox_page_template
+from ..engine.jobs import Job
 from ..gate import latest_verdicts
-from ..orchestration.jobs import Job
 from ..sandbox import SandboxServer, SandboxSettings
 from ..sandbox.simulation import planted_on
 from ..warehouse import Warehouse, snapshot_path_for

@@ -21,7 +21,7 @@ class ExitCode(IntEnum):
 def exit_code_for(results: Iterable[Any]) -> ExitCode:
     """Return the exit code of a run's job results: the most serious outcome wins (a failed
     job, then a job below its floor, then one without records)."""
-    from ..orchestration.outcomes import Outcome  # not at import: --help stays light
+    from ..engine.outcomes import Outcome  # not at import: --help stays light
 
     outcomes = {r.outcome for r in results}
     if any(o.failed and o is not Outcome.BELOW_FLOOR for o in outcomes):

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 WIDE_ENOUGH = 110
 
 if TYPE_CHECKING:
-    from ..orchestration.progress_feed import JobProgress
+    from ..engine.progress_feed import JobProgress
 
 
 @contextmanager
@@ -21,7 +21,7 @@ def job_progress(console: Console) -> Iterator[None]:
     """Show one bar per job while inside (a night after another reuses the job's bar)."""
     # Imported here: the command line answers --help without loading the client and its
     # Arrow and HTTP stacks.
-    from ..orchestration.progress_feed import listen
+    from ..engine.progress_feed import listen
 
     # At 80 columns the bar goes: the counts and the status say the same, and stay whole.
     wide = console.width >= WIDE_ENOUGH

@@ -7,6 +7,6 @@ imported from `runtype_prefect.flows` (or their own modules).
 """
 
 from ..client import BatchWaitTimeout
-from .outcomes import JobResult, Outcome
+from ..engine.outcomes import JobResult, Outcome
 
 __all__ = ["BatchWaitTimeout", "JobResult", "Outcome"]

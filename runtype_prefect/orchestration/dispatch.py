@@ -12,12 +12,12 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.states import State
 
+from ..engine.errors import StopError
+from ..engine.jobs import Job
+from ..engine.outcomes import Outcome
+from ..engine.resources import process_warehouse
 from ..warehouse import is_shared_location, location_key
-from .errors import StopError
 from .job_run import job_error_result, state_for
-from .jobs import Job
-from .outcomes import Outcome
-from .resources import process_warehouse
 from .tasks import summarise_job
 
 #: The deployment a nightly dispatches its jobs to (deployments/prefect.yaml).

@@ -13,17 +13,17 @@ from prefect import get_run_logger, runtime
 from prefect.states import Cancelled, Completed, Failed, State
 
 from ..client import BatchStatus, BatchWaitTimeout, RuntypeClient
+from ..engine.jobs import Job
+from ..engine.landing import immediate_status
+from ..engine.outcomes import JobResult, Outcome, outcome_of, outcome_of_error
+from ..engine.progress_feed import JobProgress, publish
+from ..engine.resources import kept_open, process_warehouse
+from ..engine.starting import Started
 from ..warehouse import Warehouse
 from .cancellation import CANCELLED_MESSAGE
 from .credentials import resolve_credentials
-from .jobs import Job
-from .landing import immediate_status
 from .limits import api_rate_limit_hook, batch_slot, existing_limits
 from .observability import BatchEvents, job_table
-from .outcomes import JobResult, Outcome, outcome_of, outcome_of_error
-from .progress_feed import JobProgress, publish
-from .resources import kept_open, process_warehouse
-from .starting import Started
 from .tasks import (
     cancel_remote_batch,
     land_results,

@@ -13,6 +13,9 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Cancelled, Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from ..engine.jobs import Job, discover_jobs, load_jobs, named_after_flows
+from ..engine.outcomes import JobResult, Outcome
+from ..engine.resources import kept_open, process_warehouse
 from ..gate import QualityThresholds, Verdict
 from ..warehouse import Warehouse
 from .cancellation import CancellationWatch
@@ -25,12 +28,9 @@ from .job_run import (
     execute_job,
     job_error_result,
 )
-from .jobs import Job, discover_jobs, load_jobs, named_after_flows
 from .observability import nightly_markdown, nightly_summary
-from .outcomes import JobResult, Outcome
 from .quality import emit_degraded, judge_run_key, quality_markdown
 from .record_type import cancel_in_flight_batches
-from .resources import kept_open, process_warehouse
 from .tasks import preflight_night
 
 MAX_WORKERS = 16

@@ -19,7 +19,7 @@ from prefect.artifacts import (
 from prefect.client.orchestration import get_client
 from prefect.events import emit_event
 
-from .outcomes import JobResult, outcome_of_error
+from ..engine.outcomes import JobResult, outcome_of_error
 
 log = logging.getLogger(__name__)
 

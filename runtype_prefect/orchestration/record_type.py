@@ -10,6 +10,9 @@ from prefect import flow, get_run_logger, runtime
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
+from ..engine.jobs import Job, named_after_flows
+from ..engine.outcomes import JobResult, Outcome
+from ..engine.resources import process_warehouse
 from .cancellation import request_stop
 from .credentials import resolve_credentials
 from .job_run import (
@@ -20,10 +23,7 @@ from .job_run import (
     execute_job,
     state_for,
 )
-from .jobs import Job, named_after_flows
 from .observability import emit_batch_event, rename_flow_run
-from .outcomes import JobResult, Outcome
-from .resources import process_warehouse
 from .tasks import cancel_remote_batch, preflight_night
 
 

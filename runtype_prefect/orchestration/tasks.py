@@ -25,25 +25,26 @@ from ..client import (
     RuntypeTimeoutError,
     is_retryable,
 )
-from ..warehouse import Warehouse, WarehouseLockedError
-from .cancellation import CANCELLED_MESSAGE, CancellationWatch
-from .credentials import resolve_credentials
-from .errors import RunError
-from .jobs import Job
-from .landing import Landing, land_batch_results, land_records
-from .limits import start_slot
-from .observability import ProgressReporter, emit_batch_event, link_batch, preflight_artifact
-from .outcomes import JobResult, Outcome
-from .preflight import (
+from ..engine.errors import RunError
+from ..engine.jobs import Job
+from ..engine.landing import Landing, land_batch_results, land_records
+from ..engine.outcomes import JobResult, Outcome
+from ..engine.preflight import (
     PREFLIGHT_TIMEOUT,
     Level,
     PreflightReport,
     preflight_retry,
     run_preflight,
 )
-from .progress_feed import JobProgress, publish
-from .resources import process_warehouse
-from .starting import Started, start_job
+from ..engine.progress_feed import JobProgress, publish
+from ..engine.resources import process_warehouse
+from ..engine.starting import Started, start_job
+from ..warehouse import Warehouse, WarehouseLockedError
+from . import run_context  # noqa: F401  (lends the engine this run: logs, holder)
+from .cancellation import CANCELLED_MESSAGE, CancellationWatch
+from .credentials import resolve_credentials
+from .limits import start_slot
+from .observability import ProgressReporter, emit_batch_event, link_batch, preflight_artifact
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:

@@ -10,10 +10,10 @@ from prefect import flow, get_run_logger
 from prefect.states import Failed
 
 from ..client.sandbox_control import SandboxControl
+from ..engine.jobs import Job
+from ..engine.outcomes import JobResult
 from ..orchestration.credentials import resolve_credentials
-from ..orchestration.jobs import Job
 from ..orchestration.nightly import nightly
-from ..orchestration.outcomes import JobResult
 
 NIGHT_HOUR = 2  # the nightly schedule's hour (UTC)
 

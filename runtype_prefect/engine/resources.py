@@ -9,6 +9,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ..warehouse import Warehouse, is_shared_location, location_key, open_warehouse
 
@@ -34,24 +35,27 @@ def warehouse_wait_seconds() -> float:
     return float(value) if value else DEFAULT_WAREHOUSE_WAIT_SECONDS
 
 
-def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    from prefect.exceptions import MissingContextError
-    from prefect.logging import get_run_logger
-
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return _log
+def _no_run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    return _log
 
 
-def _this_run() -> str:
-    """Return the Prefect run this process writes for, as an operator finds it in the UI."""
-    from prefect import runtime
+def _no_run() -> str:
+    return "runtype-prefect"
 
-    name, run_id = runtime.flow_run.name, runtime.flow_run.id
-    if not run_id:
-        return "runtype-prefect"
-    return f"flow run {name!r} ({run_id})"
+
+#: Where waiting notices go and who this process writes for (the warehouse's holder file): the
+#: module's logger and the product's name until the Prefect layer points them at the current
+#: run (`use_run_context`), so the notice reaches the run's logs in the UI.
+_context: dict[str, Callable[..., Any]] = {"logger": _no_run_logger, "identity": _no_run}
+
+
+def use_run_context(
+    logger: Callable[[], logging.Logger | logging.LoggerAdapter[logging.Logger]],
+    identity: Callable[[], str],
+) -> None:
+    """Make waiting notices go to ``logger()`` and holder files name ``identity()`` (both
+    called at the moment of use): how the orchestration layer lends the engine its run."""
+    _context["logger"], _context["identity"] = logger, identity
 
 
 def waiting_notice(path: str, limit: float) -> Callable[[str, float], None]:
@@ -63,7 +67,7 @@ def waiting_notice(path: str, limit: float) -> Callable[[str, float], None]:
         if waited - last[0] < WAIT_NOTICE_SECONDS:
             return
         last[0] = waited
-        _run_logger().info(
+        _context["logger"]().info(
             "waiting for the warehouse %s, held by %s (%.0f s so far, up to %.0f s)",
             path,
             holder,
@@ -79,7 +83,7 @@ def _open_for_writing(path: str) -> Warehouse:
         return open_warehouse(path)
     limit = warehouse_wait_seconds()
     return Warehouse(
-        path, lock_timeout=limit, on_wait=waiting_notice(path, limit), holder=_this_run()
+        path, lock_timeout=limit, on_wait=waiting_notice(path, limit), holder=_context["identity"]()
     )
 
 
