@@ -16,6 +16,10 @@ import typer.core
 if TYPE_CHECKING:
     from typer._click import Context, Parameter
 
+    _Base = typer.core.TyperCommand
+else:
+    _Base = object
+
 
 def reflow(text: str) -> str:
     """Return ``text`` (a docstring) with each paragraph on one line; paragraphs (blank-line
@@ -32,8 +36,8 @@ def _without_flag_types(params: list[Parameter]) -> list[Parameter]:
     return params
 
 
-class Command(typer.core.TyperCommand):
-    """A command whose help re-flows (`reflow`) and whose flags show no type."""
+class _ReadableHelp(_Base):
+    """What `Command` and `Group` add: the help re-flows (`reflow`), flags show no type."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -41,18 +45,13 @@ class Command(typer.core.TyperCommand):
             self.help = reflow(self.help)
 
     def get_params(self, ctx: Context) -> list[Parameter]:
-        """Return the command's parameters (the help option included), flags without a type."""
+        """Return the parameters (the help option included), flags without a type."""
         return _without_flag_types(super().get_params(ctx))
 
 
-class Group(typer.core.TyperGroup):
-    """The app's group: its own help re-flows and its flags show no type, like `Command`."""
+class Command(_ReadableHelp, typer.core.TyperCommand):
+    """A command whose help re-flows and whose flags show no type."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.help:
-            self.help = reflow(self.help)
 
-    def get_params(self, ctx: Context) -> list[Parameter]:
-        """Return the group's parameters (the help option included), flags without a type."""
-        return _without_flag_types(super().get_params(ctx))
+class Group(_ReadableHelp, typer.core.TyperGroup):
+    """The app's group, with the same help as its commands."""
