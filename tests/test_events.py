@@ -146,13 +146,3 @@ def test_an_unnamed_on_demand_run_goes_by_its_flows_name(admin, db):
     with get_client(sync_client=True) as prefect:
         run = prefect.read_flow_run(state.state_details.flow_run_id)
     assert run.name == "Customer Health Summary · customer"
-
-
-def test_an_empty_flow_id_is_refused_before_anything_starts(admin, db):
-    """A deployment run with a blank parameter fails in one line naming it (Prefect validates
-    the flow's parameters; the same schema makes the UI and the server refuse it), and starts
-    nothing."""
-    state = run_record_type(flow_id="", record_type="customer", db_path=db, return_state=True)
-    assert state.is_failed()
-    assert "flow_id: String should have at least 1 character" in state.message
-    assert admin.stats()["runsStarted"] == 0

@@ -4,12 +4,11 @@ job tasks run too."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow, get_run_logger, runtime
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
-from pydantic import Field
 
 from ..engine.jobs import Job, named_after_flows
 from ..engine.outcomes import JobResult, Outcome
@@ -55,10 +54,8 @@ def job_run_name() -> str:
     on_cancellation=[cancel_in_flight_batches],
 )
 def run_record_type(
-    flow_id: Annotated[str, Field(min_length=1, description="The Runtype flow to run.")],
-    record_type: Annotated[
-        str, Field(min_length=1, description="Run the flow over every record of this type.")
-    ],
+    flow_id: str,
+    record_type: str,
     run_key: str | None = None,
     job_name: str | None = None,
     credentials_block: str | None = None,
