@@ -111,13 +111,13 @@ def test_too_little_data_is_an_explicit_verdict(w):
     plant(w, "young", TONIGHT, failed=100, seconds=9.0)
     found = by_key(judge_night(w, TONIGHT))
     vip = found["vip_account", "flow_1", Metric.SUCCESS_RATE]
-    assert vip.verdict is VerdictKind.NO_VERDICT and vip.reason == "6 records < 10"
+    assert vip.verdict is VerdictKind.NO_VERDICT
+    assert vip.reason == "6 records, fewer than the 10 a verdict needs"
     young = found["young", "flow_1", Metric.P95]
     assert young.verdict is VerdictKind.NO_VERDICT
-    assert young.reason == "1 clean nights in the last 56 days < 3"
-    assert "Job flow_1 · vip_account: success_rate no verdict: 6 records < 10" in (
-        quality_markdown(list(found.values()))
-    )
+    assert young.reason == "1 clean night in the last 56 days, fewer than the 3 a baseline needs"
+    line = "Job flow_1 · vip_account: success_rate no verdict: 6 records, fewer than the 10"
+    assert line in quality_markdown(list(found.values()))
 
 
 def test_a_persistent_regression_stays_flagged_and_says_since_when(w):

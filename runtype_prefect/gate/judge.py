@@ -165,11 +165,12 @@ def _clean(nights: list[_Night], flags: dict[date, _Flag], t: QualityThresholds)
 
 def _blocked(current: _Night, clean: list[_Night], t: QualityThresholds) -> str:
     if current.records < t.min_records:
-        return f"{current.records} records < {t.min_records}"
+        return f"{current.records} records, fewer than the {t.min_records} a verdict needs"
     if len(clean) < t.min_baseline_nights:
+        nights = f"{len(clean)} clean night{'' if len(clean) == 1 else 's'}"
         return (
-            f"{len(clean)} clean nights in the last {t.lookback_days} days"
-            f" < {t.min_baseline_nights}"
+            f"{nights} in the last {t.lookback_days} days, fewer than the"
+            f" {t.min_baseline_nights} a baseline needs"
         )
     return ""
 
