@@ -13,6 +13,8 @@ from typing import Literal
 
 import pandas as pd
 
+from .queries import prints_as_zero
+
 #: Outcomes of a landed night that need nobody: every record ran (some may have failed; the
 #: success floor and the gate judge those).
 SETTLED_OUTCOMES = {"completed", "completed_with_failures"}
@@ -172,6 +174,6 @@ def kpi_summary(kpis: pd.DataFrame) -> str:
             text += f" ({r['delta'] * 100:+.1f} pts)"
         elif not points and not pd.isna(r["delta_pct"]):
             change = r["delta_pct"]
-            text += " (±0.0%)" if abs(change) < 0.0005 else f" ({change:+.1%})"
+            text += " (±0.0%)" if prints_as_zero(change) else f" ({change:+.1%})"
         parts.append(text)
     return " · ".join(parts)

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .colors import FAILED, SUCCEEDED, color_map
-from .queries import KPI_LABELS
+from .queries import KPI_LABELS, prints_as_zero
 
 #: Buckets with fewer records than this are marked as thin (hollow markers, a note in hover).
 THIN_BUCKET = 20
@@ -72,7 +72,7 @@ def _shows_as_zero(value: float, reference: float, *, relative: bool) -> bool:
     """Return True when the change from ``reference`` to ``value`` prints as 0.0% (the KPIs'
     one-decimal percent format): relative to the reference, or in points for rates."""
     change = (value - reference) / reference if relative and reference else value - reference
-    return abs(change) < 0.0005
+    return prints_as_zero(change)
 
 
 def kpi_figure(kpis: pd.DataFrame, *, title: str = "Last night vs the trailing week") -> go.Figure:

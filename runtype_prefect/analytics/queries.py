@@ -280,6 +280,12 @@ KPI_LABELS: dict[str, tuple[str, str, bool]] = {
 }
 
 
+def prints_as_zero(change: float) -> bool:
+    """Return True when a KPI change (a fraction, or points for rates) prints as 0.0 % in the
+    KPIs' one-decimal percent format."""
+    return abs(change) < 0.0005
+
+
 def kpis(
     con: duckdb.DuckDBPyConnection,
     *,

@@ -150,8 +150,11 @@ def build_figures(
     }
 
 
-def _html_table(head: list[str], rows: list[list[str]]) -> str:
-    """Return a table of ``head`` (plain text) over ``rows`` (cells already HTML)."""
+def _html_table(head: list[str], rows: list[list[str]], *, optional_last: bool = False) -> str:
+    """Return a table of ``head`` (plain text) over ``rows`` (cells already HTML); with
+    ``optional_last``, without the last column when every row left it empty."""
+    if optional_last and not any(row[-1] for row in rows):
+        head, rows = head[:-1], [row[:-1] for row in rows]
     header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
@@ -227,9 +230,7 @@ def _quality_table(history: pd.DataFrame) -> str:
         )
         cells = [r.job, r.metric, r.verdict.replace("_", " "), figures_text, since]
         rows.append([html.escape(str(c)) for c in cells])
-    head = ["job", "metric", "verdict", "tonight vs baseline", "degraded"]
-    if not any(row[-1] for row in rows):  # nothing degraded: no column of empty cells
-        head, rows = head[:-1], [row[:-1] for row in rows]
+    head = ["job", "metric", "verdict", "tonight vs baseline", "degraded"]  # the last, when any is
     night = pd.Timestamp(latest["night"].iloc[0]).date()
     runs = (
         history[history["verdict"] == "degraded"]
@@ -245,7 +246,7 @@ def _quality_table(history: pd.DataFrame) -> str:
     )
     return (
         f"<p>Night {night}:</p>"
-        + _html_table(head, rows)
+        + _html_table(head, rows, optional_last=True)
         + (f"<p>Degraded runs in this selection:</p><ul>{spans}</ul>" if spans else "")
     )
 
@@ -321,9 +322,8 @@ def _batches_table(batches: pd.DataFrame, links: Links) -> str:
             _link(run, "flow run") if run else "",
         ]
         rows.append(cells)
-    if not any(row[-1] for row in rows):  # no Prefect UI known: no column of empty cells
-        head, rows = head[:-1], [row[:-1] for row in rows]
-    return f"<p>Night {night}:</p>" + _html_table(head, rows)
+    # The Prefect run column only when a Prefect UI is known.
+    return f"<p>Night {night}:</p>" + _html_table(head, rows, optional_last=True)
 
 
 STYLE = """

@@ -29,6 +29,7 @@ LEFT_ALIGNED = {"job", "outcome"}
 #: Left out below `WIDE_ENOUGH` columns, so the rest reads whole at 80 (the job's table
 #: artifact in the Prefect UI keeps them).
 SECONDARY = {"p50 s", "tokens"}
+#: The terminal width from which the results table has every column and job progress a bar.
 WIDE_ENOUGH = 110
 
 

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-#: The console width from which each job's line also draws a bar.
-WIDE_ENOUGH = 110
+from .console import WIDE_ENOUGH
 
 if TYPE_CHECKING:
     from ..engine.progress_feed import JobProgress
