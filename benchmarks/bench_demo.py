@@ -18,6 +18,7 @@ from _prefect import prefect_server
 from runtype_prefect.cli.demo import sandbox_jobs
 from runtype_prefect.flows import backfill
 from runtype_prefect.orchestration.limits import ensure_limits
+from runtype_prefect.rehearsal.backfill import SANDBOX_PACE
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
 
 NIGHTS = 7
@@ -33,10 +34,8 @@ def main() -> None:
         os.environ["RUNTYPE_BASE_URL"] = sandbox.base_url
         ensure_limits(api_requests_per_second=None, max_running_batches=4)
         start = time.perf_counter()
-        results = backfill(
-            nights=NIGHTS, jobs=sandbox_jobs(sandbox), db_path=f"{tmp}/demo.duckdb",
-            poll_interval_seconds=0.2,
-        )  # fmt: skip
+        settings = SANDBOX_PACE.model_copy(update={"db_path": f"{tmp}/demo.duckdb"})
+        results = backfill(nights=NIGHTS, jobs=sandbox_jobs(sandbox), settings=settings)
         elapsed = time.perf_counter() - start
     jobs = sum(len(r) for r in results.values())
     print(

@@ -24,13 +24,14 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 from _prefect import prefect_server
 
 from runtype_prefect.client import RuntypeClient
-from runtype_prefect.engine.jobs import Job
+from runtype_prefect.engine.jobs import Job, JobRun
 from runtype_prefect.engine.landing import (
     immediate_status,
     land_batch_results,
     land_records,
 )
 from runtype_prefect.engine.outcomes import outcome_of
+from runtype_prefect.engine.settings import JobSettings, NightSettings, Waiting
 from runtype_prefect.engine.starting import start_job
 from runtype_prefect.flows import nightly
 from runtype_prefect.sandbox import SandboxServer, SandboxSettings
@@ -41,10 +42,16 @@ CONCURRENCY = 4
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 
 
+def fast(db_path: str) -> JobSettings:
+    """The Prefect run's settings: the plain loop's polling pace, into ``db_path``."""
+    waiting = Waiting(poll_interval_seconds=0.05, max_poll_interval_seconds=0.2)
+    return JobSettings(db_path=db_path, waiting=waiting)
+
+
 def plain_job(client: RuntypeClient, warehouse: Warehouse, job: Job) -> int:
     """The same work as one Prefect job (the same start, wait and landing functions), with the
     client and the warehouse alone."""
-    started = start_job(client, warehouse, job, "bench")
+    started = start_job(client, warehouse, JobRun(job, "bench"))
     if started.immediate is not None:
         status = immediate_status(started.batch_id, started.immediate)
     else:
@@ -69,12 +76,7 @@ def main() -> None:
         flows = sandbox.app.state.sandbox.world.flows.values()
         jobs = [Job(flow_id=f.id, record_type=f.intended_record_type) for f in flows]
         with tempfile.TemporaryDirectory() as tmp:
-            nightly(
-                jobs=jobs[:1],
-                db_path=f"{tmp}/warm.duckdb",
-                run_key="warm-up",
-                poll_interval_seconds=0.05,
-            )
+            nightly(jobs=jobs[:1], run_key="warm-up", settings=fast(f"{tmp}/warm.duckdb"))
 
             plain_times, prefect_times = [], []
             for round_ in range(ROUNDS):
@@ -91,11 +93,9 @@ def main() -> None:
                 start = time.perf_counter()
                 results = nightly(
                     jobs=jobs,
-                    db_path=f"{tmp}/prefect{round_}.duckdb",
                     run_key=f"bench-{round_}",
-                    max_concurrent_jobs=CONCURRENCY,
-                    poll_interval_seconds=0.05,
-                    max_poll_interval_seconds=0.2,
+                    settings=fast(f"{tmp}/prefect{round_}.duckdb"),
+                    night=NightSettings(max_concurrent_jobs=CONCURRENCY),
                 )
                 prefect_times.append(time.perf_counter() - start)
                 assert sum(r.records for r in results) == sum(SIZES.values())

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from helpers import job_settings
 
 from runtype_prefect.client import RetryPolicy, RuntypeClient
 from runtype_prefect.client.sandbox_control import SandboxControl
@@ -98,6 +99,10 @@ def sandbox_warehouse(prefect_api, sandbox: SandboxServer, tmp_path_factory) -> 
         mp.setenv("RUNTYPE_BASE_URL", sandbox.base_url)
         for night in ("2026-11-27", "2026-11-28"):
             admin.clock(now=f"{night}T02:00:00Z")
-            nightly(jobs=jobs, db_path=db, run_key=night, poll_interval_seconds=0.02)
+            nightly(
+                jobs=jobs,
+                run_key=night,
+                settings=job_settings(db, waiting={"poll_interval_seconds": 0.02}),
+            )
     admin.close()
     return db

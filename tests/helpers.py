@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
+from runtype_prefect.engine.settings import JobSettings
+
 T = TypeVar("T")
 
 
@@ -113,3 +115,22 @@ def report_payload(page: str) -> tuple[str, dict]:
         return gzip.decompress(base64.b64decode(found.group(1))).decode()
 
     return unpacked("plotly-js"), json.loads(unpacked("figures"))
+
+
+#: Polling fast enough for the sandbox at time scale 0 (a test waits milliseconds, not seconds).
+FAST_WAITING = {"poll_interval_seconds": 0.02, "max_poll_interval_seconds": 0.1}
+
+
+def job_settings(
+    db: str | os.PathLike[str] | None = None,
+    *,
+    fast: bool = False,
+    waiting: dict[str, float] | None = None,
+    **fields: object,
+) -> JobSettings:
+    """Return job settings landing into ``db``; ``fast`` polls as `FAST_WAITING`, ``waiting``
+    sets further waiting fields, ``fields`` the other `JobSettings` fields."""
+    pace = {**(FAST_WAITING if fast else {}), **(waiting or {})}
+    return JobSettings.model_validate(
+        {"db_path": str(db) if db is not None else None, "waiting": pace, **fields}
+    )

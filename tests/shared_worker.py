@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import sys
 
+from helpers import job_settings
+
 
 def main() -> None:
     from runtype_prefect.flows import run_record_type
@@ -19,10 +21,8 @@ def main() -> None:
             record_type=job["record_type"],
             job_name=job["name"],
             run_key=job["run_key"],
-            db_path=db,
-            preflight=False,
-            poll_interval_seconds=0.05,
             return_state=True,
+            settings=job_settings(db, waiting={"poll_interval_seconds": 0.05}, preflight=False),
         )
         result = state.result(raise_on_failure=False)
         print(

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from helpers import read_lines, wait_for
+from helpers import job_settings, read_lines, wait_for
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.utilities.importtools import import_object
@@ -126,7 +126,10 @@ def test_backfill_lands_each_night_with_its_own_date(admin, tmp_path):
     db = str(tmp_path / "backfill.duckdb")
     jobs = [Job(flow_id=admin.flow_for("customer"), record_type="customer")]
     results = backfill(
-        nights=3, jobs=jobs, db_path=db, last_night=date(2026, 11, 10), poll_interval_seconds=0.02
+        nights=3,
+        jobs=jobs,
+        last_night=date(2026, 11, 10),
+        settings=job_settings(db, fast=True),
     )
     assert list(results) == ["2026-11-08", "2026-11-09", "2026-11-10"]
     with Warehouse(db) as w:
@@ -143,9 +146,9 @@ def test_backfill_ends_failed_naming_the_nights_that_failed(admin, tmp_path):
     state = backfill(
         nights=2,
         jobs_file=str(tmp_path / "jobs.yaml"),
-        db_path=str(tmp_path / "backfill.duckdb"),
         last_night=date(2026, 11, 10),
         return_state=True,
+        settings=job_settings(tmp_path / "backfill.duckdb", fast=True),
     )
     assert state.is_failed()
     assert state.message.startswith("2 of 2 nights failed: 2026-11-09: ")
@@ -270,7 +273,7 @@ def test_deployments_run_and_cancel_end_to_end_on_a_real_server(admin, sandbox, 
             "--param",
             "run_key=2026-11-15",
             "--param",
-            "poll_interval_seconds=0.05",
+            'settings={"waiting": {"poll_interval_seconds": 0.05}}',
             "--watch",
             "--watch-timeout",
             "300",
@@ -296,7 +299,7 @@ def test_deployments_run_and_cancel_end_to_end_on_a_real_server(admin, sandbox, 
             "--param",
             "run_key=2026-11-16",
             "--param",
-            "poll_interval_seconds=0.1",
+            'settings={"waiting": {"poll_interval_seconds": 0.1}}',
         )
         run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
         wait_for(

@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import pytest
-from helpers import wait_for_events
+from helpers import job_settings, wait_for_events
 
 from runtype_prefect.flows import run_record_type
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "runtype_env")
-
-FAST = {"poll_interval_seconds": 0.02, "max_poll_interval_seconds": 0.1}
 
 
 @pytest.fixture
@@ -31,10 +29,9 @@ def test_a_landed_job_is_named_after_itself_and_announces_start_and_end(admin, d
         flow_id=admin.flow_for("customer"),
         record_type="customer",
         job_name="Customer Health Summary",
-        db_path=db,
         run_key="2026-11-01",
         return_state=True,
-        **FAST,
+        settings=job_settings(db, fast=True),
     )
     result = state.result()
     batch_id, resource = batch_resource(admin)
@@ -75,11 +72,9 @@ def test_a_job_below_its_success_floor_ends_failed_and_says_so(admin, db):
     state = run_record_type(
         flow_id=admin.flow_for("ticket"),
         record_type="ticket",
-        db_path=db,
         run_key="2026-11-02",
-        min_success_rate=0.999,  # the sandbox's tickets always fail a few
         return_state=True,
-        **FAST,
+        settings=job_settings(db, fast=True, judgement={"min_success_rate": 0.999}),
     )
     assert state.is_failed() and state.name == "BelowFloor"
     result = state.result(raise_on_failure=False)
@@ -98,10 +93,9 @@ def test_a_landing_that_fails_for_good_still_ends_the_batch_with_a_failed_event(
     state = run_record_type(
         flow_id=admin.flow_for("customer"),
         record_type="customer",
-        db_path=db,
         run_key="2026-11-03",
         return_state=True,
-        **FAST,
+        settings=job_settings(db, fast=True),
     )
     assert state.is_failed()
     _, resource = batch_resource(admin)
@@ -116,11 +110,9 @@ def test_a_wait_that_times_out_ends_the_batch_with_a_failed_event(admin, db):
     state = run_record_type(
         flow_id=admin.flow_for("lead"),
         record_type="lead",
-        db_path=db,
         run_key="2026-11-04",
-        timeout_seconds=0.3,
         return_state=True,
-        **FAST,
+        settings=job_settings(db, fast=True, waiting={"timeout_seconds": 0.3}),
     )
     assert state.is_failed()
     _, resource = batch_resource(admin)
@@ -137,10 +129,9 @@ def test_an_unnamed_on_demand_run_goes_by_its_flows_name(admin, db):
     state = run_record_type(
         flow_id=admin.flow_for("customer"),
         record_type="customer",
-        db_path=db,
         run_key="2026-11-03",
         return_state=True,
-        **FAST,
+        settings=job_settings(db, fast=True),
     )
     assert state.result().job == "Customer Health Summary"
     with get_client(sync_client=True) as prefect:

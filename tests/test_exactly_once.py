@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
-from helpers import wait_for, wait_for_events
+from helpers import job_settings, wait_for, wait_for_events
 from typer.testing import CliRunner
 
 from runtype_prefect.cli import app as cli_app
@@ -20,11 +20,9 @@ from runtype_prefect.flows import nightly, run_record_type
 from runtype_prefect.orchestration import Outcome
 from runtype_prefect.orchestration import tasks as job_tasks
 from runtype_prefect.orchestration.credentials import RuntypeCredentials
-from runtype_prefect.warehouse import Warehouse
+from runtype_prefect.warehouse import JobKey, Warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "runtype_env")
-
-FAST = {"poll_interval_seconds": 0.02, "max_poll_interval_seconds": 0.1}
 
 
 @pytest.fixture
@@ -36,9 +34,7 @@ def write_intent(client: RuntypeClient, w: Warehouse, flow: str, record_type: st
     """Write the ledger row a start writes (count and API clock included), start nothing."""
     count = client.count_records(record_type)
     w.record_intent(
-        flow,
-        record_type,
-        key,
+        JobKey(flow, record_type, key),
         requested_at=datetime.now(UTC),
         prefect_flow_run_id=None,
         job_name=None,
@@ -60,7 +56,7 @@ def test_two_record_types_of_one_flow_started_together_each_get_their_own_batch(
     flow = admin.flow_for("lead")
     jobs = [Job(flow_id=flow, record_type="lead"), Job(flow_id=flow, record_type="ticket")]
     admin.script({"kind": "drop", "method": "POST", "path_prefix": "/v1/flows", "times": 2})
-    results = nightly(jobs=jobs, db_path=db, run_key="2026-11-20", **FAST)
+    results = nightly(jobs=jobs, run_key="2026-11-20", settings=job_settings(db, fast=True))
     truth = {b["recordType"]: b["id"] for b in admin.stats()["batches"]}
     assert {r.record_type: r.batch_id for r in results} == truth
     assert [r.records for r in results] == [1200, 250] and all(r.reconnected for r in results)
@@ -76,7 +72,7 @@ def test_starts_lost_in_a_crash_are_told_apart_by_their_record_counts(admin, san
         for job in jobs:
             write_intent(c, w, flow, job.record_type, "2026-11-20")
         started = {t: c.run_on_record_type(flow, t).batch_id for t in ("ticket", "lead")}
-    results = nightly(jobs=jobs, db_path=db, run_key="2026-11-20", **FAST)
+    results = nightly(jobs=jobs, run_key="2026-11-20", settings=job_settings(db, fast=True))
     assert {r.record_type: r.batch_id for r in results} == started
     assert admin.stats()["runsStarted"] == 2
 
@@ -89,7 +85,10 @@ def test_an_ambiguous_start_never_adopts_an_earlier_batch_of_the_same_job(admin,
     admin.clock(now="2026-11-21T02:00:00Z")
     admin.script({"kind": "drop", "method": "POST", "path_prefix": "/v1/flows"})
     result = run_record_type(
-        flow_id=flow, record_type="customer", db_path=db, run_key="2026-11-21", **FAST
+        flow_id=flow,
+        record_type="customer",
+        run_key="2026-11-21",
+        settings=job_settings(db, fast=True),
     )
     (tonight,) = [b["id"] for b in admin.stats()["batches"] if b["id"] != yesterday]
     assert result.batch_id == tonight and result.reconnected and result.records == 40
@@ -103,7 +102,12 @@ def test_when_two_batches_fit_nothing_is_adopted_or_started_until_adopt_settles_
     with RuntypeClient(sandbox.api_key, sandbox.base_url) as c, Warehouse(db) as w:
         write_intent(c, w, flow, "customer", "2026-11-22")
         twins = [c.run_on_record_type(flow, "customer").batch_id for _ in range(2)]
-    args = dict(flow_id=flow, record_type="customer", db_path=db, run_key="2026-11-22", **FAST)
+    args = dict(
+        flow_id=flow,
+        record_type="customer",
+        run_key="2026-11-22",
+        settings=job_settings(db, fast=True),
+    )
     state = run_record_type(**args, return_state=True)
     assert state.is_failed()
     message = state.message or ""
@@ -137,11 +141,12 @@ def test_when_two_batches_fit_nothing_is_adopted_or_started_until_adopt_settles_
 def test_a_batch_that_says_completed_early_is_incomplete_until_a_rerun_lands_the_rest(admin, db):
     flow = admin.flow_for("lead")
     admin.clock(time_scale=0.05)  # the batch takes ~10 s: long enough to catch it half-way
-    args = dict(flow_id=flow, record_type="lead", db_path=db, run_key="2026-11-23", **FAST)
+    args = dict(
+        flow_id=flow, record_type="lead", run_key="2026-11-23", settings=job_settings(db, fast=True)
+    )
+    impatient = job_settings(db, fast=True, waiting={"incomplete_grace_seconds": 0.3})
     with ThreadPoolExecutor(1) as pool:
-        running = pool.submit(
-            run_record_type, **args, incomplete_grace_seconds=0.3, return_state=True
-        )
+        running = pool.submit(run_record_type, **{**args, "settings": impatient}, return_state=True)
         batch = wait_for(lambda: admin.stats()["batches"], "the batch to start")[0]["id"]
         admin.force_status(batch, "completed")
         state = running.result(timeout=120)
@@ -189,7 +194,10 @@ def test_chaos_two_nights_of_every_job_lose_and_duplicate_nothing(admin, sandbox
             seed=11,
         )
         state = nightly(
-            jobs=jobs, db_path=db, run_key=night, credentials_block="chaos", return_state=True
+            jobs=jobs,
+            run_key=night,
+            return_state=True,
+            settings=job_settings(db, credentials_block="chaos"),
         )
         admin.faults()
         assert not state.is_failed(), state.message
@@ -237,9 +245,9 @@ def test_cancelling_the_flow_run_cancels_its_batch_within_seconds_and_frees_the_
                     run_record_type,
                     flow_id=flow,
                     record_type="lead",
-                    db_path=db,
                     run_key="2026-11-26",
-                    poll_interval_seconds=30.0,  # the watch, not the poll, must notice
+                    # The watch, not the poll, must notice.
+                    settings=job_settings(db, waiting={"poll_interval_seconds": 30.0}),
                     return_state=True,
                 )
                 batch = wait_for(lambda: admin.stats()["batches"], "the batch to start")[0]
@@ -303,11 +311,8 @@ def test_a_lost_start_whose_lookup_fails_too_names_the_start_and_recovers(
     result = run_record_type(
         flow_id=flow,
         record_type="ticket",
-        db_path=db,
         run_key="2026-11-27",
-        credentials_block="brittle",
-        preflight=False,
-        **FAST,
+        settings=job_settings(db, fast=True, credentials_block="brittle", preflight=False),
     )
     assert seen and seen[0].startswith(f"starting flow {flow!r} on record type 'ticket' failed")
     assert "looking for the batch in the batch summary failed too (ServerError" in seen[0]
@@ -330,9 +335,9 @@ def test_a_forced_rerun_replaces_its_night_and_every_surface_counts_the_night_on
     jobs = [Job(flow_id=admin.flow_for(t), record_type=t) for t in types]
     truth = {t: client.count_records(t).count for t in types}
     admin.clock(now=f"{night}T02:00:00Z")
-    nightly(jobs=jobs, db_path=db, run_key=night, **FAST)
+    nightly(jobs=jobs, run_key=night, settings=job_settings(db, fast=True))
     admin.clock(now=f"{night}T09:00:00Z")
-    nightly(jobs=jobs, db_path=db, run_key=night, force=True, **FAST)
+    nightly(jobs=jobs, run_key=night, settings=job_settings(db, fast=True, force=True))
 
     started = [b for b in admin.stats()["batches"] if b["recordType"] in types]
     assert len(started) == 4  # each job ran twice: the sandbox counts immediate runs too
@@ -382,11 +387,13 @@ def test_a_night_landed_into_another_warehouse_is_not_paid_for_again(admin, clie
     job = Job(flow_id=admin.flow_for("customer"), record_type="customer")
     real, typo = str(tmp_path / "real.duckdb"), str(tmp_path / "typo.duckdb")
     admin.clock(now=f"{night}T02:00:00Z")
-    nightly(jobs=[job], db_path=real, run_key=night, **FAST)
+    nightly(jobs=[job], run_key=night, settings=job_settings(real, fast=True))
     (batch,) = [b["id"] for b in admin.stats()["batches"]]
 
     admin.clock(now=f"{night}T10:00:00Z")  # the same night, later, into another file
-    state = nightly(jobs=[job], db_path=typo, run_key=night, return_state=True, **FAST)
+    state = nightly(
+        jobs=[job], run_key=night, return_state=True, settings=job_settings(typo, fast=True)
+    )
     (refused,) = state.result(raise_on_failure=False)
     assert state.is_failed() and refused.outcome is Outcome.ERROR
     assert "NightAlreadyRunError" in refused.message and batch in refused.message
@@ -395,10 +402,12 @@ def test_a_night_landed_into_another_warehouse_is_not_paid_for_again(admin, clie
 
     with Warehouse(typo) as w:
         adopt_batch(client, w, job, night, batch)
-    (adopted,) = nightly(jobs=[job], db_path=typo, run_key=night, **FAST)
+    (adopted,) = nightly(jobs=[job], run_key=night, settings=job_settings(typo, fast=True))
     assert adopted.batch_id == batch and adopted.records == 40
     assert admin.stats()["runsStarted"] == 1
 
     other = str(tmp_path / "other.duckdb")
-    (forced,) = nightly(jobs=[job], db_path=other, run_key=night, force=True, **FAST)
+    (forced,) = nightly(
+        jobs=[job], run_key=night, settings=job_settings(other, fast=True, force=True)
+    )
     assert forced.batch_id != batch and admin.stats()["runsStarted"] == 2

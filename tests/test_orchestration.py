@@ -11,20 +11,20 @@ from types import SimpleNamespace
 
 import duckdb
 import pytest
+from helpers import job_settings
 
 from runtype_prefect.client import BatchWaitTimeout, RuntypeClient
 from runtype_prefect.engine.jobs import Job
+from runtype_prefect.engine.settings import NightSettings, QualityGate
 from runtype_prefect.flows import nightly, run_record_type
 from runtype_prefect.orchestration import Outcome
 from runtype_prefect.orchestration import tasks as job_tasks
 from runtype_prefect.orchestration.credentials import RuntypeCredentials
 from runtype_prefect.orchestration.record_type import cancel_in_flight_batches
 from runtype_prefect.sandbox.world import RECORD_TYPE_SIZES
-from runtype_prefect.warehouse import Warehouse, record_results_table, snapshot_path_for
+from runtype_prefect.warehouse import JobKey, Warehouse, record_results_table, snapshot_path_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "runtype_env")
-
-FAST = {"poll_interval_seconds": 0.02, "max_poll_interval_seconds": 0.1}
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def remote_step_count(sandbox, flow_id: str, batch_id: str) -> int:
 
 def test_immediate_and_deferred_jobs_land_exact_counts(admin, sandbox, db, caplog):
     jobs = [job(admin, "vip_account"), job(admin, "customer")]
-    results = nightly(jobs=jobs, db_path=db, run_key="2026-11-01", **FAST)
+    results = nightly(jobs=jobs, run_key="2026-11-01", settings=job_settings(db, fast=True))
     assert [r.records for r in results] == [6, 40]
     landed_lines = [m for m in caplog.messages if ": landed " in m]
     assert any("landed 6 record and " in m for m in landed_lines), landed_lines
@@ -82,9 +82,9 @@ def test_immediate_and_deferred_jobs_land_exact_counts(admin, sandbox, db, caplo
 
 def test_rerunning_a_night_changes_nothing_and_starts_nothing(admin, db):
     jobs = [job(admin, "vip_account"), job(admin, "ticket")]
-    nightly(jobs=jobs, db_path=db, run_key="2026-11-02", **FAST)
+    nightly(jobs=jobs, run_key="2026-11-02", settings=job_settings(db, fast=True))
     before = tables(db)
-    results = nightly(jobs=jobs, db_path=db, run_key="2026-11-02", **FAST)
+    results = nightly(jobs=jobs, run_key="2026-11-02", settings=job_settings(db, fast=True))
     assert tables(db) == before
     assert all(r.reconnected for r in results)
     assert admin.stats()["runsStarted"] == 2
@@ -102,7 +102,12 @@ def test_a_retry_after_a_crash_reconnects_to_the_batch(admin, sandbox, db, monke
         return real_wait(*args, **kwargs)
 
     monkeypatch.setattr(RuntypeClient, "wait_for_batch", crash_once)
-    args = dict(flow_id=the_job.flow_id, record_type="customer", db_path=db, run_key="k", **FAST)
+    args = dict(
+        flow_id=the_job.flow_id,
+        record_type="customer",
+        run_key="k",
+        settings=job_settings(db, fast=True),
+    )
     state = run_record_type(**args, return_state=True)
     assert state.is_failed()
     result = run_record_type(**args)
@@ -114,9 +119,7 @@ def test_a_start_interrupted_before_the_batch_id_was_saved_is_reconciled(admin, 
     the_job = job(admin, "ticket")
     with Warehouse(db) as w:  # the ledger says we asked, but the crash lost the answer
         w.record_intent(
-            the_job.flow_id,
-            "ticket",
-            "k",
+            JobKey(the_job.flow_id, "ticket", "k"),
             requested_at=datetime.now(UTC),
             prefect_flow_run_id=None,
             job_name=None,
@@ -124,7 +127,10 @@ def test_a_start_interrupted_before_the_batch_id_was_saved_is_reconciled(admin, 
     with RuntypeClient(sandbox.api_key, sandbox.base_url) as c:
         remote = c.run_on_record_type(the_job.flow_id, "ticket")
     result = run_record_type(
-        flow_id=the_job.flow_id, record_type="ticket", db_path=db, run_key="k", **FAST
+        flow_id=the_job.flow_id,
+        record_type="ticket",
+        run_key="k",
+        settings=job_settings(db, fast=True),
     )
     assert result.batch_id == remote.batch_id and result.records == 250
     assert admin.stats()["runsStarted"] == 1
@@ -134,7 +140,10 @@ def test_an_ambiguous_start_is_reconciled_not_repeated(admin, db):
     admin.script({"kind": "drop", "method": "POST", "path_prefix": "/v1/flows"})
     the_job = job(admin, "customer")
     result = run_record_type(
-        flow_id=the_job.flow_id, record_type="customer", db_path=db, run_key="k", **FAST
+        flow_id=the_job.flow_id,
+        record_type="customer",
+        run_key="k",
+        settings=job_settings(db, fast=True),
     )
     assert result.reconnected and result.records == 40
     assert admin.stats()["runsStarted"] == 1
@@ -148,7 +157,9 @@ def test_429_and_5xx_storms_lose_and_duplicate_nothing(admin, sandbox, db, monke
     monkeypatch.setattr(job_tasks.land_results, "retry_delay_seconds", [0.01] * 3)
     admin.faults(rate_429=0.15, rate_5xx=0.15, rate_drop=0.05, retry_after_seconds=0, seed=3)
     jobs = [job(admin, "vip_account"), job(admin, "customer"), job(admin, "ticket")]
-    results = nightly(jobs=jobs, db_path=db, run_key="storm", credentials_block="storm", **FAST)
+    results = nightly(
+        jobs=jobs, run_key="storm", settings=job_settings(db, fast=True, credentials_block="storm")
+    )
     admin.faults()
     assert [r.records for r in results] == [6, 40, 250]
     assert admin.stats()["runsStarted"] == 3
@@ -166,11 +177,9 @@ def test_a_timeout_is_typed_and_marks_the_batch(admin, db):
     state = run_record_type(
         flow_id=the_job.flow_id,
         record_type="lead",
-        db_path=db,
         run_key="k",
-        timeout_seconds=0.3,
         return_state=True,
-        **FAST,
+        settings=job_settings(db, fast=True, waiting={"timeout_seconds": 0.3}),
     )
     assert state.is_failed()
     with pytest.raises(BatchWaitTimeout, match=r"did not finish within 0\.3s"):
@@ -211,7 +220,12 @@ def test_one_failing_job_does_not_stop_the_others(admin, db):
         job(admin, "customer"),
     ]
     # The preflight would stop the night at the unknown flow: here a job fails on its own.
-    state = nightly(jobs=jobs, db_path=db, run_key="k", return_state=True, preflight=False, **FAST)
+    state = nightly(
+        jobs=jobs,
+        run_key="k",
+        return_state=True,
+        settings=job_settings(db, fast=True, preflight=False),
+    )
     assert state.is_failed()
     assert "flow_missing" in state.message and "1 of 3 jobs failed" in state.message
     results = state.result(raise_on_failure=False)
@@ -224,7 +238,9 @@ def test_a_bad_key_fails_the_preflight_before_anything_starts(admin, db, monkeyp
     monkeypatch.setenv("RUNTYPE_API_KEY", "rt_test_wrong")
     served = admin.stats()["requestsServed"]
     started = time.monotonic()
-    state = nightly(jobs=[job(admin, "customer")], db_path=db, run_key="k", return_state=True)
+    state = nightly(
+        jobs=[job(admin, "customer")], run_key="k", return_state=True, settings=job_settings(db)
+    )
     assert state.is_failed() and state.result(raise_on_failure=False) == []
     assert "preflight failed, nothing was started" in state.message
     assert "rejected the API key (invalid or revoked API key)" in state.message
@@ -235,7 +251,9 @@ def test_a_bad_key_fails_the_preflight_before_anything_starts(admin, db, monkeyp
 
 def test_an_unknown_record_type_fails_the_preflight_naming_the_types_that_exist(admin, db):
     the_job = Job(flow_id=admin.flow_for("customer"), record_type="custmer")
-    state = nightly(jobs=[the_job], db_path=db, run_key="k", return_state=True, **FAST)
+    state = nightly(
+        jobs=[the_job], run_key="k", return_state=True, settings=job_settings(db, fast=True)
+    )
     assert state.is_failed()
     assert (
         "'custmer' has no records (misspelt?); record types that exist: customer, lead,"
@@ -247,7 +265,9 @@ def test_an_unknown_record_type_fails_the_preflight_naming_the_types_that_exist(
 
 
 def test_an_open_reader_never_stops_a_nightly_run(admin, db):
-    nightly(jobs=[job(admin, "vip_account")], db_path=db, run_key="night-1", **FAST)
+    nightly(
+        jobs=[job(admin, "vip_account")], run_key="night-1", settings=job_settings(db, fast=True)
+    )
     snapshot = snapshot_path_for(Warehouse(db).path)
     reader = subprocess.Popen(
         [
@@ -263,7 +283,9 @@ def test_an_open_reader_never_stops_a_nightly_run(admin, db):
     )
     try:
         assert reader.stdout.readline().strip() == "6"
-        nightly(jobs=[job(admin, "customer")], db_path=db, run_key="night-2", **FAST)
+        nightly(
+            jobs=[job(admin, "customer")], run_key="night-2", settings=job_settings(db, fast=True)
+        )
         assert reader.poll() is None, "the reader is still connected"
         with duckdb.connect(str(snapshot), read_only=True) as fresh:
             assert fresh.execute("SELECT count(*) FROM record_results").fetchone() == (46,)
@@ -279,11 +301,9 @@ def test_the_key_never_reaches_logs_artifacts_or_the_database(admin, db, runtype
     for preflight in (True, False):  # the preflight's failure, then a job's own
         nightly(
             jobs=jobs,
-            db_path=db,
             run_key=f"k-{preflight}",
             return_state=True,
-            preflight=preflight,
-            **FAST,
+            settings=job_settings(db, fast=True, preflight=preflight),
         )
     with Warehouse(db) as w:
         for (table,) in w.query("SELECT table_name FROM information_schema.tables"):
@@ -327,11 +347,10 @@ def test_the_nightly_quality_gate_flags_and_can_fail_a_regression(admin, db):
             )
     state = nightly(
         jobs=[customer],
-        db_path=db,
         run_key="2026-10-08",
-        fail_on_degradation=True,
         return_state=True,
-        **FAST,
+        settings=job_settings(db, fast=True),
+        night=NightSettings(quality=QualityGate(fail_on_degradation=True)),
     )
     assert state.is_failed() and "quality degraded: " in state.message
     assert "customer: p95" in state.message and "degraded since 10-08, night 1" in state.message

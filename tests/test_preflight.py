@@ -13,18 +13,17 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
-from helpers import latest_preflight_markdown
+from helpers import job_settings, latest_preflight_markdown
 
 from runtype_prefect.client import RuntypeTimeoutError
 from runtype_prefect.engine.jobs import Job
+from runtype_prefect.engine.settings import NightSettings
 from runtype_prefect.flows import nightly, run_record_type
 from runtype_prefect.orchestration import Outcome
 from runtype_prefect.orchestration.credentials import RuntypeCredentials
 from runtype_prefect.warehouse import Warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "runtype_env")
-
-FAST = {"poll_interval_seconds": 0.02, "max_poll_interval_seconds": 0.1}
 
 
 @pytest.fixture
@@ -82,7 +81,9 @@ def test_a_newer_schema_warehouse_is_refused_before_anything_starts(admin, db):
     with Warehouse(db) as w:
         w.query("INSERT INTO schema_migrations VALUES (99, 'from the future', now())")
     before = Path(db).read_bytes()
-    state = nightly(jobs=customer_job(admin), db_path=db, run_key="k", return_state=True)
+    state = nightly(
+        jobs=customer_job(admin), run_key="k", return_state=True, settings=job_settings(db)
+    )
     assert state.is_failed()
     assert "written by a newer runtype-prefect (schema 99;" in state.message
     assert "upgrade runtype-prefect" in state.message
@@ -98,7 +99,9 @@ def test_a_truncated_warehouse_is_reported_and_never_written_to(admin, db):
     with open(db, "r+b") as f:
         f.truncate(size * 2 // 3)
     before = Path(db).read_bytes()
-    state = nightly(jobs=customer_job(admin), db_path=db, run_key="k", return_state=True)
+    state = nightly(
+        jobs=customer_job(admin), run_key="k", return_state=True, settings=job_settings(db)
+    )
     assert state.is_failed() and "cannot be read" in state.message
     assert "it was not written to" in state.message
     assert admin.stats()["runsStarted"] == 0
@@ -109,7 +112,9 @@ def test_a_dead_endpoint_fails_the_night_within_seconds(admin, db, silent, monke
     """Before: 676 s and 21 requests to fail one job. The preflight's budget is 12 s a call."""
     monkeypatch.setenv("RUNTYPE_BASE_URL", silent.base_url)
     started = time.monotonic()
-    state = nightly(jobs=customer_job(admin), db_path=db, run_key="k", return_state=True)
+    state = nightly(
+        jobs=customer_job(admin), run_key="k", return_state=True, settings=job_settings(db)
+    )
     elapsed = time.monotonic() - started
     print(f"\ndead endpoint: night failed after {elapsed:.1f}s, {len(silent.accepted)} connections")
     assert state.is_failed() and "cannot reach the Runtype API" in state.message
@@ -124,7 +129,9 @@ def test_a_closed_port_fails_the_night_within_seconds(admin, db, monkeypatch):
         port = s.getsockname()[1]
     monkeypatch.setenv("RUNTYPE_BASE_URL", f"http://127.0.0.1:{port}/v1")
     started = time.monotonic()
-    state = nightly(jobs=customer_job(admin), db_path=db, run_key="k", return_state=True)
+    state = nightly(
+        jobs=customer_job(admin), run_key="k", return_state=True, settings=job_settings(db)
+    )
     elapsed = time.monotonic() - started
     print(f"\nclosed port: night failed after {elapsed:.1f}s")
     assert state.is_failed() and "Connection refused" in state.message
@@ -146,11 +153,9 @@ def test_a_dead_endpoint_fails_a_job_within_its_call_budget_naming_the_first_cal
     state = run_record_type(
         flow_id="flow_x",
         record_type="customer",
-        db_path=db,
         run_key="k",
-        credentials_block="silent",
-        preflight=False,
         return_state=True,
+        settings=job_settings(db, credentials_block="silent", preflight=False),
     )
     elapsed = time.monotonic() - started
     assert state.is_failed()
@@ -163,14 +168,16 @@ def test_quota_that_cannot_fit_refuses_and_near_it_warns(admin, sandbox, db):
     lead = [Job(flow_id=admin.flow_for("lead"), record_type="lead")]
     sandbox.settings.daily_execution_limit = 1000
     try:
-        state = nightly(jobs=lead, db_path=db, run_key="k1", return_state=True)
+        state = nightly(jobs=lead, run_key="k1", return_state=True, settings=job_settings(db))
         assert state.is_failed()
         assert "tonight needs 1,200 executions but the daily quota has 1,000 of 1,000 left" in (
             state.message
         )
         assert admin.stats()["runsStarted"] == 0
         sandbox.settings.daily_execution_limit = 1400
-        state = nightly(jobs=lead, db_path=db, run_key="k2", return_state=True, **FAST)
+        state = nightly(
+            jobs=lead, run_key="k2", return_state=True, settings=job_settings(db, fast=True)
+        )
         assert not state.is_failed()
         assert "tonight brings the daily quota to 86% used (1,200 of 1,400)" in (
             latest_preflight_markdown()
@@ -184,7 +191,11 @@ def test_budgets_skip_jobs_whose_forecast_exceeds_them_and_forecasts_are_stored(
         Job(flow_id=admin.flow_for("customer"), record_type="customer"),
         Job(flow_id=admin.flow_for("ticket"), record_type="ticket"),
     ]
-    first = nightly(jobs=jobs, db_path=db, run_key="2026-11-01", max_cost_usd_per_job=1e-9, **FAST)
+    first = nightly(
+        jobs=jobs,
+        run_key="2026-11-01",
+        settings=job_settings(db, fast=True, money={"max_cost_usd": 1e-9}),
+    )
     assert [r.outcome.failed for r in first] == [False, False], "no history: no forecast, runs"
     with Warehouse(db) as w:
         cost = {
@@ -197,11 +208,10 @@ def test_budgets_skip_jobs_whose_forecast_exceeds_them_and_forecasts_are_stored(
     # A night budget that admits the first job only; then a job budget that admits neither.
     state = nightly(
         jobs=jobs,
-        db_path=db,
         run_key="2026-11-02",
-        max_cost_usd_per_night=customer_forecast * 1.5,
         return_state=True,
-        **FAST,
+        settings=job_settings(db, fast=True),
+        night=NightSettings(max_cost_usd=customer_forecast * 1.5),
     )
     second = state.result()
     assert [r.outcome for r in second][1] is Outcome.OVER_BUDGET
@@ -209,7 +219,11 @@ def test_budgets_skip_jobs_whose_forecast_exceeds_them_and_forecasts_are_stored(
     assert "night budget" in second[1].message
     assert state.name == "CompletedWithFailures"
     assert admin.stats()["runsStarted"] == 3
-    third = nightly(jobs=jobs, db_path=db, run_key="2026-11-03", max_cost_usd_per_job=1e-9, **FAST)
+    third = nightly(
+        jobs=jobs,
+        run_key="2026-11-03",
+        settings=job_settings(db, fast=True, money={"max_cost_usd": 1e-9}),
+    )
     assert [r.outcome for r in third] == [Outcome.OVER_BUDGET] * 2
     assert admin.stats()["runsStarted"] == 3
     with Warehouse(db) as w:
@@ -271,7 +285,9 @@ def test_a_warehouse_held_past_the_wait_is_one_preflight_line(kind, admin, db, m
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         monkeypatch.setenv("RUNTYPE_PREFECT_WAREHOUSE_WAIT_SECONDS", "1")
-        state = nightly(jobs=customer_job(admin), db_path=db, run_key="k", return_state=True)
+        state = nightly(
+            jobs=customer_job(admin), run_key="k", return_state=True, settings=job_settings(db)
+        )
     finally:
         holder.kill()
         holder.wait()

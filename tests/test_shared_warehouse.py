@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
-from helpers import latest_preflight_markdown, wait_for, worker_environ
+from helpers import job_settings, latest_preflight_markdown, wait_for, worker_environ
 from typer.testing import CliRunner
 
 from runtype_prefect.analytics import connect as analytics_connect
 from runtype_prefect.cli import app
+from runtype_prefect.engine.settings import NightSettings
 from runtype_prefect.warehouse import (
     BatchIdentityError,
+    JobKey,
     SharedWarehouse,
     StartTakenError,
 )
@@ -214,7 +216,10 @@ def test_a_worker_killed_mid_landing_leaves_a_rerun_on_another_worker_exactly_on
     victim = _worker(url, job, s3, sandbox, tmp_path)
     try:
         wait_for(
-            lambda: (a := ledger.latest(lead["flow_id"], "lead", NIGHTS[0])) and a.intent.batch_id,
+            lambda: (
+                (a := ledger.latest(JobKey(lead["flow_id"], "lead", NIGHTS[0])))
+                and a.intent.batch_id
+            ),
             "the worker to name its batch",
             timeout=120,
         )
@@ -244,22 +249,22 @@ def test_the_ledger_lets_one_of_two_workers_claim_a_start_and_name_its_batch(s3)
         "api_requested_at": None,
         "expected_records": 3,
     }
-    first.claim_start("flow", "lead", "2026-11-20", after=0, **claim)
+    first.claim_start(JobKey("flow", "lead", "2026-11-20"), after=0, **claim)
     with pytest.raises(StartTakenError, match="another worker claimed the start"):
-        second.claim_start("flow", "lead", "2026-11-20", after=0, **claim)
-    first.name_batch("flow", "lead", "2026-11-20", "batch_1")
-    first.name_batch("flow", "lead", "2026-11-20", "batch_1")  # idempotent
+        second.claim_start(JobKey("flow", "lead", "2026-11-20"), after=0, **claim)
+    first.name_batch(JobKey("flow", "lead", "2026-11-20"), "batch_1")
+    first.name_batch(JobKey("flow", "lead", "2026-11-20"), "batch_1")  # idempotent
     with pytest.raises(BatchIdentityError, match="already became batch 'batch_1'"):
-        second.name_batch("flow", "lead", "2026-11-20", "batch_2")
-    attempt = second.latest("flow", "lead", "2026-11-20")
+        second.name_batch(JobKey("flow", "lead", "2026-11-20"), "batch_2")
+    attempt = second.latest(JobKey("flow", "lead", "2026-11-20"))
     assert attempt is not None and attempt.intent.batch_id == "batch_1" and attempt.owner == "a"
     assert attempt.intent.expected_records == 3
 
-    second.forget("flow", "lead", "2026-11-20")
+    second.forget(JobKey("flow", "lead", "2026-11-20"))
     with pytest.raises(StartTakenError):  # it saw no attempt, but there is one
-        second.claim_start("flow", "lead", "2026-11-20", after=0, **claim)
-    second.claim_start("flow", "lead", "2026-11-20", after=1, **claim)  # a new attempt
-    attempt = first.latest("flow", "lead", "2026-11-20")
+        second.claim_start(JobKey("flow", "lead", "2026-11-20"), after=0, **claim)
+    second.claim_start(JobKey("flow", "lead", "2026-11-20"), after=1, **claim)  # a new attempt
+    attempt = first.latest(JobKey("flow", "lead", "2026-11-20"))
     assert attempt is not None and (attempt.number, attempt.owner) == (2, "b")
     assert attempt.intent.batch_id is None
     assert first.batch_ids() == {"batch_1"}
@@ -279,29 +284,29 @@ def test_a_worker_waits_for_another_workers_start_to_name_its_batch(tmp_path):
     now = datetime.now(UTC)
     other = ObjectLedger(object_store(SharedLocation.parse(url)), "other")
     other.claim_start(
-        "flow", "lead", "k", after=0, requested_at=now, prefect_flow_run_id=None, job_name=None,
-        api_requested_at=None, expected_records=None,
+        JobKey("flow", "lead", "k"), after=0, requested_at=now, prefect_flow_run_id=None,
+        job_name=None, api_requested_at=None, expected_records=None,
     )  # fmt: skip
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:
         waits.append(seconds)
         if len(waits) == 3:
-            other.name_batch("flow", "lead", "k", "batch_9")
+            other.name_batch(JobKey("flow", "lead", "k"), "batch_9")
 
     with SharedWarehouse(url, sleep=sleep, clock=lambda: now + timedelta(seconds=5)) as shared:
-        intent = shared.get_intent("flow", "lead", "k")
+        intent = shared.get_intent(JobKey("flow", "lead", "k"))
     assert intent is not None and intent.batch_id == "batch_9" and len(waits) == 3
 
     # A start older than the lease is abandoned: returned at once, for reconciliation.
-    other.forget("flow", "lead", "k")
+    other.forget(JobKey("flow", "lead", "k"))
     other.claim_start(
-        "flow", "lead", "k", after=1, requested_at=now, prefect_flow_run_id=None, job_name=None,
-        api_requested_at=None, expected_records=None,
+        JobKey("flow", "lead", "k"), after=1, requested_at=now, prefect_flow_run_id=None,
+        job_name=None, api_requested_at=None, expected_records=None,
     )  # fmt: skip
     late = now + timedelta(hours=1)
     with SharedWarehouse(url, sleep=sleep, clock=lambda: late) as shared:
-        intent = shared.get_intent("flow", "lead", "k")
+        intent = shared.get_intent(JobKey("flow", "lead", "k"))
     assert intent is not None and intent.batch_id is None and len(waits) == 3
 
 
@@ -366,10 +371,9 @@ def test_a_nightly_dispatches_its_jobs_to_the_pool_and_summarises_from_the_share
         results = [
             nightly(
                 jobs=jobs,
-                db_path=url,
                 run_key=night,
-                dispatch_deployment=ON_DEMAND_DEPLOYMENT,
-                poll_interval_seconds=0.05,
+                settings=job_settings(url, waiting={"poll_interval_seconds": 0.05}),
+                night=NightSettings(dispatch_deployment=ON_DEMAND_DEPLOYMENT),
             )
             for night in NIGHTS[:2]
         ]
@@ -425,16 +429,23 @@ def test_a_nightly_in_one_process_lands_its_concurrent_jobs_into_the_shared_tabl
     monkeypatch.setenv("RUNTYPE_BASE_URL", sandbox.base_url)
     url = f"file://{tmp_path}/shared"
     jobs = [Job(flow_id=j["flow_id"], record_type=j["record_type"]) for j in _jobs(admin)]
-    results = nightly(jobs=jobs, db_path=url, run_key=NIGHTS[0], poll_interval_seconds=0.05)
+    results = nightly(
+        jobs=jobs,
+        run_key=NIGHTS[0],
+        settings=job_settings(url, waiting={"poll_interval_seconds": 0.05}),
+    )
 
     truth = admin.stats()["batches"]
     assert len(truth) == 4 and {r.batch_id for r in results} == {b["id"] for b in truth}
     _assert_exactly_once(url, truth)
 
 
-def test_one_thread_pulling_into_staging_leaves_another_threads_shared_writes_on(tmp_path):
-    """Jobs of one process share a `SharedWarehouse`: while one thread pulls into staging (its
-    writes staging-only), another thread's start is still claimed and named on the ledger."""
+def test_what_a_thread_pulls_stays_in_staging_while_another_threads_claims_reach_the_ledger(
+    tmp_path,
+):
+    """Jobs of one process share a `SharedWarehouse`: one thread writes what it pulls through
+    the staging view (never replicated back to the shared tables) while another thread's start
+    is claimed and named on the ledger and its batch row reaches the shared tables."""
     import threading
 
     now = datetime.now(UTC)
@@ -442,23 +453,34 @@ def test_one_thread_pulling_into_staging_leaves_another_threads_shared_writes_on
         pulling, release = threading.Event(), threading.Event()
 
         def pull_slowly() -> None:
-            with shared._staging_only():
-                pulling.set()
-                release.wait(10)
+            shared.staging.upsert_batch("pulled", flow_id="flow", record_type="lead", status="x")
+            pulling.set()
+            release.wait(10)
+            shared.staging.upsert_batch("pulled", outcome="completed")
 
         puller = threading.Thread(target=pull_slowly)
         puller.start()
         pulling.wait(10)
         try:
-            assert shared.get_intent("flow", "lead", "k") is None
+            assert shared.get_intent(JobKey("flow", "lead", "k")) is None
             shared.record_intent(
-                "flow", "lead", "k", requested_at=now, prefect_flow_run_id=None, job_name="j"
+                JobKey("flow", "lead", "k"),
+                requested_at=now,
+                prefect_flow_run_id=None,
+                job_name="j",
             )
             shared.claim_batch(
-                "flow", "lead", "k", "batch_1", requested_at=now, job_name="j", status="queued"
+                JobKey("flow", "lead", "k"),
+                "batch_1",
+                requested_at=now,
+                job_name="j",
+                status="queued",
             )
         finally:
             release.set()
             puller.join()
-        attempt = shared.ledger.latest("flow", "lead", "k")
+        attempt = shared.ledger.latest(JobKey("flow", "lead", "k"))
+        shared_rows = shared.tables.read("batches")
+        assert shared.get_batch("pulled")["outcome"] == "completed"  # in staging
     assert attempt is not None and attempt.intent.batch_id == "batch_1"
+    assert shared_rows is not None and shared_rows["batch_id"].to_pylist() == ["batch_1"]

@@ -15,6 +15,7 @@ import pytest
 from runtype_prefect.client import StepResult, models_to_table
 from runtype_prefect.warehouse import (
     BatchIdentityError,
+    JobKey,
     Warehouse,
     WarehouseLockedError,
     record_results_table,
@@ -290,24 +291,27 @@ def test_a_batch_id_stored_with_another_identity_is_refused_and_nothing_overwrit
     first = datetime(2026, 11, 20, 2, tzinfo=UTC)
     for key in ("2026-11-20", "2026-11-21"):
         warehouse.record_intent(
-            "flow_1", "lead", key, requested_at=first, prefect_flow_run_id=None, job_name=None
+            JobKey("flow_1", "lead", key),
+            requested_at=first,
+            prefect_flow_run_id=None,
+            job_name=None,
         )
     warehouse.claim_batch(
-        "flow_1", "lead", "2026-11-20", "batch_x", requested_at=first, status="queued"
+        JobKey("flow_1", "lead", "2026-11-20"), "batch_x", requested_at=first, status="queued"
     )
     before = dump(warehouse, "batches"), dump(warehouse, "run_intents")
     with pytest.raises(BatchIdentityError, match="already belongs to flow_1 × lead"):
         warehouse.claim_batch(
-            "flow_1", "lead", "2026-11-21", "batch_x", requested_at=first, status="queued"
+            JobKey("flow_1", "lead", "2026-11-21"), "batch_x", requested_at=first, status="queued"
         )
     with pytest.raises(BatchIdentityError, match="another identity"):  # e.g. a reused id
         warehouse.upsert_batch("batch_y", flow_id="flow_2", record_type="ticket", status="x")
         warehouse.claim_batch(
-            "flow_1", "lead", "2026-11-21", "batch_y", requested_at=first, status="queued"
+            JobKey("flow_1", "lead", "2026-11-21"), "batch_y", requested_at=first, status="queued"
         )
     assert dump(warehouse, "run_intents") == before[1]
     assert warehouse.get_batch("batch_x")["run_key"] == "2026-11-20"
-    assert warehouse.get_intent("flow_1", "lead", "2026-11-21").batch_id is None
+    assert warehouse.get_intent(JobKey("flow_1", "lead", "2026-11-21")).batch_id is None
 
 
 DUCKDB_TYPE = {

@@ -338,24 +338,28 @@ def run(
     preflight failed (nothing started).
     """
     from ..engine.jobs import Job, named_after_flows
+    from ..engine.settings import JobSettings, Judgement, Money, NightSettings, Waiting
 
     jobs = [Job(flow_id=flow_id, record_type=t) for t in record_type]
     names = check_before_prefect(jobs, db, api=credentials_block is None)
     # Named after the flow, as the UI and the results table show a job (not its flow id).
     jobs = named_after_flows(jobs, names)
+    settings = JobSettings(
+        credentials_block=credentials_block,
+        db_path=db,
+        force=force,
+        waiting=Waiting(timeout_seconds=timeout),
+        money=Money(max_cost_usd=max_cost_usd_per_job),
+        judgement=Judgement(min_success_rate=min_success_rate),
+    )
     with prefect_api(), job_progress(console):
         from ..flows import nightly
 
         state = nightly(
             jobs=jobs,
-            db_path=db,
-            credentials_block=credentials_block,
             run_key=run_key,
-            timeout_seconds=timeout,
-            force=force,
-            max_cost_usd_per_job=max_cost_usd_per_job,
-            max_cost_usd_per_night=max_cost_usd_per_night,
-            min_success_rate=min_success_rate,
+            settings=settings,
+            night=NightSettings(max_cost_usd=max_cost_usd_per_night),
             return_state=True,
         )
     results = state.result(raise_on_failure=False)

@@ -51,7 +51,7 @@ def run_demo(
     Raises SystemExit with the `ExitCode` of the last night when it was not OK.
     """
     from ..orchestration.limits import ensure_limits
-    from ..rehearsal.backfill import backfill
+    from ..rehearsal.backfill import SANDBOX_PACE, backfill
 
     db = Path(db_path).resolve()
     started = time.monotonic()
@@ -67,9 +67,8 @@ def run_demo(
             state = backfill(
                 nights=nights,
                 jobs=sandbox_jobs(server),
-                db_path=str(db),
                 last_night_time_scale=time_scale,
-                poll_interval_seconds=0.2,
+                settings=SANDBOX_PACE.model_copy(update={"db_path": str(db)}),
                 return_state=True,
             )
     nightly_results = state.result(raise_on_failure=False)

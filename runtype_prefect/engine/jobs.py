@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from ..client import RuntypeClient
+from ..warehouse import JobKey
 from .errors import StopError
+from .settings import JobSettings
 
 
 class Job(BaseModel):
     """One nightly job: a Runtype flow over every record of one record type."""
 
-    flow_id: str = Field(min_length=1)
-    record_type: str = Field(min_length=1)
-    name: str | None = None
+    flow_id: str = Field(min_length=1, description="The Runtype flow to run")
+    record_type: str = Field(min_length=1, description="The record type it runs over")
+    name: str | None = Field(
+        None, description="The job's name in the UI and the tables; empty: the flow's name"
+    )
 
     @property
     def label(self) -> str:
@@ -31,6 +36,28 @@ class Job(BaseModel):
         suffix = f" · {self.record_type}"
         name = self.name or self.flow_id
         return name if name.endswith(suffix) else name + suffix
+
+    def key(self, run_key: str) -> JobKey:
+        """Return this job's key in the start ledger for the night ``run_key``."""
+        return JobKey(self.flow_id, self.record_type, run_key)
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One job's run for one run key: what the engine's steps and the Prefect tasks pass
+    around instead of a list of arguments."""
+
+    job: Job
+    run_key: str
+    settings: JobSettings = field(default_factory=JobSettings)
+    #: The Prefect flow run holding this job, and its root (the nightly), when there is one.
+    flow_run_id: str | None = None
+    root_flow_run_id: str | None = None
+
+    @property
+    def key(self) -> JobKey:
+        """The job-night's key in the start ledger."""
+        return self.job.key(self.run_key)
 
 
 class JobsFileError(StopError, ValueError):

@@ -49,6 +49,7 @@ from ..warehouse.shared import check_location
 from .errors import StopError
 from .jobs import Job
 from .resources import process_warehouse, waiting_notice, warehouse_wait_seconds
+from .settings import JobSettings
 
 #: The preflight's bounds on one call: 12 s in all, at most 3 s of it spent waiting between
 #: tries (so a closed port fails within ~3 s and a silent one within 12 s), while 429s and
@@ -399,15 +400,16 @@ def run_preflight(
     client: RuntypeClient,
     jobs: list[Job],
     run_key: str,
-    db_path: str | os.PathLike[str] | None,
+    settings: JobSettings,
     *,
-    max_cost_usd_per_job: float | None = None,
-    max_cost_usd_per_night: float | None = None,
+    night_max_cost_usd: float | None = None,
 ) -> PreflightReport:
-    """Run every check for tonight's ``jobs``; return the report (``report.failed`` says
-    whether anything may start). Never raises for what it checks: failures are findings."""
+    """Run every check for tonight's ``jobs`` (their warehouse and per-job budget from
+    ``settings``, the night's budget ``night_max_cost_usd``); return the report
+    (``report.failed`` says whether anything may start). Never raises for what it checks:
+    failures are findings."""
     report = PreflightReport(run_key, plans=[JobPlan(job) for job in jobs])
-    warehouse_ok = check_warehouse(report, db_path)
+    warehouse_ok = check_warehouse(report, settings.db_path)
     try:
         names = report.flow_names = check_access(client, jobs)
         report.add(
@@ -421,13 +423,13 @@ def run_preflight(
     if report.failed or not warehouse_ok:
         return report
     try:
-        with process_warehouse(db_path) as warehouse:
+        with process_warehouse(settings.db_path) as warehouse:
             _plan_and_record(
                 client,
                 report,
                 warehouse,
-                max_cost_usd_per_job=max_cost_usd_per_job,
-                max_cost_usd_per_night=max_cost_usd_per_night,
+                max_cost_usd_per_job=settings.money.max_cost_usd,
+                max_cost_usd_per_night=night_max_cost_usd,
             )
     except WarehouseError as exc:  # e.g. another process kept the file past the wait
         report.add(Level.FAIL, "warehouse", str(exc))

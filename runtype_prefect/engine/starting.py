@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from ..client import (
     RuntypeError,
 )
 from ..warehouse import Intent, StartTakenError, Warehouse
-from .jobs import Job
+from .jobs import Job, JobRun
 from .landing import land_immediate_records
 from .outcomes import Outcome, StartUnresolvedError
 from .reconcile import check_night_not_run_elsewhere, find_started_batch
@@ -49,16 +49,13 @@ class Started:
 def start_job(
     client: RuntypeClient,
     warehouse: Warehouse,
-    job: Job,
-    run_key: str,
+    run: JobRun,
     *,
-    flow_run_id: str | None = None,
-    root_flow_run_id: str | None = None,
-    force: bool = False,
     slot: Callable[[str], AbstractContextManager[Any]] = _no_slot,
     log: logging.Logger | logging.LoggerAdapter[Any] = _log,
 ) -> Started:
-    """Start the job's batch for ``run_key`` unless the ledger shows one; return where it stands.
+    """Start the job's batch for its run key unless the ledger shows one; return where it
+    stands.
 
     Never starts a second batch: a known batch id is reconnected to; a start interrupted before
     the id was known, or answered ambiguously, is reconciled through the batch summary
@@ -67,13 +64,14 @@ def start_job(
     `AmbiguousBatchError` when reconciliation cannot tell, `StartUnresolvedError` when the
     look-up fails too, `BatchIdentityError` when the API names a batch the warehouse holds
     for another job, and `NightAlreadyRunError` when the API shows the night's batch that this
-    warehouse has no record of (unless ``force``). With a shared warehouse, a start another
-    worker claimed first is followed (its batch reconnected to), never repeated.
+    warehouse has no record of (unless ``settings.force``). With a shared warehouse, a start
+    another worker claimed first is followed (its batch reconnected to), never repeated.
     """
-    intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
+    job, run_key, force = run.job, run.run_key, run.settings.force
+    intent = warehouse.get_intent(run.key)
     if force and intent is not None:
         log.info("force=True: starting %s again for %s", job.label, run_key)
-        warehouse.forget_intent(job.flow_id, job.record_type, run_key)
+        warehouse.forget_intent(run.key)
         intent = None
     if intent is not None and intent.batch_id:
         row = warehouse.get_batch(intent.batch_id) or {}
@@ -90,34 +88,21 @@ def start_job(
             reconnected=True,
             landed_outcome=Outcome(row["outcome"]) if landed else None,
         )
-    ids = {"prefect_flow_run_id": flow_run_id, "root_flow_run_id": root_flow_run_id}
     try:
-        return _start(
-            client, warehouse, job, run_key, intent, ids, slot=slot, log=log, check_night=not force
-        )
+        return _start(client, warehouse, run, intent, slot=slot, log=log, check_night=not force)
     except StartTakenError as taken:
         # A shared warehouse: another worker claimed this start first. Follow its batch
         # (the ledger is read again, waiting for the batch to be named) instead of starting one.
         log.info("%s: %s; following its batch", job.label, taken)
-        return start_job(
-            client,
-            warehouse,
-            job,
-            run_key,
-            flow_run_id=flow_run_id,
-            root_flow_run_id=root_flow_run_id,
-            slot=slot,
-            log=log,
-        )
+        unforced = replace(run, settings=run.settings.model_copy(update={"force": False}))
+        return start_job(client, warehouse, unforced, slot=slot, log=log)
 
 
 def _start(
     client: RuntypeClient,
     warehouse: Warehouse,
-    job: Job,
-    run_key: str,
+    run: JobRun,
     intent: Intent | None,
-    ids: dict[str, str | None],
     *,
     slot: Callable[[str], AbstractContextManager[Any]],
     log: logging.Logger | logging.LoggerAdapter[Any],
@@ -126,7 +111,8 @@ def _start(
     """Start the job's batch (reconciling an interrupted start first) under its flow's slot;
     with ``check_night``, a fresh start first asks the API whether the night already ran
     elsewhere (`check_night_not_run_elsewhere`)."""
-    flow_run_id = ids["prefect_flow_run_id"]
+    job, run_key = run.job, run.run_key
+    ids = {"prefect_flow_run_id": run.flow_run_id, "root_flow_run_id": run.root_flow_run_id}
     with slot(job.flow_id):
         if intent is not None:
             found = find_started_batch(client, job, intent, warehouse.claimed_batch_ids())
@@ -147,17 +133,15 @@ def _start(
                 where=repr(warehouse),
             )
         intent = warehouse.record_intent(
-            job.flow_id,
-            job.record_type,
-            run_key,
+            run.key,
             requested_at=datetime.now(UTC),
-            prefect_flow_run_id=flow_run_id,
+            prefect_flow_run_id=run.flow_run_id,
             job_name=job.label,
             api_requested_at=count.as_of,
             expected_records=count.count,
         )
         try:
-            run = client.run_on_record_type(job.flow_id, job.record_type)
+            answer = client.run_on_record_type(job.flow_id, job.record_type)
         except RunStartUncertainError as start_error:
             try:
                 found = find_started_batch(client, job, intent, warehouse.claimed_batch_ids())
@@ -170,8 +154,8 @@ def _start(
             )
             claim(warehouse, job, intent, found, **ids)
             return Started(found, reconnected=True)
-        batch_id = run.batch_id or f"immediate-{job.flow_id}-{job.record_type}-{run_key}"
-        immediate = run if isinstance(run, ImmediateRun) else None
+        batch_id = answer.batch_id or f"immediate-{job.flow_id}-{job.record_type}-{run_key}"
+        immediate = answer if isinstance(answer, ImmediateRun) else None
         claim(
             warehouse,
             job,
@@ -179,20 +163,20 @@ def _start(
             batch_id,
             executed_immediately=immediate is not None,
             status="completed" if immediate else "queued",
-            total_records=run.record_count,
+            total_records=answer.record_count,
             **ids,
         )
     log.info(
         "started %s: batch %s, %d records (%s)",
         job.label,
         batch_id,
-        run.record_count,
+        answer.record_count,
         "ran immediately" if immediate else "deferred",
     )
     if immediate is not None:
         # The per-record results of an immediate run exist only in this response: land them now.
         land_immediate_records(warehouse, job, batch_id, immediate)
-    return Started(batch_id, immediate=immediate, new=True, records=run.record_count)
+    return Started(batch_id, immediate=immediate, new=True, records=answer.record_count)
 
 
 def claim(warehouse: Warehouse, job: Job, intent: Intent, batch_id: str, **fields: Any) -> None:
@@ -200,9 +184,7 @@ def claim(warehouse: Warehouse, job: Job, intent: Intent, batch_id: str, **field
     `Warehouse.claim_batch`); raises `BatchIdentityError` for a batch stored as another's."""
     fields.setdefault("status", "queued")
     warehouse.claim_batch(
-        job.flow_id,
-        job.record_type,
-        intent.run_key,
+        intent.key,
         batch_id,
         requested_at=intent.requested_at,
         job_name=job.label,
@@ -222,14 +204,12 @@ def adopt_batch(
     status = client.get_batch_status(batch_id)
     if status.flow_id is not None and status.flow_id != job.flow_id:
         raise ValueError(f"batch {batch_id!r} ran flow {status.flow_id!r}, not {job.flow_id!r}")
-    intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
+    intent = warehouse.get_intent(job.key(run_key))
     if intent is not None and intent.batch_id:
         raise ValueError(f"{job.label} already has batch {intent.batch_id!r} for {run_key!r}")
     if intent is None:
         intent = warehouse.record_intent(
-            job.flow_id,
-            job.record_type,
-            run_key,
+            job.key(run_key),
             requested_at=datetime.now(UTC),
             prefect_flow_run_id=None,
             job_name=job.label,
@@ -249,10 +229,10 @@ def forget_start(warehouse: Warehouse, job: Job, run_key: str) -> None:
 
     Raises ValueError when the row already names a batch (re-running reconnects to it).
     """
-    intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
+    intent = warehouse.get_intent(job.key(run_key))
     if intent is not None and intent.batch_id:
         raise ValueError(
             f"{job.label} has batch {intent.batch_id!r} for {run_key!r}: a re-run reconnects to"
             " it (run with --force to start a new one)"
         )
-    warehouse.forget_intent(job.flow_id, job.record_type, run_key)
+    warehouse.forget_intent(job.key(run_key))

@@ -5,8 +5,6 @@ shared tables (not from the run's result, which lives on the worker that ran it)
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import get_run_logger
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
@@ -16,6 +14,7 @@ from ..engine.errors import StopError
 from ..engine.jobs import Job
 from ..engine.outcomes import Outcome
 from ..engine.resources import process_warehouse
+from ..engine.settings import JobSettings
 from ..warehouse import is_shared_location, location_key
 from .job_run import job_error_result, state_for
 from .tasks import summarise_job
@@ -40,29 +39,28 @@ def check_dispatchable(db_path: str | None) -> None:
         )
 
 
-def dispatch_job(job: Job, run_key: str, options: dict[str, Any], deployment: str) -> State:
+def dispatch_job(job: Job, run_key: str, settings: JobSettings, deployment: str) -> State:
     """Run ``job`` for ``run_key`` as a flow run of ``deployment`` (a child of this run, so it
     shows under the nightly in the UI and Prefect's cancellation clean-up cancels it with the
     nightly), wait for it, and return the state showing its outcome (`state_for`), with the
     numbers the shared tables hold for its batch. A run that ended without naming a batch
     returns the failed result of its state."""
     log = get_run_logger()
+    # The nightly ran the preflight for the whole night, and publishes once at its end.
+    job_settings = settings.model_copy(update={"preflight": False, "publish_snapshot": False})
     parameters = {
         "flow_id": job.flow_id,
         "record_type": job.record_type,
         "job_name": job.name,
         "run_key": run_key,
-        # The nightly ran the preflight for the whole night, and publishes once at its end.
-        "preflight": False,
-        "publish_snapshot": False,
-        **options,
+        "settings": job_settings.model_dump(mode="json"),
     }
     flow_run = run_deployment(deployment, parameters=parameters, timeout=None, as_subflow=True)
     assert isinstance(flow_run, FlowRun)  # called from sync code: the sync variant ran
     state = flow_run.state
     log.info("%s: dispatched run %s ended %s", job.label, flow_run.name, state and state.name)
-    with process_warehouse(options.get("db_path")) as warehouse:
-        intent = warehouse.get_intent(job.flow_id, job.record_type, run_key)
+    with process_warehouse(settings.db_path) as warehouse:
+        intent = warehouse.get_intent(job.key(run_key))
         row = warehouse.get_batch(intent.batch_id) if intent and intent.batch_id else None
         if intent is None or intent.batch_id is None or row is None or not row.get("outcome"):
             message = state.message if state and state.message else "no outcome recorded"

@@ -13,11 +13,12 @@ from prefect import get_run_logger, runtime
 from prefect.states import Cancelled, Completed, Failed, State
 
 from ..client import BatchStatus, BatchWaitTimeout, RuntypeClient
-from ..engine.jobs import Job
+from ..engine.jobs import Job, JobRun
 from ..engine.landing import immediate_status
 from ..engine.outcomes import JobResult, Outcome, outcome_of, outcome_of_error
 from ..engine.progress_feed import JobProgress, publish
 from ..engine.resources import kept_open, process_warehouse
+from ..engine.settings import JobSettings
 from ..engine.starting import Started
 from ..warehouse import Warehouse
 from .cancellation import CANCELLED_MESSAGE
@@ -31,15 +32,6 @@ from .tasks import (
     summarise_job,
     wait_for_batch,
 )
-
-DEFAULT_TIMEOUT_SECONDS = 6 * 3600.0
-#: How long a batch that says ``completed`` with records missing is polled on for them.
-DEFAULT_INCOMPLETE_GRACE_SECONDS = 600.0
-#: Below this share of succeeded records a landed job ends Failed (``BelowFloor``): red in the
-#: UI and counted on the dashboard. Above it, failures make it ``CompletedWithFailures``. The
-#: floor is for the night something is badly broken (most records failing); the quality gate
-#: judges the subtler drops against each job's own history.
-DEFAULT_MIN_SUCCESS_RATE = 0.5
 
 
 def default_run_key() -> str:
@@ -79,20 +71,7 @@ def job_error_result(job: Job, run_key: str, exc: BaseException) -> JobResult:
     )
 
 
-def execute_job(
-    job: Job,
-    run_key: str,
-    *,
-    credentials_block: str | None = None,
-    db_path: str | None = None,
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-    poll_interval_seconds: float = 5.0,
-    max_poll_interval_seconds: float = 60.0,
-    force: bool = False,
-    publish_snapshot: bool = True,
-    incomplete_grace_seconds: float = DEFAULT_INCOMPLETE_GRACE_SECONDS,
-    min_success_rate: float = DEFAULT_MIN_SUCCESS_RATE,
-) -> State:
+def execute_job(job: Job, run_key: str, settings: JobSettings) -> State:
     """Start (or reconnect to) the job's batch for ``run_key``, wait for it, land every result
     and return the state that shows its outcome (`state_for`; its data is the `JobResult`).
 
@@ -103,7 +82,9 @@ def execute_job(
     log = get_run_logger()
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     root_id = str(runtime.flow_run.root_flow_run_id or flow_run_id or "") or None
-    credentials = resolve_credentials(credentials_block)
+    run = JobRun(job, run_key, settings, flow_run_id=flow_run_id, root_flow_run_id=root_id)
+    db_path = settings.db_path
+    credentials = resolve_credentials(settings.credentials_block)
     limits = existing_limits(root_id)
     hook = api_rate_limit_hook(limits)
     # A DuckDB file is held only while this job writes (its start, its landing): a run of
@@ -119,11 +100,7 @@ def execute_job(
                 started = start_or_reconnect(
                     client,
                     warehouse,
-                    job,
-                    run_key,
-                    flow_run_id=flow_run_id,
-                    root_flow_run_id=root_id,
-                    force=force,
+                    run,
                     batch_page=credentials.batch_page_url(job.flow_id, "{batch_id}"),
                 )
                 if started.landed_outcome is not None:
@@ -143,19 +120,7 @@ def execute_job(
             if started.immediate is not None:
                 status = immediate_status(started.batch_id, started.immediate)
             else:
-                waited = wait_for_batch(
-                    client,
-                    db_path,
-                    started.batch_id,
-                    job,
-                    timeout=timeout_seconds,
-                    poll_interval=poll_interval_seconds,
-                    max_poll_interval=max_poll_interval_seconds,
-                    incomplete_grace=incomplete_grace_seconds,
-                    flow_run_ids=[flow_run_id, root_id],
-                    run_key=run_key,
-                    return_state=True,
-                )
+                waited = wait_for_batch(client, run, started.batch_id, return_state=True)
                 if waited.is_cancelled():
                     log.warning("%s: %s", job.label, CANCELLED_MESSAGE)
                     with process_warehouse(db_path) as warehouse:
@@ -179,8 +144,8 @@ def execute_job(
                         )
                     raise
         with process_warehouse(db_path) as warehouse:
-            result = _land(client, warehouse, job, run_key, started, status, min_success_rate)
-            if publish_snapshot:
+            result = _land(client, warehouse, run, started, status)
+            if settings.publish_snapshot:
                 warehouse.publish_snapshot()
         publish(
             JobProgress(job.display, run_key, result.records, result.records, result.outcome.value)
@@ -198,25 +163,12 @@ def execute_job(
 
 
 def _land(
-    client: RuntypeClient,
-    warehouse: Warehouse,
-    job: Job,
-    run_key: str,
-    started: Started,
-    status: BatchStatus,
-    min_success_rate: float,
+    client: RuntypeClient, warehouse: Warehouse, run: JobRun, started: Started, status: BatchStatus
 ) -> JobResult:
     """Land the batch's results, record its outcome and return the job's numbers."""
     log = get_run_logger()
-    landing = land_results(
-        client,
-        warehouse,
-        job,
-        started.batch_id,
-        status,
-        immediate=started.immediate is not None,
-        run_key=run_key,
-    )
+    job, run_key, min_success_rate = run.job, run.run_key, run.settings.judgement.min_success_rate
+    landing = land_results(client, warehouse, run, started, status)
     outcome = outcome_of(status, complete=landing.complete, min_success_rate=min_success_rate)
     warehouse.upsert_batch(started.batch_id, outcome=outcome.value)
     message = ""

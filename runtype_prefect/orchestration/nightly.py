@@ -1,12 +1,13 @@
 """The ``runtype-nightly`` flow: many jobs concurrently, each landed, one clear summary."""
 
-from __future__ import annotations
+# No postponed annotations here: a served flow is pickled by value with only the names its
+# body uses, and Prefect validates its parameters against these annotations.
 
 from collections import deque
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, runtime, task
+from prefect import get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture, as_completed
@@ -16,36 +17,32 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from ..engine.jobs import Job, discover_jobs, load_jobs, named_after_flows
 from ..engine.outcomes import JobResult, Outcome
 from ..engine.resources import kept_open, process_warehouse
+from ..engine.settings import JobSettings, NightSettings
 from ..gate import QualityThresholds, Verdict
 from ..warehouse import Warehouse
 from .cancellation import CancellationWatch
 from .credentials import resolve_credentials
 from .dispatch import check_dispatchable, dispatch_job
-from .job_run import (
-    DEFAULT_MIN_SUCCESS_RATE,
-    DEFAULT_TIMEOUT_SECONDS,
-    default_run_key,
-    execute_job,
-    job_error_result,
-)
+from .job_run import default_run_key, execute_job, job_error_result
 from .observability import nightly_markdown, nightly_summary
 from .quality import emit_degraded, judge_run_key, quality_markdown
 from .record_type import cancel_in_flight_batches
+from .settings_flow import settings_flow
 from .tasks import preflight_night
 
 MAX_WORKERS = 16
 
 
 @task(name="run-job", task_run_name="{job.display}", cache_policy=NO_CACHE)
-def run_job(job: Job, run_key: str, options: dict, dispatch: str | None = None) -> State:
+def run_job(job: Job, run_key: str, settings: JobSettings, dispatch: str | None = None) -> State:
     """Run one job of the night as this task (`execute_job`): its start, wait and landing are
     its child tasks, and its final state shows the outcome (``CompletedWithFailures``,
     ``BelowFloor``…) with the `JobResult` as data. With ``dispatch`` (a deployment), the job
     runs as a flow run of it on the pool instead (`dispatch_job`). Raises what the job
     raised."""
     if dispatch:
-        return dispatch_job(job, run_key, options, dispatch)
-    return execute_job(job, run_key, publish_snapshot=False, **options)
+        return dispatch_job(job, run_key, settings, dispatch)
+    return execute_job(job, run_key, settings)
 
 
 def job_result(future: PrefectFuture[Any], job: Job, run_key: str) -> JobResult:
@@ -64,7 +61,7 @@ def resolve_jobs(
     jobs: list[Job] | None,
     jobs_file: str | None,
     discover_flow_ids: list[str] | None,
-    credentials_block: str | None,
+    credentials_block: str | None = None,
 ) -> list[Job]:
     """Return the jobs from the parameters, the YAML file, or discovery (in that order).
 
@@ -85,11 +82,10 @@ def nightly_run_name() -> str:
     return f"nightly · {runtime.flow_run.parameters.get('run_key') or default_run_key()}"
 
 
-@flow(
+@settings_flow(
     name="runtype-nightly",
     flow_run_name=nightly_run_name,
-    # Prefect 3.9's stubs infer ThreadPoolTaskRunner[Never] here; the runner is what it wants.
-    task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),  # type: ignore[arg-type]
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),
     on_cancellation=[cancel_in_flight_batches],
 )
 def nightly(
@@ -97,73 +93,49 @@ def nightly(
     jobs_file: str | None = None,
     discover_flow_ids: list[str] | None = None,
     run_key: str | None = None,
-    credentials_block: str | None = None,
-    db_path: str | None = None,
-    max_concurrent_jobs: int = 4,
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-    poll_interval_seconds: float = 5.0,
-    max_poll_interval_seconds: float = 60.0,
-    force: bool = False,
-    quality_gate: bool = True,
-    quality_thresholds: QualityThresholds | None = None,
-    fail_on_degradation: bool = False,
-    preflight: bool = True,
-    max_cost_usd_per_job: float | None = None,
-    max_cost_usd_per_night: float | None = None,
-    min_success_rate: float = DEFAULT_MIN_SUCCESS_RATE,
-    publish_snapshot: bool = True,
-    dispatch_deployment: str | None = None,
+    settings: JobSettings = JobSettings(),
+    night: NightSettings = NightSettings(),
 ) -> list[JobResult] | State:
-    """Run every job concurrently (at most ``max_concurrent_jobs`` at once), land what
-    succeeds, publish the analytics snapshot, and end Failed naming the jobs that failed.
+    """Run every job concurrently, land what succeeds, publish the analytics snapshot, and end
+    Failed naming the jobs that failed.
 
-    First the preflight (``preflight=True``) checks the warehouse, the key and endpoint, every
-    flow and record type, the quota and the budgets; a failed check fails the night before
-    anything starts, one line per problem. A job whose cost forecast exceeds
-    ``max_cost_usd_per_job`` (or would take the night past ``max_cost_usd_per_night``) is
-    skipped with the ``over_budget`` outcome; the rest run.
+    First the preflight checks the warehouse, the key and endpoint, every flow and record
+    type, the quota and the budgets; a failed check fails the night before anything starts,
+    one line per problem. A job whose cost forecast exceeds its budget (or would take the night
+    past the night's) is skipped with the ``over_budget`` outcome; the rest run.
 
-    With ``dispatch_deployment`` (e.g. ``run-record-type/on-demand``) each job runs as a flow
-    run of that deployment, on whichever worker of its pool is free, landing into the shared
-    warehouse ``db_path`` must then name (``s3://…``); the summary reads the shared tables.
+    With a dispatch deployment (``run-record-type/on-demand``) each job runs as a flow run of
+    that deployment, on whichever worker of its pool is free, landing into the shared warehouse
+    ``settings.db_path`` must then name (``s3://…``); the summary reads the shared tables.
     Without it (the default, for a single worker) the jobs run in this process.
 
-    ``publish_snapshot=False`` leaves the analytics snapshot to a later run (a backfill
-    publishes once, after its last night).
-
-    With ``quality_gate`` (and a date as run key) each job's night is judged against its own
+    With the quality gate (and a date as run key) each job's night is judged against its own
     clean history (`runtype_prefect.gate`); every verdict is stored in ``quality_verdicts``,
     regressions emit ``runtype.quality.degraded``, appear in the summary and, with
     ``fail_on_degradation``, fail the run.
+
+    Args:
+        jobs: The jobs to run (flow id, record type, name); or
+        jobs_file: a YAML file of jobs (deployments/jobs.yaml); or
+        discover_flow_ids: these flows over every record type the API lists.
+        run_key: What makes a re-run idempotent; empty: the scheduled night (UTC date).
+        settings: How each job runs: the warehouse, the key, waiting, money, judgement.
+        night: What the night adds: concurrency, the night's budget, dispatch, the quality gate.
     """
     log = get_run_logger()
-    if dispatch_deployment:
-        check_dispatchable(db_path)
-    job_list = resolve_jobs(jobs, jobs_file, discover_flow_ids, credentials_block)
+    if night.dispatch_deployment:
+        check_dispatchable(settings.db_path)
+    job_list = resolve_jobs(jobs, jobs_file, discover_flow_ids, settings.credentials_block)
     resolve_order = list(job_list)
     run_key = run_key or default_run_key()
-    options = {
-        "credentials_block": credentials_block,
-        "db_path": db_path,
-        "timeout_seconds": timeout_seconds,
-        "poll_interval_seconds": poll_interval_seconds,
-        "max_poll_interval_seconds": max_poll_interval_seconds,
-        "force": force,
-        "min_success_rate": min_success_rate,
-    }
+    # The night publishes the snapshot once, after its last job.
+    job_settings = settings.model_copy(update={"publish_snapshot": False})
     results: list[JobResult] = []
     # A shared location's staging warehouse stays open from the preflight's forecasts to the
     # last job (its history is pulled once); a DuckDB file is opened only to write.
-    with kept_open(db_path):
-        if preflight:
-            report = preflight_night(
-                job_list,
-                run_key,
-                credentials_block=credentials_block,
-                db_path=db_path,
-                max_cost_usd_per_job=max_cost_usd_per_job,
-                max_cost_usd_per_night=max_cost_usd_per_night,
-            )
+    with kept_open(settings.db_path):
+        if settings.preflight:
+            report = preflight_night(job_list, run_key, settings, night.max_cost_usd)
             if report.failed:
                 message = "preflight failed, nothing was started:\n" + "\n".join(
                     f"- {problem}" for problem in report.problems()
@@ -182,8 +154,10 @@ def nightly(
             ]
             job_list = named_after_flows(job_list, named)
             resolve_order = named_after_flows(resolve_order, named)
-        log.info("nightly %s: %d jobs, %d at a time", run_key, len(job_list), max_concurrent_jobs)
-        limit = max(1, min(max_concurrent_jobs, MAX_WORKERS))
+        log.info(
+            "nightly %s: %d jobs, %d at a time", run_key, len(job_list), night.max_concurrent_jobs
+        )
+        limit = max(1, min(night.max_concurrent_jobs, MAX_WORKERS))
         order = {job.label: i for i, job in enumerate(resolve_order)}
         # The jobs open the warehouse only while they write: another run's writes fit between.
         pending: deque[Job] = deque(job_list)
@@ -191,18 +165,20 @@ def nightly(
         while pending or running:
             while pending and len(running) < limit:
                 job = pending.popleft()
-                running[run_job.submit(job, run_key, options, dispatch_deployment)] = job
+                future = run_job.submit(job, run_key, job_settings, night.dispatch_deployment)
+                running[future] = job
             done = next(as_completed(list(running)))
             results.append(job_result(done, running.pop(done), run_key))
         results.sort(key=lambda r: order.get(r.job, 0))
         cancelled_run = _cancelled()
         findings: list[Verdict] = []
-        if (quality_gate and not cancelled_run) or publish_snapshot:
-            with process_warehouse(db_path) as warehouse:
-                if quality_gate and not cancelled_run:
+        judge = night.quality.enabled and not cancelled_run
+        if judge or settings.publish_snapshot:
+            with process_warehouse(settings.db_path) as warehouse:
+                if judge:
                     warehouse.refresh()  # a shared warehouse: what other workers landed
-                    findings = _quality(warehouse, run_key, quality_thresholds)
-                if publish_snapshot:
+                    findings = _quality(warehouse, run_key, night.quality.thresholds)
+                if settings.publish_snapshot:
                     warehouse.publish_snapshot()
     if cancelled_run:
         cancelled = [r.job for r in results if r.outcome is Outcome.CANCELLED]
@@ -227,7 +203,7 @@ def nightly(
         if failed
         else []
     )
-    if degraded and fail_on_degradation:
+    if degraded and night.quality.fail_on_degradation:
         problems.append(f"quality degraded: {'; '.join(v.describe() for v in degraded)}")
     if problems:
         return Failed(data=results, message=" · ".join(problems))

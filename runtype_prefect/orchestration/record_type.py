@@ -2,28 +2,24 @@
 (the ``on-demand`` deployment). The job's work is `job_run.execute_job`, which the nightly's
 job tasks run too."""
 
-from __future__ import annotations
+# No postponed annotations here: a served flow is pickled by value with only the names its
+# body uses, and Prefect validates its parameters against these annotations.
 
 from typing import Any
 
-from prefect import flow, get_run_logger, runtime
+from prefect import get_run_logger, runtime
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from ..engine.jobs import Job, named_after_flows
 from ..engine.outcomes import JobResult, Outcome
 from ..engine.resources import process_warehouse
+from ..engine.settings import JobSettings, upgrade_parameters
 from .cancellation import request_stop
 from .credentials import resolve_credentials
-from .job_run import (
-    DEFAULT_INCOMPLETE_GRACE_SECONDS,
-    DEFAULT_MIN_SUCCESS_RATE,
-    DEFAULT_TIMEOUT_SECONDS,
-    default_run_key,
-    execute_job,
-    state_for,
-)
+from .job_run import default_run_key, execute_job, state_for
 from .observability import emit_batch_event, rename_flow_run
+from .settings_flow import settings_flow
 from .tasks import cancel_remote_batch, preflight_night
 
 
@@ -32,9 +28,13 @@ def cancel_in_flight_batches(flow: Any, flow_run: Any, state: Any) -> None:
     cancel the Runtype batches the run left running (those that already ended are left for a
     re-run to land)."""
     request_stop(str(flow_run.id))
-    params = flow_run.parameters or {}
-    credentials = resolve_credentials(params.get("credentials_block"))
-    with process_warehouse(params.get("db_path")) as warehouse, credentials.get_client() as client:
+    upgraded, _ = upgrade_parameters(flow_run.parameters or {}, {"settings"})
+    settings = JobSettings.model_validate(upgraded.get("settings") or {})
+    credentials = resolve_credentials(settings.credentials_block)
+    with (
+        process_warehouse(settings.db_path) as warehouse,
+        credentials.get_client() as client,
+    ):
         for batch_id in warehouse.unfinished_batches(str(flow_run.id)):
             if cancel_remote_batch(client, warehouse, batch_id):
                 batch = warehouse.get_batch(batch_id) or {}
@@ -48,7 +48,7 @@ def job_run_name() -> str:
     return f"{params.get('job_name') or params.get('flow_id')} · {params.get('record_type')}"
 
 
-@flow(
+@settings_flow(
     name="run-record-type",
     flow_run_name=job_run_name,
     on_cancellation=[cancel_in_flight_batches],
@@ -58,43 +58,30 @@ def run_record_type(
     record_type: str,
     run_key: str | None = None,
     job_name: str | None = None,
-    credentials_block: str | None = None,
-    db_path: str | None = None,
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-    poll_interval_seconds: float = 5.0,
-    max_poll_interval_seconds: float = 60.0,
-    force: bool = False,
-    publish_snapshot: bool = True,
-    incomplete_grace_seconds: float = DEFAULT_INCOMPLETE_GRACE_SECONDS,
-    preflight: bool = True,
-    max_cost_usd: float | None = None,
-    min_success_rate: float = DEFAULT_MIN_SUCCESS_RATE,
+    settings: JobSettings = JobSettings(),
 ) -> State:
     """Run a Runtype flow over every record of a type and land every result in DuckDB.
 
-    ``run_key`` (default: the scheduled night) makes re-runs idempotent: a re-run reconnects to
-    the night's batch, or does nothing if it was landed; ``force=True`` starts a new batch.
+    A re-run with the same run key reconnects to its batch, or does nothing once it landed.
     The flow run ends Failed for failed or timed-out batches, Incomplete (a Failed state) for a
-    batch that said ``completed`` but whose records did not all arrive within
-    ``incomplete_grace_seconds``, Cancelled when it was cancelled (its batch is cancelled within
-    seconds), CompletedWithFailures when some records failed, NoRecords for a record type
-    without records, and Failed (``BelowFloor``) when fewer than ``min_success_rate`` of the
-    records succeeded (the batch is landed in full either way). With ``preflight`` (the default
-    when run on its own) the preflight checks come first: a failed check fails the run before
-    anything starts, and a cost forecast above ``max_cost_usd`` ends it OverBudget without
-    starting.
+    batch that said ``completed`` but whose records did not all arrive in time, Cancelled when
+    it was cancelled (its batch is cancelled within seconds), CompletedWithFailures when some
+    records failed, NoRecords for a record type without records, Failed (``BelowFloor``) below
+    the success floor (the batch is landed in full either way), and OverBudget, without
+    starting, when the preflight's cost forecast is above the job's budget.
+
+    Args:
+        flow_id: The Runtype flow to run.
+        record_type: The record type whose every record it runs over.
+        run_key: What makes a re-run idempotent; empty: the scheduled night (UTC date).
+        job_name: The job's name in the UI and the tables; empty: the flow's name.
+        settings: The warehouse, the key, waiting, money, judgement and publishing.
     """
     log = get_run_logger()
     job = Job(flow_id=flow_id, record_type=record_type, name=job_name)
     run_key = run_key or default_run_key()
-    if preflight:
-        report = preflight_night(
-            [job],
-            run_key,
-            credentials_block=credentials_block,
-            db_path=db_path,
-            max_cost_usd_per_job=max_cost_usd,
-        )
+    if settings.preflight:
+        report = preflight_night([job], run_key, settings)
         if report.failed:
             message = "preflight failed, nothing was started: " + "; ".join(report.problems())
             log.error(message)
@@ -107,16 +94,4 @@ def run_record_type(
                 job, run_key, outcome=Outcome.OVER_BUDGET, message=report.plans[0].over_budget
             )
             return state_for(skipped)
-    return execute_job(
-        job,
-        run_key,
-        credentials_block=credentials_block,
-        db_path=db_path,
-        timeout_seconds=timeout_seconds,
-        poll_interval_seconds=poll_interval_seconds,
-        max_poll_interval_seconds=max_poll_interval_seconds,
-        force=force,
-        publish_snapshot=publish_snapshot,
-        incomplete_grace_seconds=incomplete_grace_seconds,
-        min_success_rate=min_success_rate,
-    )
+    return execute_job(job, run_key, settings)

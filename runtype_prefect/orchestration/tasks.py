@@ -26,7 +26,7 @@ from ..client import (
     is_retryable,
 )
 from ..engine.errors import RunError
-from ..engine.jobs import Job
+from ..engine.jobs import Job, JobRun
 from ..engine.landing import Landing, land_batch_results, land_records
 from ..engine.outcomes import JobResult, Outcome
 from ..engine.preflight import (
@@ -38,6 +38,7 @@ from ..engine.preflight import (
 )
 from ..engine.progress_feed import JobProgress, publish
 from ..engine.resources import process_warehouse
+from ..engine.settings import JobSettings
 from ..engine.starting import Started, start_job
 from ..warehouse import Warehouse, WarehouseLockedError
 from . import run_context  # noqa: F401  (lends the engine this run: logs, holder)
@@ -68,35 +69,18 @@ RETRYING: dict[str, Any] = {
 
 @task(
     name="start-or-reconnect",
-    task_run_name="start · {job.display}",
+    task_run_name="start · {run.job.display}",
     cache_policy=NO_CACHE,
     **RETRYING,
 )
 def start_or_reconnect(
-    client: RuntypeClient,
-    warehouse: Warehouse,
-    job: Job,
-    run_key: str,
-    *,
-    flow_run_id: str | None = None,
-    root_flow_run_id: str | None = None,
-    force: bool = False,
-    batch_page: str | None = None,
+    client: RuntypeClient, warehouse: Warehouse, run: JobRun, *, batch_page: str | None = None
 ) -> Started:
     """Prefect task around `start_job` (retried for what a retry can cure), holding the flow's
     Prefect start slot; announces a new batch with an event and a link artifact to
     ``batch_page`` (``{batch_id}`` filled in: the dashboard, or the sandbox's page)."""
-    started = start_job(
-        client,
-        warehouse,
-        job,
-        run_key,
-        flow_run_id=flow_run_id,
-        root_flow_run_id=root_flow_run_id,
-        force=force,
-        slot=start_slot,
-        log=get_run_logger(),
-    )
+    started = start_job(client, warehouse, run, slot=start_slot, log=get_run_logger())
+    job = run.job
     if started.new:
         emit_batch_event(
             "started",
@@ -127,28 +111,18 @@ def cancel_remote_batch(client: RuntypeClient, warehouse: Warehouse, batch_id: s
     return True
 
 
-@task(name="wait-for-batch", task_run_name="wait · {job.display}", cache_policy=NO_CACHE)
-def wait_for_batch(
-    client: RuntypeClient,
-    db_path: str | None,
-    batch_id: str,
-    job: Job,
-    *,
-    timeout: float,
-    poll_interval: float,
-    max_poll_interval: float,
-    incomplete_grace: float | None,
-    flow_run_ids: list[str | None],
-    run_key: str = "",
-) -> BatchStatus:
-    """Follow the batch until it has ended (`RuntypeClient.wait_for_batch`), updating progress
-    in the UI, and stop within seconds when ``flow_run_ids`` are being cancelled.
+@task(name="wait-for-batch", task_run_name="wait · {run.job.display}", cache_policy=NO_CACHE)
+def wait_for_batch(client: RuntypeClient, run: JobRun, batch_id: str) -> BatchStatus:
+    """Follow the batch until it has ended (`RuntypeClient.wait_for_batch`, paced and bounded
+    by ``run.settings.waiting``), updating progress in the UI, and stop within seconds when
+    the run's flow run or its root is being cancelled.
 
-    The warehouse at ``db_path`` is opened only to record progress, so other runs can write it
-    while this one waits. Ends in a Cancelled state (no traceback: nothing failed) when the run
-    is being cancelled; raises `BatchWaitTimeout` at the deadline (the batch is left running).
+    The warehouse is opened only to record progress, so other runs can write it while this one
+    waits. Ends in a Cancelled state (no traceback: nothing failed) when the run is being
+    cancelled; raises `BatchWaitTimeout` at the deadline (the batch is left running).
     """
     log = get_run_logger()
+    job, run_key, waiting = run.job, run.run_key, run.settings.waiting
     progress = ProgressReporter(batch_id, job.label)
     last = [-1]
 
@@ -175,19 +149,19 @@ def wait_for_batch(
             status.total_records,
             status.failed_records,
         )
-        with process_warehouse(db_path) as warehouse:
+        with process_warehouse(run.settings.db_path) as warehouse:
             warehouse.upsert_batch(
                 batch_id, status=status.status.value, processed_records=status.processed_records
             )
 
-    with CancellationWatch(flow_run_ids) as watch:
+    with CancellationWatch([run.flow_run_id, run.root_flow_run_id]) as watch:
         try:
             return client.wait_for_batch(
                 batch_id,
-                timeout=timeout,
-                poll_interval=poll_interval,
-                max_poll_interval=max_poll_interval,
-                incomplete_grace=incomplete_grace,
+                timeout=waiting.timeout_seconds,
+                poll_interval=waiting.poll_interval_seconds,
+                max_poll_interval=waiting.max_poll_interval_seconds,
+                incomplete_grace=waiting.incomplete_grace_seconds,
                 on_status=on_status,
                 should_stop=watch.should_stop,
                 sleep=watch.sleep,
@@ -201,34 +175,29 @@ def wait_for_batch(
 
 @task(
     name="land-results",
-    task_run_name="land · {job.display}",
+    task_run_name="land · {run.job.display}",
     cache_policy=NO_CACHE,
     **RETRYING,
 )
 def land_results(
-    client: RuntypeClient,
-    warehouse: Warehouse,
-    job: Job,
-    batch_id: str,
-    status: BatchStatus,
-    *,
-    immediate: bool,
-    run_key: str | None = None,
+    client: RuntypeClient, warehouse: Warehouse, run: JobRun, started: Started, status: BatchStatus
 ) -> Landing:
     """Prefect task around `land_batch_results` (retried for transient errors); returns what
-    was landed and whether the batch is now complete in the warehouse. With ``run_key``, the
-    record type's records are landed into the ``records`` dimension too (once a night); a
-    listing that fails is logged and left for the next night, the results stay landed."""
+    was landed and whether the batch is now complete in the warehouse. The record type's
+    records are landed into the ``records`` dimension too (once a night); a listing that
+    fails is logged and left for the next night, the results stay landed."""
     log = get_run_logger()
-    landing = land_batch_results(client, warehouse, job, batch_id, status, immediate=immediate)
-    if run_key:
-        try:
-            listed = land_records(client, warehouse, job.record_type, run_key)
-        except RuntypeError as exc:
-            log.warning("%s: records of %r not landed (%s)", job.label, job.record_type, exc)
-        else:
-            if listed is not None:
-                log.info("%s: landed %d %s records", job.label, listed, job.record_type)
+    job = run.job
+    landing = land_batch_results(
+        client, warehouse, job, started.batch_id, status, immediate=started.immediate is not None
+    )
+    try:
+        listed = land_records(client, warehouse, job.record_type, run.run_key)
+    except RuntypeError as exc:
+        log.warning("%s: records of %r not landed (%s)", job.label, job.record_type, exc)
+    else:
+        if listed is not None:
+            log.info("%s: landed %d %s records", job.label, listed, job.record_type)
     log.info(
         "%s: landed %d record and %d step results%s",
         job.label,
@@ -270,17 +239,14 @@ def summarise_job(
 def preflight_night(
     jobs: list[Job],
     run_key: str,
-    *,
-    credentials_block: str | None,
-    db_path: str | None,
-    max_cost_usd_per_job: float | None = None,
-    max_cost_usd_per_night: float | None = None,
+    settings: JobSettings,
+    night_max_cost_usd: float | None = None,
 ) -> PreflightReport:
     """Run every preflight check before anything of the night starts (`run_preflight`), leave
     the findings in one markdown artifact and return the report."""
     log = get_run_logger()
     try:
-        credentials = resolve_credentials(credentials_block)
+        credentials = resolve_credentials(settings.credentials_block)
     except ValueError as exc:
         report = PreflightReport(run_key)
         report.add(Level.FAIL, "credentials", str(exc))
@@ -288,12 +254,7 @@ def preflight_night(
         retry = preflight_retry(credentials.retry_policy())
         with credentials.get_client(retry=retry, timeout=PREFLIGHT_TIMEOUT) as client:
             report = run_preflight(
-                client,
-                jobs,
-                run_key,
-                db_path,
-                max_cost_usd_per_job=max_cost_usd_per_job,
-                max_cost_usd_per_night=max_cost_usd_per_night,
+                client, jobs, run_key, settings, night_max_cost_usd=night_max_cost_usd
             )
     for finding in report.findings:
         if finding.level is not Level.OK:

@@ -87,6 +87,24 @@ def snapshot_path_for(db_path: Path) -> Path:
 
 
 @dataclass(frozen=True)
+class JobKey:
+    """One job-night: a Runtype flow over a record type for a run key. The start ledger holds
+    at most one live attempt per key."""
+
+    flow_id: str
+    record_type: str
+    run_key: str
+
+    def __str__(self) -> str:
+        return f"{self.flow_id} × {self.record_type} for {self.run_key!r}"
+
+    @property
+    def values(self) -> list[str]:
+        """The key as SQL parameters, in column order (flow_id, record_type, run_key)."""
+        return [self.flow_id, self.record_type, self.run_key]
+
+
+@dataclass(frozen=True)
 class Intent:
     """A ledger row: this job was asked to run for ``run_key`` (and which batch it became)."""
 
@@ -100,6 +118,11 @@ class Intent:
     api_requested_at: datetime | None = None
     #: How many records the type had just before the start.
     expected_records: int | None = None
+
+    @property
+    def key(self) -> JobKey:
+        """The job-night this row is the ledger entry of."""
+        return JobKey(self.flow_id, self.record_type, self.run_key)
 
 
 def validate_file(
@@ -199,6 +222,15 @@ class Warehouse:
     def __repr__(self) -> str:
         return f"Warehouse({str(self.path)!r})"
 
+    def local_view(self) -> Warehouse:
+        """Return a plain `Warehouse` on this one's open connection: the DuckDB file's own
+        methods, without what a subclass adds to them (a shared warehouse writes what it pulls
+        through it, so nothing pulled is sent back). It is closed with this warehouse."""
+        view = Warehouse.__new__(Warehouse)  # the connection is open: no second __init__
+        view.path, view.snapshot_path = self.path, self.snapshot_path
+        view._con, view._holder, view._snapshot_lock = self._con, None, self._snapshot_lock
+        return view
+
     def __enter__(self) -> Self:
         return self
 
@@ -251,20 +283,18 @@ class Warehouse:
 
     # --- the idempotency ledger --------------------------------------------------------------
 
-    def get_intent(self, flow_id: str, record_type: str, run_key: str) -> Intent | None:
-        """Return the ledger row of this job and run key, or None if it never started."""
+    def get_intent(self, key: JobKey) -> Intent | None:
+        """Return the ledger row of this job-night, or None if it never started."""
         rows = self.query(
             f"SELECT {_INTENT_COLUMNS}"
             " FROM run_intents WHERE flow_id = ? AND record_type = ? AND run_key = ?",
-            [flow_id, record_type, run_key],
+            key.values,
         )
         return Intent(*rows[0]) if rows else None
 
     def record_intent(
         self,
-        flow_id: str,
-        record_type: str,
-        run_key: str,
+        key: JobKey,
         *,
         requested_at: datetime,
         prefect_flow_run_id: str | None,
@@ -280,9 +310,7 @@ class Warehouse:
                 " requested_at, batch_id, prefect_flow_run_id, job_name, api_requested_at,"
                 " expected_records) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
                 [
-                    flow_id,
-                    record_type,
-                    run_key,
+                    *key.values,
                     requested_at,
                     prefect_flow_run_id,
                     job_name,
@@ -291,9 +319,9 @@ class Warehouse:
                 ],
             )
         return Intent(
-            flow_id,
-            record_type,
-            run_key,
+            key.flow_id,
+            key.record_type,
+            key.run_key,
             requested_at,
             None,
             prefect_flow_run_id,
@@ -311,9 +339,7 @@ class Warehouse:
 
     def claim_batch(
         self,
-        flow_id: str,
-        record_type: str,
-        run_key: str,
+        key: JobKey,
         batch_id: str,
         *,
         requested_at: datetime,
@@ -330,22 +356,21 @@ class Warehouse:
         if unknown:
             raise ValueError(f"unknown batch fields: {sorted(unknown)}")
         identity = {
-            "flow_id": flow_id,
-            "record_type": record_type,
-            "run_key": run_key,
+            "flow_id": key.flow_id,
+            "record_type": key.record_type,
+            "run_key": key.run_key,
             "requested_at": requested_at,
         }
         with self.transaction() as cur:
             owner = cur.execute(
                 "SELECT flow_id, record_type, run_key FROM run_intents WHERE batch_id = ?"
                 " AND NOT (flow_id = ? AND record_type = ? AND run_key = ?)",
-                [batch_id, flow_id, record_type, run_key],
+                [batch_id, *key.values],
             ).fetchone()
             if owner:
                 raise BatchIdentityError(
-                    f"batch {batch_id!r} already belongs to {owner[0]} × {owner[1]} for"
-                    f" {owner[2]!r}; refusing to attribute it to {flow_id} × {record_type} for"
-                    f" {run_key!r} as well"
+                    f"batch {batch_id!r} already belongs to {JobKey(*owner)}; refusing to"
+                    f" attribute it to {key} as well"
                 )
             stored = cur.execute(
                 "SELECT flow_id, record_type, run_key, requested_at FROM batches"
@@ -368,7 +393,7 @@ class Warehouse:
             cur.execute(
                 "UPDATE run_intents SET batch_id = ?"
                 " WHERE flow_id = ? AND record_type = ? AND run_key = ?",
-                [batch_id, flow_id, record_type, run_key],
+                [batch_id, *key.values],
             )
             if not stored:
                 values = {**identity, **fields}
@@ -378,12 +403,12 @@ class Warehouse:
                     [batch_id, *values.values()],
                 )
 
-    def forget_intent(self, flow_id: str, record_type: str, run_key: str) -> None:
+    def forget_intent(self, key: JobKey) -> None:
         """Drop a ledger row so the job can be started again for the same run key."""
         with self.transaction() as cur:
             cur.execute(
                 "DELETE FROM run_intents WHERE flow_id = ? AND record_type = ? AND run_key = ?",
-                [flow_id, record_type, run_key],
+                key.values,
             )
 
     def record_forecasts(self, run_key: str, rows: list[dict[str, Any]]) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from ..connection import WarehouseError
-from ..store import BatchIdentityError, Intent
+from ..store import BatchIdentityError, Intent, JobKey
 from .objects import ObjectStore
 
 ROOT = "_ledger"
@@ -63,16 +63,16 @@ class ObjectLedger:
         self.store = store
         self.owner = owner
 
-    def _prefix(self, flow_id: str, record_type: str, run_key: str) -> str:
-        return f"{ROOT}/{_part(flow_id)}/{_part(record_type)}/{_part(run_key)}/"
+    def _prefix(self, key: JobKey) -> str:
+        return f"{ROOT}/{_part(key.flow_id)}/{_part(key.record_type)}/{_part(key.run_key)}/"
 
     def _read_json(self, key: str) -> dict[str, Any] | None:
         body = self.store.read(key)
         return None if body is None else dict(json.loads(body))
 
-    def latest(self, flow_id: str, record_type: str, run_key: str) -> Attempt | None:
-        """Return the job's latest attempt for ``run_key``, or None if it never started."""
-        prefix = self._prefix(flow_id, record_type, run_key)
+    def latest(self, key: JobKey) -> Attempt | None:
+        """Return the job-night's latest attempt, or None if it never started."""
+        prefix = self._prefix(key)
         keys = self.store.keys(prefix)
         numbers = [int(k[len(prefix) :].split(".")[0]) for k in keys if k.endswith(".intent.json")]
         if not numbers:
@@ -103,9 +103,7 @@ class ObjectLedger:
 
     def claim_start(
         self,
-        flow_id: str,
-        record_type: str,
-        run_key: str,
+        key: JobKey,
         *,
         after: int,
         requested_at: datetime,
@@ -129,38 +127,37 @@ class ObjectLedger:
             "api_requested_at": _stamp(api_requested_at),
             "expected_records": expected_records,
         }
-        key = f"{self._prefix(flow_id, record_type, run_key)}{number:06d}.intent.json"
-        if not self.store.create(key, json.dumps(body).encode()):
+        name = f"{self._prefix(key)}{number:06d}.intent.json"
+        if not self.store.create(name, json.dumps(body).encode()):
             raise StartTakenError(
-                f"{flow_id} × {record_type} for {run_key!r}: another worker claimed the start"
-                f" (attempt {number}) first"
+                f"{key}: another worker claimed the start (attempt {number}) first"
             )
 
-    def name_batch(self, flow_id: str, record_type: str, run_key: str, batch_id: str) -> None:
+    def name_batch(self, key: JobKey, batch_id: str) -> None:
         """Record that the job's latest attempt became ``batch_id``.
 
         Idempotent for the same id; raises `BatchIdentityError` when the attempt already
         names another batch, and WarehouseError when there is no attempt to name.
         """
-        latest = self.latest(flow_id, record_type, run_key)
+        latest = self.latest(key)
         if latest is None:
-            raise WarehouseError(f"{flow_id} × {record_type} for {run_key!r} has no start to name")
-        key = f"{self._prefix(flow_id, record_type, run_key)}{latest.number:06d}.batch.json"
-        if self.store.create(key, json.dumps({"batch_id": batch_id}).encode()):
+            raise WarehouseError(f"{key} has no start to name")
+        name = f"{self._prefix(key)}{latest.number:06d}.batch.json"
+        if self.store.create(name, json.dumps({"batch_id": batch_id}).encode()):
             return
-        named = (self._read_json(key) or {}).get("batch_id")
+        named = (self._read_json(name) or {}).get("batch_id")
         if named != batch_id:
             raise BatchIdentityError(
-                f"{flow_id} × {record_type} for {run_key!r} already became batch {named!r};"
-                f" refusing to name {batch_id!r} as well. Nothing was overwritten."
+                f"{key} already became batch {named!r}; refusing to name {batch_id!r} as well."
+                " Nothing was overwritten."
             )
 
-    def forget(self, flow_id: str, record_type: str, run_key: str) -> None:
-        """Drop the job's latest attempt for ``run_key`` (the next start is a new attempt)."""
-        latest = self.latest(flow_id, record_type, run_key)
+    def forget(self, key: JobKey) -> None:
+        """Drop the job-night's latest attempt (the next start is a new attempt)."""
+        latest = self.latest(key)
         if latest is not None and not latest.forgotten:
-            key = f"{self._prefix(flow_id, record_type, run_key)}{latest.number:06d}"
-            self.store.create(f"{key}.forgotten.json", b"{}")
+            base = f"{self._prefix(key)}{latest.number:06d}"
+            self.store.create(f"{base}.forgotten.json", b"{}")
 
     def _named(self) -> list[tuple[str, str]]:
         """Return (attempt key without suffix, batch id) of every attempt that named a batch."""
@@ -175,14 +172,12 @@ class ObjectLedger:
         """Return every batch id any attempt was ever named with."""
         return {batch_id for _, batch_id in self._named()}
 
-    def intent_of(
-        self, flow_id: str, record_type: str, run_key: str, batch_id: str
-    ) -> Intent | None:
+    def intent_of(self, key: JobKey, batch_id: str) -> Intent | None:
         """Return the intent of the job-night's attempt that became ``batch_id`` (reading only
         that job-night's objects), or None."""
-        prefix = self._prefix(flow_id, record_type, run_key)
+        prefix = self._prefix(key)
         suffix = ".batch.json"
-        for key in reversed(self.store.keys(prefix)):
-            if key.endswith(suffix) and (self._read_json(key) or {}).get("batch_id") == batch_id:
-                return self._intent(key[: -len(suffix)], batch_id)[0]
+        for name in reversed(self.store.keys(prefix)):
+            if name.endswith(suffix) and (self._read_json(name) or {}).get("batch_id") == batch_id:
+                return self._intent(name[: -len(suffix)], batch_id)[0]
         return None

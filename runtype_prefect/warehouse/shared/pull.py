@@ -16,7 +16,7 @@ from typing import Any, cast
 import pyarrow as pa
 
 from ..rows import RECORD_DIM_COLUMNS
-from ..store import BATCH_FIELDS, BatchFields, Intent, Warehouse
+from ..store import BATCH_FIELDS, BatchFields, Intent, JobKey, Warehouse
 from .ledger import ObjectLedger
 from .tables import PARTITIONS, DeltaTables
 
@@ -100,7 +100,7 @@ def pull(
             row.get("run_key"),
         )
         intent = (
-            ledger.intent_of(flow_id, record_type, run_key, batch_id)
+            ledger.intent_of(JobKey(flow_id, record_type, run_key), batch_id)
             if batch_id not in local and flow_id and record_type and run_key
             else None
         )
@@ -134,9 +134,7 @@ def stage_batch(
     batch named elsewhere, known here. Raises `BatchIdentityError` for a batch stored as
     another job's."""
     warehouse.record_intent(
-        intent.flow_id,
-        intent.record_type,
-        intent.run_key,
+        intent.key,
         requested_at=intent.requested_at,
         prefect_flow_run_id=intent.prefect_flow_run_id,
         job_name=job_name,
@@ -144,9 +142,7 @@ def stage_batch(
         expected_records=intent.expected_records,
     )
     warehouse.claim_batch(
-        intent.flow_id,
-        intent.record_type,
-        intent.run_key,
+        intent.key,
         batch_id,
         requested_at=requested_at,
         job_name=job_name,
