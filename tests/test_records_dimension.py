@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import job_settings
 
 from runtype_prefect import analytics as rta
 from runtype_prefect.analytics import figures
@@ -27,6 +28,24 @@ def test_the_nightly_lands_each_types_records_once_a_night(sandbox_warehouse):
     assert len(listings) == 8, "4 record types × 2 nights, one listing each"
     assert per_type == ran, "every record a job ran over is in the dimension, once"
     assert {"region", "plan", "seats"} <= set(json.loads(metadata))
+
+
+@pytest.mark.usefixtures("prefect_api", "runtype_env")
+def test_a_job_without_the_records_dimension_lands_its_results_and_pages_no_records(
+    admin, tmp_path
+):
+    from runtype_prefect.flows import run_record_type
+
+    db = tmp_path / "runtype.duckdb"
+    settings = job_settings(db, fast=True, records_dimension=False)
+    result = run_record_type(
+        flow_id=admin.flow_for("customer"), record_type="customer", run_key="k", settings=settings
+    )
+    assert result.records == 40
+    with Warehouse(db) as w:
+        assert w.query("SELECT count(*) FROM record_results")[0][0] == 40
+        assert w.query("SELECT count(*) FROM records")[0][0] == 0
+        assert w.query("SELECT count(*) FROM record_listings")[0][0] == 0
 
 
 def test_a_listing_already_landed_for_the_night_is_not_fetched_again(sandbox_warehouse, client):

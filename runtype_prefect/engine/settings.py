@@ -105,6 +105,12 @@ class JobSettings(_Settings):
     publish_snapshot: bool = Field(
         True, description="Publish the analytics snapshot that notebooks and the report read"
     )
+    records_dimension: bool = Field(
+        True,
+        description="Page the record type's records into the records dimension once a night"
+        " (segments, a record's history and chronic failures read it); off: only the"
+        " batch's results land, one listing of every record fewer",
+    )
     waiting: Waiting = Field(default_factory=Waiting, description=Waiting.__doc__)
     money: Money = Field(default_factory=Money, description=Money.__doc__)
     judgement: Judgement = Field(default_factory=Judgement, description=Judgement.__doc__)

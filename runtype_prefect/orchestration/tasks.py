@@ -183,16 +183,21 @@ def land_results(
     client: RuntypeClient, warehouse: Warehouse, run: JobRun, started: Started, status: BatchStatus
 ) -> Landing:
     """Prefect task around `land_batch_results` (retried for transient errors); returns what
-    was landed and whether the batch is now complete in the warehouse. The record type's
-    records are landed into the ``records`` dimension too (once a night); a listing that
-    fails is logged and left for the next night, the results stay landed."""
+    was landed and whether the batch is now complete in the warehouse. With the setting
+    ``records_dimension`` the record type's records are landed into the ``records``
+    dimension too (once a night); a listing that fails is logged and left for the next
+    night, the results stay landed."""
     log = get_run_logger()
     job = run.job
     landing = land_batch_results(
         client, warehouse, job, started.batch_id, status, immediate=started.immediate is not None
     )
     try:
-        listed = land_records(client, warehouse, job.record_type, run.run_key)
+        listed = (
+            land_records(client, warehouse, job.record_type, run.run_key)
+            if run.settings.records_dimension
+            else None
+        )
     except RuntypeError as exc:
         log.warning("%s: records of %r not landed (%s)", job.label, job.record_type, exc)
     else:
