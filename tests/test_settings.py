@@ -1,15 +1,11 @@
-"""The job and night settings: grouped, described, strict, and the flat names of deployments
-written before the grouping still run (moved to their field)."""
+"""The job and night settings: grouped, described, strict; and the flat names of deployments
+registered before the grouping, moved to their fields by ``setup``."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 from prefect.exceptions import ParameterTypeError
-from prefect.flow_engine import run_flow
 
-from runtype_prefect.engine.outcomes import Outcome
 from runtype_prefect.engine.settings import (
     FORMER_NAMES,
     JobSettings,
@@ -17,7 +13,6 @@ from runtype_prefect.engine.settings import (
     upgrade_parameters,
 )
 from runtype_prefect.flows import backfill, nightly, run_record_type
-from runtype_prefect.warehouse import Warehouse
 
 
 def _described(schema: dict) -> list[str]:
@@ -88,30 +83,45 @@ def test_a_misspelt_setting_is_refused_naming_it():
         )
 
 
-@pytest.mark.usefixtures("prefect_api", "runtype_env")
-def test_a_deployment_passing_former_flat_names_still_runs_and_says_where_they_moved(
-    admin, tmp_path, caplog
-):
-    """What a worker does with an old deployment's parameters: the flow runs from a parameter
-    dict (Prefect's engine validates it), not from a Python call."""
-    db = str(tmp_path / "runtype.duckdb")
-    flat = {
-        "flow_id": admin.flow_for("customer"),
-        "record_type": "customer",
-        "run_key": "2026-11-02",
-        "db_path": db,
-        "poll_interval_seconds": 0.02,
-        "max_poll_interval_seconds": 0.1,
-        "min_success_rate": 0.25,
+@pytest.mark.usefixtures("prefect_api")
+def test_setup_rewrites_deployments_and_their_scheduled_runs_still_holding_flat_names():
+    """A deployment registered before the settings were grouped holds flat names, and so do
+    the runs its schedule created: a worker could not bind them to the flow. ``setup``
+    rewrites both, once, naming each move."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Scheduled
+
+    from runtype_prefect.orchestration.provisioning import upgrade_deployments
+
+    flat = {"jobs_file": "jobs.yaml", "timeout_seconds": 60, "quality_gate": False}
+    deployment_id = nightly.to_deployment(name="registered-flat", parameters=flat).apply()
+    with get_client(sync_client=True) as client:
+        later = Scheduled(scheduled_time=datetime.now(UTC) + timedelta(days=1))
+        run = client.create_flow_run_from_deployment(
+            deployment_id, parameters={"max_concurrent_jobs": 2}, state=later
+        )
+        try:
+            lines = upgrade_deployments()
+            again = upgrade_deployments()
+            stored = client.read_deployment(deployment_id).parameters
+            scheduled = client.read_flow_run(run.id).parameters
+        finally:
+            client.delete_deployment(deployment_id)
+    assert lines == [
+        "deployment runtype-nightly/registered-flat (and 1 scheduled runs):"
+        " parameter 'timeout_seconds' is now 'settings.waiting.timeout_seconds';"
+        " parameter 'quality_gate' is now 'night.quality.enabled'"
+    ]
+    assert again == []
+    assert stored == {
+        "jobs_file": "jobs.yaml",
+        "settings": {"waiting": {"timeout_seconds": 60}},
+        "night": {"quality": {"enabled": False}},
     }
-    with caplog.at_level(logging.WARNING):
-        result = run_flow(run_record_type, parameters=flat)
-    assert result.outcome in (Outcome.COMPLETED, Outcome.COMPLETED_WITH_FAILURES)
-    assert result.records == 40
-    with Warehouse(db) as w:
-        assert w.query("SELECT count(*) FROM record_results")[0][0] == 40
-    assert "parameter 'db_path' is now 'settings.db_path'" in caplog.text
-    assert "'min_success_rate' is now 'settings.judgement.min_success_rate'" in caplog.text
+    assert scheduled["night"]["max_concurrent_jobs"] == 2 and "max_concurrent_jobs" not in scheduled
+    assert nightly.validate_parameters(scheduled)["night"].max_concurrent_jobs == 2
 
 
 @pytest.mark.parametrize("flow", [run_record_type, nightly, backfill], ids=lambda f: f.name)

@@ -394,6 +394,8 @@ def setup(
 ) -> None:
     """Create the Prefect limits and work pool and register the credentials block type.
 
+    Also rewrites this project's deployments (and their scheduled runs) that still hold the flat
+    parameter names of earlier versions to the grouped settings, one line per deployment.
     Safe to run twice: existing limits are updated, nothing is duplicated.
     """
     from ..orchestration.provisioning import run_setup

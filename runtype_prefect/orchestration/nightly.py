@@ -7,7 +7,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, runtime, task
+from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture, as_completed
@@ -27,7 +27,6 @@ from .job_run import default_run_key, execute_job, job_error_result
 from .observability import nightly_markdown, nightly_summary
 from .quality import emit_degraded, judge_run_key, quality_markdown
 from .record_type import cancel_in_flight_batches
-from .settings_flow import settings_flow
 from .tasks import preflight_night
 
 MAX_WORKERS = 16
@@ -82,10 +81,11 @@ def nightly_run_name() -> str:
     return f"nightly · {runtime.flow_run.parameters.get('run_key') or default_run_key()}"
 
 
-@settings_flow(
+@flow(
     name="runtype-nightly",
     flow_run_name=nightly_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),
+    # Prefect 3.9's stubs infer ThreadPoolTaskRunner[Never] here; the runner is what it wants.
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),  # type: ignore[arg-type]
     on_cancellation=[cancel_in_flight_batches],
 )
 def nightly(
@@ -115,9 +115,9 @@ def nightly(
     ``fail_on_degradation``, fail the run.
 
     Args:
-        jobs: The jobs to run (flow id, record type, name); or
-        jobs_file: a YAML file of jobs (deployments/jobs.yaml); or
-        discover_flow_ids: these flows over every record type the API lists.
+        jobs: The jobs to run (flow id, record type, name); empty: the jobs file's.
+        jobs_file: A YAML file of jobs (deployments/jobs.yaml), read when jobs is empty.
+        discover_flow_ids: Without jobs or a jobs file: these flows over every record type.
         run_key: What makes a re-run idempotent; empty: the scheduled night (UTC date).
         settings: How each job runs: the warehouse, the key, waiting, money, judgement.
         night: What the night adds: concurrency, the night's budget, dispatch, the quality gate.

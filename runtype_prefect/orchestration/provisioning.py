@@ -1,18 +1,37 @@
 """``runtype-prefect setup``: what a Prefect server needs before the deployments run.
 
-Idempotent: limits are upserted, the block type re-registered, the work pool created once.
+Idempotent: limits are upserted, the block type re-registered, the work pool created once,
+and deployments still holding the flat parameter names of the earlier parameter lists are
+rewritten to the grouped settings once.
 """
 
 from __future__ import annotations
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolCreate
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectNotFound
 
+from ..engine.settings import upgrade_parameters
 from .credentials import RuntypeCredentials
 from .limits import ensure_limits
 
 WORK_POOL = "runtype-process"
+#: This project's flows that take grouped settings, and the settings parameters each takes.
+SETTINGS_PARAMETERS = {
+    "run-record-type": {"settings"},
+    "runtype-nightly": {"settings", "night"},
+    "runtype-backfill": {"settings", "night"},
+}
 
 
 def ensure_work_pool(name: str = WORK_POOL) -> str:
@@ -24,6 +43,43 @@ def ensure_work_pool(name: str = WORK_POOL) -> str:
         except ObjectNotFound:
             client.create_work_pool(WorkPoolCreate(name=name, type="process"))
             return "created"
+
+
+def upgrade_deployments() -> list[str]:
+    """Rewrite the stored parameters of this project's deployments, and of their runs that have
+    not started, that still use flat names of the earlier parameter lists (`upgrade_parameters`:
+    ``timeout_seconds`` → ``settings.waiting.timeout_seconds``); return one line per deployment
+    rewritten, naming each move. A run that reached a worker with flat names fails binding them;
+    rewritten, the deployment's runs keep running. Raises what the Prefect client raises."""
+    lines = []
+    with get_client(sync_client=True) as client:
+        for flow_name, accepted in SETTINGS_PARAMETERS.items():
+            flows = FlowFilter(name=FlowFilterName(any_=[flow_name]))
+            for deployment in client.read_deployments(flow_filter=flows):
+                upgraded, moves = upgrade_parameters(deployment.parameters or {}, accepted)
+                if moves:
+                    client.update_deployment(deployment.id, DeploymentUpdate(parameters=upgraded))
+                waiting = client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                    flow_run_filter=FlowRunFilter(
+                        state=FlowRunFilterState(
+                            type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])
+                        )
+                    ),
+                )
+                runs = 0
+                for flow_run in waiting:
+                    upgraded, run_moves = upgrade_parameters(flow_run.parameters, accepted)
+                    if run_moves:
+                        client.update_flow_run(flow_run.id, parameters=upgraded)
+                        runs += 1
+                        moves = moves or run_moves
+                if moves:
+                    also = f" (and {runs} scheduled runs)" if runs else ""
+                    lines.append(
+                        f"deployment {flow_name}/{deployment.name}{also}: " + "; ".join(moves)
+                    )
+    return lines
 
 
 def run_setup(
@@ -45,6 +101,7 @@ def run_setup(
     RuntypeCredentials.register_type_and_schema()
     done.append("block type runtype-credentials: registered")
     done.append(f"work pool {work_pool} (process): {ensure_work_pool(work_pool)}")
+    done.extend(upgrade_deployments())
     if save_block:
         RuntypeCredentials.from_env().save(save_block, overwrite=True)
         done.append(f"block runtype-credentials/{save_block}: saved from the environment")

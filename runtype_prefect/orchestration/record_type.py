@@ -7,19 +7,18 @@ job tasks run too."""
 
 from typing import Any
 
-from prefect import get_run_logger, runtime
+from prefect import flow, get_run_logger, runtime
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from ..engine.jobs import Job, named_after_flows
 from ..engine.outcomes import JobResult, Outcome
 from ..engine.resources import process_warehouse
-from ..engine.settings import JobSettings, upgrade_parameters
+from ..engine.settings import JobSettings
 from .cancellation import request_stop
 from .credentials import resolve_credentials
 from .job_run import default_run_key, execute_job, state_for
 from .observability import emit_batch_event, rename_flow_run
-from .settings_flow import settings_flow
 from .tasks import cancel_remote_batch, preflight_night
 
 
@@ -28,8 +27,7 @@ def cancel_in_flight_batches(flow: Any, flow_run: Any, state: Any) -> None:
     cancel the Runtype batches the run left running (those that already ended are left for a
     re-run to land)."""
     request_stop(str(flow_run.id))
-    upgraded, _ = upgrade_parameters(flow_run.parameters or {}, {"settings"})
-    settings = JobSettings.model_validate(upgraded.get("settings") or {})
+    settings = JobSettings.model_validate((flow_run.parameters or {}).get("settings") or {})
     credentials = resolve_credentials(settings.credentials_block)
     with (
         process_warehouse(settings.db_path) as warehouse,
@@ -48,7 +46,7 @@ def job_run_name() -> str:
     return f"{params.get('job_name') or params.get('flow_id')} · {params.get('record_type')}"
 
 
-@settings_flow(
+@flow(
     name="run-record-type",
     flow_run_name=job_run_name,
     on_cancellation=[cancel_in_flight_batches],

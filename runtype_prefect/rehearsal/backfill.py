@@ -7,7 +7,7 @@ schedule's hour and runs the nightly flow with the night as its run key."""
 
 from datetime import UTC, date, datetime, timedelta
 
-from prefect import get_run_logger
+from prefect import flow, get_run_logger
 from prefect.states import Failed
 
 from ..client.sandbox_control import SandboxControl
@@ -16,7 +16,6 @@ from ..engine.outcomes import JobResult
 from ..engine.settings import JobSettings, NightSettings, Waiting
 from ..orchestration.credentials import resolve_credentials
 from ..orchestration.nightly import nightly
-from ..orchestration.settings_flow import settings_flow
 
 NIGHT_HOUR = 2  # the nightly schedule's hour (UTC)
 #: The sandbox's nights end within seconds: a backfill polls them closely.
@@ -25,7 +24,7 @@ SANDBOX_PACE = JobSettings(
 )
 
 
-@settings_flow(name="runtype-backfill")
+@flow(name="runtype-backfill")
 def backfill(
     nights: int = 7,
     jobs: list[Job] | None = None,
@@ -46,8 +45,8 @@ def backfill(
 
     Args:
         nights: How many nights to land.
-        jobs: The jobs of each night; or
-        jobs_file: a YAML file of jobs (deployments/jobs.yaml).
+        jobs: The jobs of each night; empty: the jobs file's.
+        jobs_file: A YAML file of jobs (deployments/jobs.yaml), read when jobs is empty.
         last_night: The last night to land; empty: today (UTC).
         last_night_time_scale: The sandbox's pace on the last night (0: at once).
         settings: How each job runs, as for the nightly.
