@@ -70,7 +70,7 @@ def start_job(
     job, run_key, force = run.job, run.run_key, run.settings.force
     intent = warehouse.get_intent(run.key)
     if force and intent is not None:
-        log.info("force=True: starting %s again for %s", job.label, run_key)
+        log.info("settings.force: starting %s again for %s", job.label, run_key)
         warehouse.forget_intent(run.key)
         intent = None
     if intent is not None and intent.batch_id:
