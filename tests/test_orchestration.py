@@ -204,7 +204,8 @@ def test_cancellation_cancels_the_remote_batch(admin, sandbox, db):
                 status="running",
                 prefect_flow_run_id="run-1",
             )
-    cancel_in_flight_batches(None, SimpleNamespace(id="run-1", parameters={"db_path": db}), None)
+    flow_run = SimpleNamespace(id="run-1", parameters={"settings": {"db_path": db}})
+    cancel_in_flight_batches(None, flow_run, None)
     with RuntypeClient(sandbox.api_key, sandbox.base_url) as c:
         assert c.get_batch_status(remote.batch_id).status.value == "cancelled"
     with Warehouse(db) as w:
