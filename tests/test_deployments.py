@@ -157,6 +157,27 @@ def test_backfill_ends_failed_naming_the_nights_that_failed(admin, tmp_path):
     assert admin.stats()["runsStarted"] == 0
 
 
+@pytest.mark.usefixtures("prefect_api", "runtype_env")
+def test_the_backfill_command_lands_its_nights_into_the_database_it_names(
+    admin, sandbox, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from runtype_prefect.cli.app import app
+
+    # The command points the process at the sandbox through the environment: restored after.
+    monkeypatch.setenv("RUNTYPE_DASHBOARD_URL_TEMPLATE", "")
+    jobs = tmp_path / "jobs.yaml"
+    job = {"flow_id": admin.flow_for("customer"), "record_type": "customer"}
+    jobs.write_text(yaml.safe_dump({"jobs": [job]}))
+    db = tmp_path / "backfill.duckdb"
+    args = ["backfill", "--nights", "1", "--jobs-file", str(jobs), "--db", str(db)]
+    done = CliRunner().invoke(app, [*args, "--sandbox-url", sandbox.base_url])
+    assert done.exit_code == 0, done.output
+    with Warehouse(db) as w:
+        assert w.query("SELECT count(*) FROM record_results")[0][0] == 40
+
+
 @pytest.mark.usefixtures("prefect_api")
 def test_backfill_refuses_anything_but_the_sandbox(monkeypatch):
     from runtype_prefect.rehearsal.backfill import backfill

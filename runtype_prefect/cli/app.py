@@ -479,9 +479,13 @@ def backfill(
     os.environ["RUNTYPE_DASHBOARD_URL_TEMPLATE"] = sandbox_page_template(sandbox_url)
     os.environ.setdefault("RUNTYPE_API_KEY", DEFAULT_API_KEY)
     with prefect_api(), job_progress(console):
+        from ..rehearsal.backfill import SANDBOX_PACE
         from ..rehearsal.backfill import backfill as backfill_flow
 
-        state = backfill_flow(nights=nights, jobs_file=jobs_file, db_path=db, return_state=True)
+        settings = SANDBOX_PACE.model_copy(update={"db_path": db})
+        state = backfill_flow(
+            nights=nights, jobs_file=jobs_file, settings=settings, return_state=True
+        )
     results = state.result(raise_on_failure=False)
     if not isinstance(results, dict):
         raise results if isinstance(results, Exception) else RuntimeError(state.message)

@@ -112,7 +112,7 @@ def nightly(
     With the quality gate (and a date as run key) each job's night is judged against its own
     clean history (`runtype_prefect.gate`); every verdict is stored in ``quality_verdicts``,
     regressions emit ``runtype.quality.degraded``, appear in the summary and, with
-    ``fail_on_degradation``, fail the run.
+    ``night.quality.fail_on_degradation``, fail the run.
 
     Args:
         jobs: The jobs to run (flow id, record type, name); empty: the jobs file's.
