@@ -111,9 +111,9 @@ class JobSettings(_Settings):
         " (segments, a record's history and chronic failures read it); off: only the"
         " batch's results land, one listing of every record fewer",
     )
-    waiting: Waiting = Field(default_factory=Waiting, description=Waiting.__doc__)
-    money: Money = Field(default_factory=Money, description=Money.__doc__)
-    judgement: Judgement = Field(default_factory=Judgement, description=Judgement.__doc__)
+    waiting: Waiting = Field(default_factory=Waiting)
+    money: Money = Field(default_factory=Money)
+    judgement: Judgement = Field(default_factory=Judgement)
 
 
 class QualityGate(_Settings):
@@ -143,7 +143,7 @@ class NightSettings(_Settings):
         description="Run each job as a flow run of this deployment (run-record-type/on-demand)"
         " on whichever worker of its pool is free; needs a shared db_path",
     )
-    quality: QualityGate = Field(default_factory=QualityGate, description=QualityGate.__doc__)
+    quality: QualityGate = Field(default_factory=QualityGate)
 
 
 #: Parameter names of the flows before the settings were grouped → where each lives now.
@@ -175,14 +175,13 @@ def upgrade_parameters(
     """Return a flow's parameters with each former flat name (`FORMER_NAMES`) moved to its
     settings field, and one line per move ("timeout_seconds is now settings.waiting.…").
 
-    ``accepted`` is the flow's parameter names: a former name the flow still takes, or whose
-    new home it does not take, is left for Prefect's own validation to accept or refuse. A
-    value already set under the new name wins over the former one.
+    ``accepted`` is the flow's parameter names: a former name whose new home the flow does not
+    take is left as it is. A value already set under the new name wins over the former one.
     """
     upgraded = dict(parameters)
     moves: list[str] = []
     for name, path in FORMER_NAMES.items():
-        if name not in upgraded or name in accepted or path[0] not in accepted:
+        if name not in upgraded or path[0] not in accepted:
             continue
         value = upgraded.pop(name)
         group = upgraded.get(path[0])

@@ -128,8 +128,9 @@ def nightly(
     job_list = resolve_jobs(jobs, jobs_file, discover_flow_ids, settings.credentials_block)
     resolve_order = list(job_list)
     run_key = run_key or default_run_key()
-    # The night publishes the snapshot once, after its last job.
-    job_settings = settings.model_copy(update={"publish_snapshot": False})
+    # The night runs the preflight once, before its first job, and publishes the snapshot once,
+    # after its last: its jobs do neither, here or dispatched to the pool.
+    job_settings = settings.model_copy(update={"preflight": False, "publish_snapshot": False})
     results: list[JobResult] = []
     # A shared location's staging warehouse stays open from the preflight's forecasts to the
     # last job (its history is pulled once); a DuckDB file is opened only to write.
