@@ -207,6 +207,14 @@ def sandbox(
             envvar=_env("CALM"),
         ),
     ] = False,
+    churn: Annotated[
+        float,
+        typer.Option(
+            help="How much the records change each simulated day (0 never; 1 about 3% updated,"
+            " 1% new, 0.3% deleted).",
+            envvar=_env("CHURN"),
+        ),
+    ] = 0.0,
 ) -> None:
     """Serve the Runtype-compatible sandbox API (faults are off unless switched on).
 
@@ -232,6 +240,7 @@ def sandbox(
         daily_execution_limit=daily_limit,
         api_keys=keys,
         calm=calm,
+        churn=churn,
     )
     faults = FaultConfig(
         latency_ms=latency_ms,

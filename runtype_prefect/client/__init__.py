@@ -10,6 +10,7 @@ from ._config import (
     resolve_base_url,
     resolve_dashboard_url_template,
 )
+from ._core import MAX_BATCH_RECORDS, split_record_ids
 from .arrow import models_to_table
 from .errors import (
     AuthenticationError,
@@ -33,6 +34,7 @@ from .errors import (
 )
 from .models import (
     BatchCost,
+    BatchOptions,
     BatchRecordResult,
     BatchState,
     BatchStatus,
@@ -40,6 +42,7 @@ from .models import (
     BatchSummaryItem,
     Flow,
     FlowSummary,
+    FlowVersion,
     ImmediateRun,
     Page,
     Record,
@@ -49,6 +52,7 @@ from .models import (
     RunStart,
     ScheduledBatch,
     StepResult,
+    SubmittedBatch,
     UsageLimits,
     UsagePeriod,
 )
@@ -58,9 +62,11 @@ from .sync import RuntypeClient
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_DASHBOARD_URL_TEMPLATE",
+    "MAX_BATCH_RECORDS",
     "AuthenticationError",
     "BadRequestError",
     "BatchCost",
+    "BatchOptions",
     "BatchRecordResult",
     "BatchState",
     "BatchStatus",
@@ -71,6 +77,7 @@ __all__ = [
     "ConflictError",
     "Flow",
     "FlowSummary",
+    "FlowVersion",
     "ImmediateRun",
     "MalformedResponseError",
     "NotFoundError",
@@ -93,6 +100,7 @@ __all__ = [
     "ScheduledBatch",
     "ServerError",
     "StepResult",
+    "SubmittedBatch",
     "UnknownBatchStatusError",
     "UsageLimits",
     "UsagePeriod",
@@ -101,4 +109,5 @@ __all__ = [
     "resolve_api_key",
     "resolve_base_url",
     "resolve_dashboard_url_template",
+    "split_record_ids",
 ]

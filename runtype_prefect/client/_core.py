@@ -46,7 +46,8 @@ class Call(Generic[R]):
     parse: Callable[[httpx.Response], R]
     params: dict[str, str] | None = None
     json: Any = None
-    #: Set on the run-starting call so an ambiguous failure can name what may have started.
+    #: Set on a run-starting call so an ambiguous failure can name what may have started:
+    #: (flow id, what it runs over in words).
     run_target: tuple[str, str] | None = field(default=None)
 
     @property
@@ -340,7 +341,46 @@ def run_on_record_type(flow_id: str, record_type: str) -> Call[m.RunStart]:
         f"flows/{_seg(flow_id)}/run-on-record-type",
         parse,
         json={"recordType": record_type},
-        run_target=(flow_id, record_type),
+        run_target=(flow_id, f"record type {record_type!r}"),
+    )
+
+
+#: Most record ids one ``POST /batch/flow`` takes (spec decision 10; the sandbox enforces it).
+MAX_BATCH_RECORDS = 1000
+
+
+def submit_batch(
+    flow_id: str, record_ids: list[str], options: m.BatchOptions | None = None
+) -> Call[m.SubmittedBatch]:
+    """Return the (non-idempotent) call for ``POST /batch/flow`` over ``record_ids`` (at most
+    `MAX_BATCH_RECORDS`; raises ValueError for an empty or longer list)."""
+    if not record_ids:
+        raise ValueError("record_ids must not be empty")
+    if len(record_ids) > MAX_BATCH_RECORDS:
+        raise ValueError(f"{len(record_ids)} record ids; one call takes {MAX_BATCH_RECORDS}")
+    body: dict[str, Any] = {"flowId": flow_id, "recordIds": list(record_ids)}
+    if options is not None:
+        body["options"] = options.model_dump(by_alias=True, exclude_none=True)
+    return Call(
+        "POST",
+        "batch/flow",
+        lambda r: validate(m.SubmittedBatch, read_json(r), r),
+        json=body,
+        run_target=(flow_id, f"{len(record_ids)} chosen records"),
+    )
+
+
+def split_record_ids(record_ids: list[str], size: int = MAX_BATCH_RECORDS) -> list[list[str]]:
+    """Return ``record_ids`` in consecutive parts of at most ``size`` ids (one call each)."""
+    return [record_ids[i : i + size] for i in range(0, len(record_ids), size)]
+
+
+def get_published_version(flow_id: str) -> Call[m.FlowVersion]:
+    """Return the call for ``GET /flow-versions/:flowId/published``."""
+    return Call(
+        "GET",
+        f"flow-versions/{_seg(flow_id)}/published",
+        lambda r: validate(m.FlowVersion, read_json(r), r),
     )
 
 

@@ -127,15 +127,16 @@ class RunStartUncertainError(RuntypeError):
     """
 
     def __init__(
-        self, *, flow_id: str, record_type: str, started_at: datetime, cause: RuntypeError
+        self, *, flow_id: str, target: str, started_at: datetime, cause: RuntypeError
     ) -> None:
         self.flow_id = flow_id
-        self.record_type = record_type
+        #: What the run was over, in words ("record type 'lead'", "300 chosen records").
+        self.target = target
         self.started_at = started_at
         self.cause = cause
         super().__init__(
-            f"starting flow {flow_id!r} on record type {record_type!r} failed after the request"
-            f" was sent ({cause}); the run may have started, reconcile before starting again"
+            f"starting flow {flow_id!r} on {target} failed after the request was sent"
+            f" ({cause}); the run may have started, reconcile before starting again"
         )
 
 

@@ -110,6 +110,30 @@ class ScheduledBatch(RuntypeModel):
 RunStart = ImmediateRun | ScheduledBatch
 
 
+class BatchOptions(RuntypeModel):
+    """How a batch over chosen records runs (``POST /batch/flow``'s ``options``)."""
+
+    max_retries: int | None = Field(None, ge=0)
+    record_concurrency: int | None = Field(None, ge=1)
+
+
+class SubmittedBatch(RuntypeModel):
+    """The answer to ``POST /batch/flow``: a batch to follow (spec decision 10)."""
+
+    batch_execution_id: str
+    status: str = "queued"
+
+
+class FlowVersion(RuntypeModel):
+    """A version of a flow (``GET /flow-versions/:flowId/published``)."""
+
+    id: str
+    flow_id: str | None = None
+    version_number: int | None = None
+    version_type: str | None = None
+    created_at: datetime | None = None
+
+
 class BatchStatus(RuntypeModel):
     batch_execution_id: str
     flow_id: str | None = None

@@ -152,8 +152,8 @@ def delay_or_raise(
         )
         return delay
     if call.run_target and error.retryable and not certainly_not_processed(error):
-        flow_id, record_type = call.run_target
+        flow_id, target = call.run_target
         raise RunStartUncertainError(
-            flow_id=flow_id, record_type=record_type, started_at=started_at, cause=error
+            flow_id=flow_id, target=target, started_at=started_at, cause=error
         ) from error
     raise error

@@ -99,6 +99,13 @@ class SandboxControl:
             f"/_sandbox/batches/{batch_id}/status", params={"status": status}
         ).raise_for_status()
 
+    def change_record(self, record_id: str) -> dict[str, Any]:
+        """Change one record now (its metadata and ``updatedAt``); return it as the API does."""
+        response = self.http.post(f"/_sandbox/records/{record_id}/change")
+        response.raise_for_status()
+        record: dict[str, Any] = response.json()
+        return record
+
     def stats(self) -> dict[str, Any]:
         """Return runs started, requests served, every batch with its ground truth (flow id,
         record type, creation time, step results so far), record types and flows."""

@@ -127,6 +127,31 @@ class RuntypeClient:
         """
         return self.request(core.run_on_record_type(flow_id, record_type))
 
+    def submit_batch(
+        self, flow_id: str, record_ids: list[str], options: m.BatchOptions | None = None
+    ) -> list[m.SubmittedBatch]:
+        """Start ``flow_id`` over exactly ``record_ids`` (of any record types), one batch per
+        `core.MAX_BATCH_RECORDS` ids (`core.split_record_ids`), in order; return the batches
+        to follow. The parts are separate calls: an error in one leaves the earlier ones
+        started, so a caller that must survive that (the engine's ledger) records each part
+        and calls this once per part.
+
+        Raises ValueError for an empty list, `BadRequestError` naming unknown ids in its
+        ``details``, `PaymentRequiredError` when the plan lacks batch runs (a stop),
+        `RateLimitError` on the daily limit, and `RunStartUncertainError` when a call failed
+        after it may have started a batch.
+        """
+        if not record_ids:
+            raise ValueError("record_ids must not be empty: a batch runs at least one record")
+        submitted: list[m.SubmittedBatch] = []
+        for part in core.split_record_ids(record_ids):
+            submitted.append(self.request(core.submit_batch(flow_id, part, options)))
+        return submitted
+
+    def get_published_version(self, flow_id: str) -> m.FlowVersion:
+        """Return the flow's published version; raises `NotFoundError` when it has none."""
+        return self.request(core.get_published_version(flow_id))
+
     def iter_step_results(
         self,
         flow_id: str,

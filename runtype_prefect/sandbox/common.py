@@ -38,7 +38,10 @@ def _error_response(exc: ApiError) -> JSONResponse:
 
 
 def _state(request: Request) -> SandboxState:
-    return request.app.state.sandbox
+    """Return the sandbox's state with its records brought up to the simulated day."""
+    state: SandboxState = request.app.state.sandbox
+    state.sync_world()
+    return state
 
 
 def _authenticate(request: Request) -> None:
@@ -65,10 +68,10 @@ def _batch(state: SandboxState, batch_id: str) -> Batch:
 
 
 def _record(state: SandboxState, record_id: str) -> Record:
-    for record in state.world.records:
-        if record.id == record_id:
-            return record
-    raise ApiError(404, "RECORD_NOT_FOUND", f"record {record_id!r} not found")
+    record = state.world.record(record_id)
+    if record is None:
+        raise ApiError(404, "RECORD_NOT_FOUND", f"record {record_id!r} not found")
+    return record
 
 
 def _limit(value: str | None, default: int, maximum: int) -> int:

@@ -39,6 +39,13 @@ class SandboxSettings:
     api_keys: tuple[str, ...] = ()
     record_type_sizes: dict[str, int] | None = None  # None: the seeded default types
     calm: bool = False  # True: no planted slow weeks or incident nights, only ordinary noise
+    #: How much the records change from one simulated day to the next (`World.evolve_to`):
+    #: 0 never, 1 a CRM-like trickle (about 3% updated, 1% new, 0.3% deleted a day).
+    churn: float = 0.0
+    #: False: the plan lacks batch runs over chosen records (402 on ``POST /batch/flow``).
+    batch_runs: bool = True
+    #: Most record ids one ``POST /batch/flow`` takes (spec decision 10).
+    max_batch_records: int = 1000
 
 
 @dataclass
@@ -166,15 +173,33 @@ class SandboxState:
             return None
         return max(0, limit - self.executions_by_day[self.clock.now().date().isoformat()])
 
-    def start_batch(self, flow: Flow, record_type: str) -> Batch:
-        """Create a batch of ``flow`` over ``record_type``; immediate ones finish at once."""
-        records = self.world.records_of(record_type)
+    def sync_world(self) -> None:
+        """Bring the records up to the simulated day (`World.evolve_to`): called before
+        anything reads or runs them."""
+        self.world.evolve_to(self.clock.now().date(), self.settings.seed, self.settings.churn)
+
+    def start_batch(
+        self,
+        flow: Flow,
+        record_type: str,
+        records: list[Record] | None = None,
+        *,
+        concurrency: int | None = None,
+    ) -> Batch:
+        """Create a batch of ``flow`` over ``records`` (default: every record of
+        ``record_type``; ``record_type`` names the batch's records either way). A batch over
+        the whole type of at most `SandboxSettings.immediate_threshold` records finishes at
+        once; one over chosen records is always deferred (spec decision 10). ``concurrency``
+        overrides how many records run at a time."""
+        chosen = records is not None
+        if records is None:
+            records = self.world.records_of(record_type)
         # The seeded part keeps simulated outcomes reproducible; the salt makes the id unique.
         sim_key = "".join(self._ids.choice("0123456789abcdef") for _ in range(20))
         batch_id = f"batch_{self.id_salt}{sim_key}"
         now = self.clock.now()
-        immediate = len(records) <= self.settings.immediate_threshold
-        lanes = len(records) if immediate else self.settings.record_concurrency
+        immediate = not chosen and len(records) <= self.settings.immediate_threshold
+        lanes = len(records) if immediate else concurrency or self.settings.record_concurrency
         start = now if immediate else now + timedelta(seconds=QUEUE_DELAY_SECONDS)
         outcomes = self._schedule(flow, records, batch_id, sim_key, start, max(1, lanes))
         batch = Batch(

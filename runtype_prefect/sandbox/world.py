@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -57,6 +57,22 @@ FLOW_SPECS: list[tuple[str, str, list[tuple[str, str, str | None]]]] = [
 
 _REGIONS = ["emea", "amer", "apac"]
 _PLANS = ["starter", "growth", "enterprise"]
+
+#: The share of a type's records updated, created and deleted each day when the world changes
+#: (`World.evolve_to` at rate 1): a CRM-like trickle, most records untouched from night to night.
+DAILY_UPDATE_SHARE = 0.03
+DAILY_CREATE_SHARE = 0.01
+DAILY_DELETE_SHARE = 0.003
+
+
+def _metadata(rng: random.Random, number: int, record_type: str) -> dict:
+    return {
+        "region": rng.choice(_REGIONS),
+        "plan": rng.choice(_PLANS),
+        "seats": rng.randint(1, 500),
+        "email": f"contact{number}@{record_type}.example",
+        "isActive": rng.random() > 0.1,
+    }
 
 
 def type_id(prefix: str, rng: random.Random, salt: str = "") -> str:
@@ -117,9 +133,10 @@ class Record:
     name: str
     metadata: dict
     created_at: datetime
+    #: Moves when the record's type, name or metadata change (None: never changed).
+    updated_at: datetime | None = None
 
     def to_api(self) -> dict:
-        ts = iso(self.created_at)
         return {
             "id": self.id,
             "type": self.type,
@@ -128,8 +145,8 @@ class Record:
             "messages": None,
             "userId": SANDBOX_USER,
             "organizationId": SANDBOX_ORG,
-            "createdAt": ts,
-            "updatedAt": ts,
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at or self.created_at),
             "metadataSchema": {"keys": sorted(self.metadata)},
             "metadataLabels": {k: k.replace("_", " ").title() for k in self.metadata},
         }
@@ -150,10 +167,60 @@ def iso(ts: datetime | None) -> str | None:
 class World:
     flows: dict[str, Flow]
     records: list[Record]
+    #: The last day whose changes `evolve_to` applied (None: the world is as seeded).
+    evolved_to: date | None = None
+    changed: bool = False
 
     def records_of(self, record_type: str) -> list[Record]:
         """Return the records of one type, in creation order."""
         return [r for r in self.records if r.type == record_type]
+
+    def record(self, record_id: str) -> Record | None:
+        """Return the record with ``record_id``, or None when there is none (or it was
+        deleted)."""
+        return next((r for r in self.records if r.id == record_id), None)
+
+    def evolve_to(self, day: date, seed: int, rate: float) -> None:
+        """Apply the world's changes of every day after the last one applied up to ``day``:
+        records created, updated and deleted, drawn from ``seed`` and the day, so the same
+        nights change the same records. ``rate`` scales how many (0: the world never
+        changes). Until a day has changed it, the seeded world is the world of the earliest
+        day asked for (a backfill moves the clock back to its first night); after that, a
+        day before the last one applied changes nothing (time moved back)."""
+        if self.evolved_to is None or (day < self.evolved_to and not self.changed):
+            self.evolved_to = day
+        if rate <= 0:
+            return
+        while self.evolved_to < day:
+            self.evolved_to += timedelta(days=1)
+            self.changed = True
+            for record_type in sorted({r.type for r in self.records}):
+                self._change(record_type, self.evolved_to, seed, rate)
+
+    def _change(self, record_type: str, day: date, seed: int, rate: float) -> None:
+        rng = random.Random(f"churn:{seed}:{record_type}:{day.isoformat()}")
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        existing = self.records_of(record_type)
+        for record in existing:
+            draw = rng.random()
+            if draw < DAILY_DELETE_SHARE * rate:
+                self.records.remove(record)
+            elif draw < (DAILY_DELETE_SHARE + DAILY_UPDATE_SHARE) * rate:
+                record.metadata = {**record.metadata, "seats": rng.randint(1, 500)}
+                record.updated_at = midnight + timedelta(seconds=rng.uniform(0, 3600))
+        created = sum(rng.random() < DAILY_CREATE_SHARE * rate for _ in existing)
+        for _ in range(created):
+            number = len(self.records_of(record_type)) + 1
+            name = f"{record_type.replace('_', ' ').title()} {day:%Y%m%d}-{number:04d}"
+            self.records.append(
+                Record(
+                    id=type_id("record", rng),
+                    type=record_type,
+                    name=name,
+                    metadata=_metadata(rng, number, record_type),
+                    created_at=midnight + timedelta(seconds=rng.uniform(0, 3600)),
+                )
+            )
 
 
 def seed_world(seed: int, created: datetime, sizes: dict[str, int] | None = None) -> World:
@@ -192,13 +259,7 @@ def seed_world(seed: int, created: datetime, sizes: dict[str, int] | None = None
                     id=type_id("record", rng),
                     type=record_type,
                     name=f"{record_type.replace('_', ' ').title()} {i + 1:04d}",
-                    metadata={
-                        "region": rng.choice(_REGIONS),
-                        "plan": rng.choice(_PLANS),
-                        "seats": rng.randint(1, 500),
-                        "email": f"contact{i + 1}@{record_type}.example",
-                        "isActive": rng.random() > 0.1,
-                    },
+                    metadata=_metadata(rng, i + 1, record_type),
                     created_at=created - timedelta(days=rng.randint(1, 400)),
                 )
             )

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from ..common import _authenticate, _batch, _state
+from ..common import _authenticate, _batch, _record, _state
 from ..faults import FaultConfig
 from ..simulation import planted_calendar
 from ..state import SandboxState
@@ -62,6 +62,7 @@ async def stats(request: Request) -> dict:
         "requestsServed": state.requests_served,
         "batches": [b.ground_truth() for b in state.batches.values()],
         "recordTypes": {t: len(state.world.records_of(t)) for t in _record_types(state)},
+        "churn": state.settings.churn,
         "flows": [
             {"id": f.id, "name": f.name, "recordType": f.intended_record_type}
             for f in state.world.flows.values()
@@ -96,6 +97,17 @@ async def calendar(
 async def force_batch_status(request: Request, batch_id: str, status: Annotated[str, Query()]):
     _batch(_state(request), batch_id).forced_status = status
     return {"batchExecutionId": batch_id, "status": status}
+
+
+@router.post("/records/{record_id}/change")
+async def change_record(request: Request, record_id: str) -> dict:
+    """Change a record as a user of the real service would (its metadata's ``seats`` is bumped
+    and ``updatedAt`` moves to now), so a test can make one record "changed" on demand."""
+    state = _state(request)
+    record = _record(state, record_id)
+    record.metadata = {**record.metadata, "seats": int(record.metadata.get("seats", 0)) + 1}
+    record.updated_at = state.clock.now()
+    return record.to_api()
 
 
 @router.post("/reset")

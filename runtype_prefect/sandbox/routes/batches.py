@@ -3,10 +3,80 @@
 from __future__ import annotations
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
-from ..common import ApiError, _batch, _offset_listing, _state, api_router
+from ..common import ApiError, _batch, _flow, _offset_listing, _state, api_router
 
 router = api_router("batch")
+
+
+class BatchOptions(BaseModel):
+    maxRetries: int | None = Field(None, ge=0)
+    recordConcurrency: int | None = Field(None, ge=1)
+
+
+class SubmitBatchBody(BaseModel):
+    flowId: str = Field(min_length=1)
+    recordIds: list[str]
+    options: BatchOptions | None = None
+
+
+@router.post("/batch/flow")
+async def submit_batch(request: Request, body: SubmitBatchBody) -> JSONResponse:
+    """Run a flow over chosen records (spec §4.1, decision 10): always 202 and a queued batch."""
+    state = _state(request)
+    if not state.settings.batch_runs:
+        raise ApiError(
+            402, "FEATURE_NOT_AVAILABLE", "batch runs over chosen records need a paid plan"
+        )
+    flow = _flow(state, body.flowId)
+    if not body.recordIds:
+        raise ApiError(
+            400, "VALIDATION_ERROR", "recordIds must not be empty", details=[{"field": "recordIds"}]
+        )
+    limit = state.settings.max_batch_records
+    if len(body.recordIds) > limit:
+        raise ApiError(
+            400,
+            "TOO_MANY_RECORDS",
+            f"{len(body.recordIds)} record ids in one batch; at most {limit}",
+        )
+    records, unknown = [], []
+    for record_id in dict.fromkeys(body.recordIds):  # a repeated id runs once
+        record = state.world.record(record_id)
+        if record is None:
+            unknown.append(record_id)
+        else:
+            records.append(record)
+    if unknown:
+        raise ApiError(
+            400,
+            "VALIDATION_ERROR",
+            f"{len(unknown)} record id(s) do not exist: {', '.join(unknown[:5])}"
+            + (" …" if len(unknown) > 5 else ""),
+            details=[{"field": "recordIds", "recordId": record_id} for record_id in unknown],
+        )
+    remaining = state.executions_remaining()
+    if remaining is not None and len(records) > remaining:
+        raise ApiError(
+            429,
+            "DAILY_EXECUTION_LIMIT_EXCEEDED",
+            f"daily execution limit reached: {len(records)} executions requested, {remaining} left",
+            headers={"Retry-After": "3600", "X-Quota-Remaining": str(remaining)},
+        )
+    types = {r.type for r in records}
+    concurrency = body.options.recordConcurrency if body.options else None
+    record_type = types.pop() if len(types) == 1 else "mixed"
+    batch = state.start_batch(flow, record_type, records, concurrency=concurrency)
+    left = state.executions_remaining()
+    headers = {
+        "RateLimit-Remaining": "1000",
+        "X-Quota-Remaining": str(left) if left is not None else "unlimited",
+    }
+    return JSONResponse(
+        {"batchExecutionId": batch.id, "status": "queued"}, status_code=202, headers=headers
+    )
 
 
 @router.get("/batch/summary")

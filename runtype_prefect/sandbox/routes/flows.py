@@ -153,6 +153,24 @@ async def publish_flow(request: Request, flow_id: str) -> dict:
     }
 
 
+@router.get("/flow-versions/{flow_id}/published")
+async def published_version(request: Request, flow_id: str) -> dict:
+    """The flow's published version (spec §3); 404 when it has none."""
+    flow = _flow(_state(request), flow_id)
+    if flow.published_version_id is None:
+        raise ApiError(404, "VERSION_NOT_FOUND", f"flow {flow_id!r} has no published version")
+    return {
+        "id": flow.published_version_id,
+        "flowId": flow.id,
+        "versionNumber": flow.draft_versions.index(flow.published_version_id) + 1,
+        "versionType": "published",
+        "flowConfig": {"steps": [s.to_api() for s in flow.steps]},
+        "label": None,
+        "notes": None,
+        "createdAt": iso(flow.updated_at),
+    }
+
+
 @router.post("/flows/{flow_id}/run-on-record-type")
 async def run_on_record_type(request: Request, flow_id: str, body: RunOnRecordTypeBody):
     state = _state(request)

@@ -104,6 +104,40 @@ async def get_record(request: Request, record_id: str) -> dict:
     return _record(_state(request), record_id).to_api()
 
 
+class RecordUpdate(BaseModel):
+    type: str | None = Field(None, min_length=1, max_length=255)
+    name: str | None = Field(None, min_length=1, max_length=500)
+    metadata: dict | None = None
+    messages: list | None = None
+
+
+@router.put("/records/{record_id}")
+async def update_record(request: Request, record_id: str, body: RecordUpdate) -> dict:
+    """Update a record (spec §5.4); a change of type, name or metadata moves ``updatedAt``."""
+    state = _state(request)
+    record = _record(state, record_id)
+    new_type, new_name = body.type or record.type, body.name or record.name
+    if (new_type, new_name) != (record.type, record.name) and any(
+        r.type == new_type and r.name == new_name for r in state.world.records
+    ):
+        raise ApiError(
+            409, "RECORD_EXISTS", f"a record of type {new_type!r} named {new_name!r} exists"
+        )
+    metadata = record.metadata if body.metadata is None else body.metadata
+    if (new_type, new_name, metadata) != (record.type, record.name, record.metadata):
+        record.type, record.name, record.metadata = new_type, new_name, metadata
+        record.updated_at = state.clock.now()
+    return record.to_api()
+
+
+@router.delete("/records/{record_id}")
+async def delete_record(request: Request, record_id: str) -> dict:
+    """Delete a record (spec §5.5): it leaves every listing; its past results stay."""
+    state = _state(request)
+    state.world.records.remove(_record(state, record_id))
+    return {"success": True, "message": f"Record {record_id} has been deleted."}
+
+
 @router.get("/records/{record_id}/costs")
 async def record_costs(request: Request, record_id: str) -> dict:
     state = _state(request)
