@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from ..client import RuntypeClient
 from ..warehouse import JobKey
 from .errors import StopError
-from .settings import JobSettings
+from .settings import JobSettings, Mode
 
 
 class Job(BaseModel):
@@ -22,6 +22,9 @@ class Job(BaseModel):
     record_type: str = Field(min_length=1, description="The record type it runs over")
     name: str | None = Field(
         None, description="The job's name in the UI and the tables; empty: the flow's name"
+    )
+    mode: Mode | None = Field(
+        None, description="full or incremental for this job; empty: the settings' mode"
     )
 
     @property
@@ -37,9 +40,10 @@ class Job(BaseModel):
         name = self.name or self.flow_id
         return name if name.endswith(suffix) else name + suffix
 
-    def key(self, run_key: str) -> JobKey:
-        """Return this job's key in the start ledger for the night ``run_key``."""
-        return JobKey(self.flow_id, self.record_type, run_key)
+    def key(self, run_key: str, part: str = "") -> JobKey:
+        """Return this job's key in the start ledger for the night ``run_key`` (and ``part``
+        of it: "" for the run over the whole record type)."""
+        return JobKey(self.flow_id, self.record_type, run_key, part)
 
 
 @dataclass(frozen=True)
@@ -53,11 +57,20 @@ class JobRun:
     #: The Prefect flow run holding this job, and its root (the nightly), when there is one.
     flow_run_id: str | None = None
     root_flow_run_id: str | None = None
+    #: Which part of the night this run starts ("": the whole record type) and, for a part
+    #: over chosen records, exactly which records.
+    part: str = ""
+    record_ids: tuple[str, ...] | None = None
 
     @property
     def key(self) -> JobKey:
-        """The job-night's key in the start ledger."""
-        return self.job.key(self.run_key)
+        """The job-night's key in the start ledger (with its part)."""
+        return self.job.key(self.run_key, self.part)
+
+    @property
+    def mode(self) -> Mode:
+        """The job's own mode, else the settings'."""
+        return self.job.mode or self.settings.mode
 
 
 class JobsFileError(StopError, ValueError):

@@ -35,11 +35,13 @@ class Outcome(StrEnum):
     #: Landed in full, but fewer records succeeded than the job's floor: a bad night.
     BELOW_FLOOR = "below_floor"
     ERROR = "error"  # the job itself failed (bad key, unknown flow, ...) before an outcome
+    #: An incremental night found no record new, changed or failed: nothing started.
+    NOTHING_CHANGED = "nothing_changed"
 
     @property
     def ok(self) -> bool:
         """True when the job needs no attention (clean success)."""
-        return self is Outcome.COMPLETED
+        return self in (Outcome.COMPLETED, Outcome.NOTHING_CHANGED)
 
     @property
     def failed(self) -> bool:
@@ -119,6 +121,47 @@ class JobResult(BaseModel):
     def success_rate(self) -> float | None:
         """Succeeded records over all records, or None without records."""
         return self.succeeded / self.records if self.records else None
+
+
+#: Which outcome a job of several parts takes: the first of these that any part had.
+_WORST_FIRST = (
+    Outcome.ERROR,
+    Outcome.CANCELLED,
+    Outcome.TIMED_OUT,
+    Outcome.FAILED,
+    Outcome.INCOMPLETE,
+    Outcome.BELOW_FLOOR,
+    Outcome.OVER_BUDGET,
+    Outcome.COMPLETED_WITH_FAILURES,
+    Outcome.COMPLETED,
+    Outcome.NO_RECORDS,
+)
+
+
+def combine(job: Job, run_key: str, parts: list[JobResult]) -> JobResult:
+    """Return one result for a job-night run as several parts (a run over more chosen records
+    than one call takes): counts, tokens and costs added up, the worst outcome of any part,
+    the slowest part's percentiles, every part's message; ``batch_id`` the first part's."""
+    outcome = next(o for o in _WORST_FIRST if any(p.outcome is o for p in parts))
+    billed = [p.billed_cost_usd for p in parts if p.billed_cost_usd is not None]
+    p50s = [p.p50_seconds for p in parts if p.p50_seconds is not None]
+    p95s = [p.p95_seconds for p in parts if p.p95_seconds is not None]
+    return JobResult.of(
+        job,
+        run_key,
+        batch_id=parts[0].batch_id,
+        outcome=outcome,
+        reconnected=all(p.reconnected for p in parts),
+        records=sum(p.records for p in parts),
+        succeeded=sum(p.succeeded for p in parts),
+        failed=sum(p.failed for p in parts),
+        p50_seconds=max(p50s) if p50s else None,
+        p95_seconds=max(p95s) if p95s else None,
+        tokens=sum(p.tokens for p in parts),
+        estimated_cost_usd=sum(p.estimated_cost_usd for p in parts),
+        billed_cost_usd=sum(billed) if billed else None,
+        message="; ".join(f"{p.batch_id}: {p.message or p.outcome.value}" for p in parts),
+    )
 
 
 class AmbiguousBatchError(StopError):

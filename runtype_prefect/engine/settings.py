@@ -11,6 +11,7 @@ Deployments written before the settings were grouped pass flat names (``timeout_
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,6 +80,13 @@ class Judgement(_Settings):
     )
 
 
+class Mode(StrEnum):
+    """Which records a job's night runs over."""
+
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
 class JobSettings(_Settings):
     """How one job runs: its key and warehouse, waiting, money, judgement and publishing."""
 
@@ -110,6 +118,12 @@ class JobSettings(_Settings):
         description="Page the record type's records into the records dimension once a night"
         " (segments, a record's history and chronic failures read it); off: only the"
         " batch's results land, one listing of every record fewer",
+    )
+    mode: Mode = Field(
+        Mode.FULL,
+        description="full: run every record of the type; incremental: only the records new,"
+        " changed or failed since their last result from the flow (every record again when"
+        " the flow's published version changed). A job in the jobs file may set its own",
     )
     waiting: Waiting = Field(default_factory=Waiting)
     money: Money = Field(default_factory=Money)

@@ -14,9 +14,11 @@ from typing import Any
 
 from ..client import (
     ImmediateRun,
+    RunStart,
     RunStartUncertainError,
     RuntypeClient,
     RuntypeError,
+    ScheduledBatch,
 )
 from ..warehouse import Intent, StartTakenError, Warehouse
 from .jobs import Job, JobRun
@@ -122,8 +124,12 @@ def _start(
                 )
                 claim(warehouse, job, intent, found, **ids)
                 return Started(found, reconnected=True)
+        # One small listing call: the type's count for a whole-type start, and the API's
+        # clock (its Date) for either kind, which reconciliation compares start times with.
         count = client.count_records(job.record_type)
-        if check_night and intent is None:
+        chosen = run.record_ids
+        expected = count.count if chosen is None else len(chosen)
+        if check_night and intent is None and chosen is None:
             check_night_not_run_elsewhere(
                 client,
                 job,
@@ -138,10 +144,10 @@ def _start(
             prefect_flow_run_id=run.flow_run_id,
             job_name=job.label,
             api_requested_at=count.as_of,
-            expected_records=count.count,
+            expected_records=expected,
         )
         try:
-            answer = client.run_on_record_type(job.flow_id, job.record_type)
+            answer = _start_call(client, run)
         except RunStartUncertainError as start_error:
             try:
                 found = find_started_batch(client, job, intent, warehouse.claimed_batch_ids())
@@ -155,6 +161,7 @@ def _start(
             claim(warehouse, job, intent, found, **ids)
             return Started(found, reconnected=True)
         batch_id = answer.batch_id or f"immediate-{job.flow_id}-{job.record_type}-{run_key}"
+        records = answer.record_count
         immediate = answer if isinstance(answer, ImmediateRun) else None
         claim(
             warehouse,
@@ -167,16 +174,33 @@ def _start(
             **ids,
         )
     log.info(
-        "started %s: batch %s, %d records (%s)",
+        "started %s%s: batch %s, %d records (%s)",
         job.label,
+        f" ({run.part})" if run.part else "",
         batch_id,
-        answer.record_count,
+        records,
         "ran immediately" if immediate else "deferred",
     )
     if immediate is not None:
         # The per-record results of an immediate run exist only in this response: land them now.
         land_immediate_records(warehouse, job, batch_id, immediate)
-    return Started(batch_id, immediate=immediate, new=True, records=answer.record_count)
+    return Started(batch_id, immediate=immediate, new=True, records=records)
+
+
+def _start_call(client: RuntypeClient, run: JobRun) -> RunStart:
+    """Ask the API to start ``run``: over the whole record type, or over its chosen records
+    (one ``POST /batch/flow``, answered by a batch to follow, like a deferred run)."""
+    job = run.job
+    if run.record_ids is None:
+        return client.run_on_record_type(job.flow_id, job.record_type)
+    (submitted,) = client.submit_batch(job.flow_id, list(run.record_ids))
+    return ScheduledBatch(
+        batch_id=submitted.batch_execution_id,
+        flow_id=job.flow_id,
+        record_type=job.record_type,
+        record_count=len(run.record_ids),
+        status=submitted.status,
+    )
 
 
 def claim(warehouse: Warehouse, job: Job, intent: Intent, batch_id: str, **fields: Any) -> None:

@@ -6,6 +6,7 @@ boundaries where a retry means something: the start, the wait and the landing ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
@@ -15,10 +16,11 @@ from prefect.states import Cancelled, Completed, Failed, State
 from ..client import BatchStatus, BatchWaitTimeout, RuntypeClient
 from ..engine.jobs import Job, JobRun
 from ..engine.landing import immediate_status
-from ..engine.outcomes import JobResult, Outcome, outcome_of, outcome_of_error
+from ..engine.outcomes import JobResult, Outcome, combine, outcome_of, outcome_of_error
 from ..engine.progress_feed import JobProgress, publish
 from ..engine.resources import kept_open, process_warehouse
-from ..engine.settings import JobSettings
+from ..engine.selection import describe, part_runs
+from ..engine.settings import JobSettings, Mode
 from ..engine.starting import Started
 from ..warehouse import Warehouse
 from .cancellation import CANCELLED_MESSAGE
@@ -27,6 +29,7 @@ from .limits import api_rate_limit_hook, batch_slot, existing_limits
 from .observability import BatchEvents, job_table
 from .tasks import (
     cancel_remote_batch,
+    choose_records,
     land_results,
     start_or_reconnect,
     summarise_job,
@@ -56,6 +59,7 @@ def state_for(result: JobResult) -> State:
         Outcome.COMPLETED_WITH_FAILURES: "CompletedWithFailures",
         Outcome.NO_RECORDS: "NoRecords",
         Outcome.OVER_BUDGET: "OverBudget",
+        Outcome.NOTHING_CHANGED: "NothingChanged",
     }
     return Completed(data=result, message=message, name=names.get(result.outcome, "Completed"))
 
@@ -75,6 +79,10 @@ def execute_job(job: Job, run_key: str, settings: JobSettings) -> State:
     """Start (or reconnect to) the job's batch for ``run_key``, wait for it, land every result
     and return the state that shows its outcome (`state_for`; its data is the `JobResult`).
 
+    An incremental job first chooses its records (`night_selection`, kept for re-runs): none
+    ends Completed ("nothing changed") without starting anything; more than one call takes
+    runs as several parts, one after the other, and the job's result adds them up.
+
     Must run inside a Prefect flow run (the ledger records it, cancellation watches it and its
     root). Raises what the start or the landing raised after their retries, and
     `BatchWaitTimeout` at the deadline (the batch is left running and marked timed out).
@@ -83,7 +91,6 @@ def execute_job(job: Job, run_key: str, settings: JobSettings) -> State:
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     root_id = str(runtime.flow_run.root_flow_run_id or flow_run_id or "") or None
     run = JobRun(job, run_key, settings, flow_run_id=flow_run_id, root_flow_run_id=root_id)
-    db_path = settings.db_path
     credentials = resolve_credentials(settings.credentials_block)
     limits = existing_limits(root_id)
     hook = api_rate_limit_hook(limits)
@@ -91,20 +98,50 @@ def execute_job(job: Job, run_key: str, settings: JobSettings) -> State:
     # another process that writes the same file takes its turn while this one waits. A shared
     # location's staging warehouse is kept for the whole job (it holds the job's batch).
     with (
-        ExitStack() as stack,
-        kept_open(db_path),
+        kept_open(settings.db_path),
         credentials.get_client(request_hooks=[hook] if hook else None) as client,
     ):
+        runs = [run]
+        if run.mode is Mode.INCREMENTAL:
+            selection = choose_records(client, run)
+            log.info("%s, incremental: %s", job.label, describe(selection))
+            runs = part_runs(run, selection)
+            if not runs:
+                result = JobResult.of(
+                    job,
+                    run_key,
+                    outcome=Outcome.NOTHING_CHANGED,
+                    message=f"nothing changed: {describe(selection)}; nothing started",
+                )
+                job_table(result)
+                return state_for(result)
+        results = []
+        for part in runs:
+            result = _execute_run(client, part, credentials.batch_page_url, limits)
+            results.append(result)
+            if result.outcome in (Outcome.CANCELLED, Outcome.ERROR):
+                break  # a cancelled night starts no further part
+    return state_for(combine(job, run_key, results) if len(results) > 1 else results[0])
+
+
+def _execute_run(
+    client: RuntypeClient,
+    run: JobRun,
+    batch_page: Callable[[str, str], str],
+    limits: frozenset[str],
+) -> JobResult:
+    """Start (or reconnect to) one batch of the job's night (the whole type, or one part),
+    wait for it and land it; return its result."""
+    log = get_run_logger()
+    job, run_key, db_path = run.job, run.run_key, run.settings.db_path
+    with ExitStack() as stack:
         with batch_slot(limits):
             with process_warehouse(db_path) as warehouse:
                 started = start_or_reconnect(
-                    client,
-                    warehouse,
-                    run,
-                    batch_page=credentials.batch_page_url(job.flow_id, "{batch_id}"),
+                    client, warehouse, run, batch_page=batch_page(job.flow_id, "{batch_id}")
                 )
                 if started.landed_outcome is not None:
-                    result = summarise_job(
+                    return summarise_job(
                         warehouse,
                         job,
                         run_key,
@@ -113,7 +150,6 @@ def execute_job(job: Job, run_key: str, settings: JobSettings) -> State:
                         outcome=started.landed_outcome,
                         message="already landed for this run key; nothing to do",
                     )
-                    return state_for(result)
             events = stack.enter_context(
                 BatchEvents(started.batch_id, job.label, records=started.records)
             )
@@ -126,7 +162,7 @@ def execute_job(job: Job, run_key: str, settings: JobSettings) -> State:
                     with process_warehouse(db_path) as warehouse:
                         cancel_remote_batch(client, warehouse, started.batch_id)
                     events.end(Outcome.CANCELLED.value, failed=True)
-                    result = JobResult.of(
+                    return JobResult.of(
                         job,
                         run_key,
                         batch_id=started.batch_id,
@@ -134,7 +170,6 @@ def execute_job(job: Job, run_key: str, settings: JobSettings) -> State:
                         reconnected=started.reconnected,
                         message=CANCELLED_MESSAGE,
                     )
-                    return state_for(result)
                 try:
                     status = waited.result()
                 except BatchWaitTimeout as exc:
@@ -145,7 +180,7 @@ def execute_job(job: Job, run_key: str, settings: JobSettings) -> State:
                     raise
         with process_warehouse(db_path) as warehouse:
             result = _land(client, warehouse, run, started, status)
-            if settings.publish_snapshot:
+            if run.settings.publish_snapshot:
                 warehouse.publish_snapshot()
         publish(
             JobProgress(job.display, run_key, result.records, result.records, result.outcome.value)
@@ -159,7 +194,7 @@ def execute_job(job: Job, run_key: str, settings: JobSettings) -> State:
             billed_cost_usd=result.billed_cost_usd,
         )
         job_table(result)
-    return state_for(result)
+    return result
 
 
 def _land(

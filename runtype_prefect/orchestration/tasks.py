@@ -38,9 +38,10 @@ from ..engine.preflight import (
 )
 from ..engine.progress_feed import JobProgress, publish
 from ..engine.resources import process_warehouse
+from ..engine.selection import night_selection
 from ..engine.settings import JobSettings
 from ..engine.starting import Started, start_job
-from ..warehouse import Warehouse, WarehouseLockedError
+from ..warehouse import Selection, Warehouse, WarehouseLockedError
 from . import run_context  # noqa: F401  (lends the engine this run: logs, holder)
 from .cancellation import CANCELLED_MESSAGE, CancellationWatch
 from .credentials import resolve_credentials
@@ -95,6 +96,14 @@ def start_or_reconnect(
                 batch_page.replace("{batch_id}", started.batch_id), started.batch_id, job.label
             )
     return started
+
+
+@task(name="choose-records", task_run_name="choose · {run.job.display}", cache_policy=NO_CACHE)
+def choose_records(client: RuntypeClient, run: JobRun) -> Selection:
+    """Prefect task around `night_selection`: the records the job's incremental night runs,
+    chosen once and kept in the warehouse."""
+    with process_warehouse(run.settings.db_path) as warehouse:
+        return night_selection(client, warehouse, run)
 
 
 def cancel_remote_batch(client: RuntypeClient, warehouse: Warehouse, batch_id: str) -> bool:

@@ -8,6 +8,7 @@ open connection never blocks a nightly run, and reconnecting shows the new night
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -88,20 +89,28 @@ def snapshot_path_for(db_path: Path) -> Path:
 
 @dataclass(frozen=True)
 class JobKey:
-    """One job-night: a Runtype flow over a record type for a run key. The start ledger holds
-    at most one live attempt per key."""
+    """One start of a job-night: a Runtype flow over a record type for a run key, and which
+    part of the night (``""``: the run over the whole record type; ``"incremental 1/2"``: the
+    first of two runs over chosen records). The start ledger holds at most one live attempt
+    per key."""
 
     flow_id: str
     record_type: str
     run_key: str
+    part: str = ""
 
     def __str__(self) -> str:
-        return f"{self.flow_id} × {self.record_type} for {self.run_key!r}"
+        part = f" ({self.part})" if self.part else ""
+        return f"{self.flow_id} × {self.record_type} for {self.run_key!r}{part}"
 
     @property
     def values(self) -> list[str]:
-        """The key as SQL parameters, in column order (flow_id, record_type, run_key)."""
-        return [self.flow_id, self.record_type, self.run_key]
+        """The key as SQL parameters, in column order (flow_id, record_type, run_key, part)."""
+        return [self.flow_id, self.record_type, self.run_key, self.part]
+
+
+#: The ledger's key columns, as a WHERE clause taking `JobKey.values`.
+_KEY_WHERE = "flow_id = ? AND record_type = ? AND run_key = ? AND part = ?"
 
 
 @dataclass(frozen=True)
@@ -116,13 +125,41 @@ class Intent:
     prefect_flow_run_id: str | None
     #: The API's clock just before the start (its ``Date`` header), when it sent one.
     api_requested_at: datetime | None = None
-    #: How many records the type had just before the start.
+    #: How many records the start was over (the type's, just before a whole-type start).
     expected_records: int | None = None
+    part: str = ""
 
     @property
     def key(self) -> JobKey:
-        """The job-night this row is the ledger entry of."""
-        return JobKey(self.flow_id, self.record_type, self.run_key)
+        """The job-night's start this row is the ledger entry of."""
+        return JobKey(self.flow_id, self.record_type, self.run_key, self.part)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a run over chosen records runs for one job-night and scope (``incremental`` or
+    ``repair:<batch id>``), as the warehouse keeps it: chosen once, then the same on every
+    re-run of the night."""
+
+    flow_id: str
+    record_type: str
+    run_key: str
+    scope: str
+    #: True: the choice was every record, so the night runs over the whole record type.
+    whole_type: bool
+    record_ids: tuple[str, ...]
+    #: How many records were chosen for each reason ("changed", "new", "failed", ...).
+    reasons: dict[str, int]
+    #: The record type's records when the choice was made (what a full run would have run).
+    type_records: int
+    selection_hash: str
+    chosen_at: datetime
+
+
+_SELECTION_COLUMNS = (
+    "flow_id, record_type, run_key, scope, whole_type, record_ids, reasons, type_records,"
+    " selection_hash, chosen_at"
+)
 
 
 def validate_file(
@@ -177,7 +214,7 @@ class BatchIdentityError(WarehouseError):
 
 _INTENT_COLUMNS = (
     "flow_id, record_type, run_key, requested_at, batch_id, prefect_flow_run_id,"
-    " api_requested_at, expected_records"
+    " api_requested_at, expected_records, part"
 )
 
 
@@ -286,9 +323,7 @@ class Warehouse:
     def get_intent(self, key: JobKey) -> Intent | None:
         """Return the ledger row of this job-night, or None if it never started."""
         rows = self.query(
-            f"SELECT {_INTENT_COLUMNS}"
-            " FROM run_intents WHERE flow_id = ? AND record_type = ? AND run_key = ?",
-            key.values,
+            f"SELECT {_INTENT_COLUMNS} FROM run_intents WHERE {_KEY_WHERE}", key.values
         )
         return Intent(*rows[0]) if rows else None
 
@@ -306,9 +341,9 @@ class Warehouse:
         return it."""
         with self.transaction() as cur:
             cur.execute(
-                "INSERT OR REPLACE INTO run_intents (flow_id, record_type, run_key,"
+                "INSERT OR REPLACE INTO run_intents (flow_id, record_type, run_key, part,"
                 " requested_at, batch_id, prefect_flow_run_id, job_name, api_requested_at,"
-                " expected_records) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+                " expected_records) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
                 [
                     *key.values,
                     requested_at,
@@ -327,6 +362,7 @@ class Warehouse:
             prefect_flow_run_id,
             api_requested_at,
             expected_records,
+            key.part,
         )
 
     def claimed_batch_ids(self) -> set[str]:
@@ -363,8 +399,8 @@ class Warehouse:
         }
         with self.transaction() as cur:
             owner = cur.execute(
-                "SELECT flow_id, record_type, run_key FROM run_intents WHERE batch_id = ?"
-                " AND NOT (flow_id = ? AND record_type = ? AND run_key = ?)",
+                "SELECT flow_id, record_type, run_key, part FROM run_intents"
+                f" WHERE batch_id = ? AND NOT ({_KEY_WHERE})",
                 [batch_id, *key.values],
             ).fetchone()
             if owner:
@@ -391,8 +427,7 @@ class Warehouse:
                         " Nothing was overwritten."
                     )
             cur.execute(
-                "UPDATE run_intents SET batch_id = ?"
-                " WHERE flow_id = ? AND record_type = ? AND run_key = ?",
+                f"UPDATE run_intents SET batch_id = ? WHERE {_KEY_WHERE}",
                 [batch_id, *key.values],
             )
             if not stored:
@@ -406,10 +441,89 @@ class Warehouse:
     def forget_intent(self, key: JobKey) -> None:
         """Drop a ledger row so the job can be started again for the same run key."""
         with self.transaction() as cur:
+            cur.execute(f"DELETE FROM run_intents WHERE {_KEY_WHERE}", key.values)
+
+    # --- runs over chosen records -------------------------------------------------------------
+
+    def get_selection(self, key: JobKey, scope: str) -> Selection | None:
+        """Return the records chosen for the job-night ``key`` in ``scope``, or None."""
+        rows = self.query(
+            f"SELECT {_SELECTION_COLUMNS} FROM run_selections"
+            " WHERE flow_id = ? AND record_type = ? AND run_key = ? AND scope = ?",
+            [key.flow_id, key.record_type, key.run_key, scope],
+        )
+        if not rows:
+            return None
+        row = list(rows[0])
+        row[5], row[6] = tuple(row[5]), json.loads(row[6])
+        return Selection(*row)
+
+    def fix_selection(self, selection: Selection) -> Selection:
+        """Keep ``selection`` as the job-night's choice in its scope unless one is kept
+        already; return the one kept (a re-run of the night runs what was chosen first)."""
+        with self.transaction() as cur:
             cur.execute(
-                "DELETE FROM run_intents WHERE flow_id = ? AND record_type = ? AND run_key = ?",
-                key.values,
+                f"INSERT OR IGNORE INTO run_selections ({_SELECTION_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    selection.flow_id,
+                    selection.record_type,
+                    selection.run_key,
+                    selection.scope,
+                    selection.whole_type,
+                    list(selection.record_ids),
+                    json.dumps(selection.reasons),
+                    selection.type_records,
+                    selection.selection_hash,
+                    selection.chosen_at,
+                ],
             )
+        key = JobKey(selection.flow_id, selection.record_type, selection.run_key)
+        kept = self.get_selection(key, selection.scope)
+        assert kept is not None  # inserted, or kept before
+        return kept
+
+    def forget_selection(self, key: JobKey, scope: str) -> None:
+        """Drop the job-night's choice in ``scope`` (a forced re-run chooses again)."""
+        with self.transaction() as cur:
+            cur.execute(
+                "DELETE FROM run_selections"
+                " WHERE flow_id = ? AND record_type = ? AND run_key = ? AND scope = ?",
+                [key.flow_id, key.record_type, key.run_key, scope],
+            )
+
+    def latest_results(
+        self, flow_id: str, record_type: str, *, before: str | None = None
+    ) -> dict[str, tuple[bool, datetime | None]]:
+        """Return, per record the flow ran over, whether its latest landed result succeeded
+        and when its latest success ran (None: never), by the API's clock; with ``before``,
+        only results of nights before that run key (a re-run of a night does not see
+        itself)."""
+        rows = self.query(
+            "SELECT r.record_id,"
+            " arg_max(r.success, coalesce(r.executed_at, r.landed_at)),"
+            " max(CASE WHEN r.success THEN coalesce(r.executed_at, r.landed_at) END)"
+            " FROM record_results r JOIN batches b USING (batch_id)"
+            " WHERE r.flow_id = ? AND r.record_type = ?"
+            " AND (CAST(? AS VARCHAR) IS NULL OR b.run_key < ?)"
+            " GROUP BY r.record_id",
+            [flow_id, record_type, before, before],
+        )
+        return {record_id: (ok, last_ok) for record_id, ok, last_ok in rows}
+
+    def last_full_run_version(self, flow_id: str, record_type: str) -> str | None:
+        """Return the flow version that the job's latest landed run over the whole record type
+        ran (from its step results), or None when no such run landed."""
+        rows = self.query(
+            "SELECT s.flow_version_id FROM step_results s"
+            " JOIN batches b ON b.batch_id = s.batch_execution_id"
+            " LEFT JOIN run_intents i ON i.batch_id = b.batch_id"
+            " WHERE b.flow_id = ? AND b.record_type = ? AND b.landed_at IS NOT NULL"
+            " AND coalesce(i.part, '') = '' AND s.flow_version_id IS NOT NULL"
+            " ORDER BY b.landed_at DESC, s.created_at DESC LIMIT 1",
+            [flow_id, record_type],
+        )
+        return rows[0][0] if rows else None
 
     def record_forecasts(self, run_key: str, rows: list[dict[str, Any]]) -> None:
         """Store the preflight's forecast and decision for each job of ``run_key`` (replacing

@@ -64,7 +64,10 @@ class ObjectLedger:
         self.owner = owner
 
     def _prefix(self, key: JobKey) -> str:
-        return f"{ROOT}/{_part(key.flow_id)}/{_part(key.record_type)}/{_part(key.run_key)}/"
+        # A part of the night is a sibling folder, ``<run_key>@<part>/`` (quoting leaves no
+        # other ``@``), never inside the whole-type run's folder, whose listing would hold it.
+        night = _part(key.run_key) + (f"@{_part(key.part)}" if key.part else "")
+        return f"{ROOT}/{_part(key.flow_id)}/{_part(key.record_type)}/{night}/"
 
     def _read_json(self, key: str) -> dict[str, Any] | None:
         body = self.store.read(key)
@@ -87,17 +90,19 @@ class ObjectLedger:
     def _intent(self, base: str, batch_id: str | None) -> tuple[Intent, dict[str, Any]]:
         """Return the intent written at ``base`` (an attempt's key without its suffix) and the
         object's fields."""
-        flow_id, record_type, run_key = (unquote(p) for p in base.split("/")[1:4])
+        flow_id, record_type, night = base.split("/")[1:4]
+        run_key, _, part = night.partition("@")
         body = self._read_json(f"{base}.intent.json") or {}
         intent = Intent(
-            flow_id,
-            record_type,
-            run_key,
+            unquote(flow_id),
+            unquote(record_type),
+            unquote(run_key),
             _time(body.get("requested_at")) or datetime.now(UTC),
             batch_id,
             body.get("prefect_flow_run_id"),
             _time(body.get("api_requested_at")),
             body.get("expected_records"),
+            unquote(part),
         )
         return intent, body
 

@@ -30,7 +30,8 @@ from typing import Any, Unpack
 
 import pyarrow as pa
 
-from ..store import BatchFields, Intent, JobKey, Warehouse
+from ..connection import WarehouseError
+from ..store import BatchFields, Intent, JobKey, Selection, Warehouse
 from .ledger import Attempt, ObjectLedger
 from .location import SharedLocation
 from .objects import object_store
@@ -151,6 +152,15 @@ class SharedWarehouse(Warehouse):
         super().forget_intent(key)
         latest = self.ledger.latest(key)
         self._seen[key] = latest.number if latest else 0
+
+    def fix_selection(self, selection: Selection) -> Selection:
+        """Refuse: the records a run over chosen records runs are kept in one warehouse file,
+        and workers sharing a location could each choose differently. Raises
+        `WarehouseError` naming the way out."""
+        raise WarehouseError(
+            f"{self.location.url}: incremental and repair runs need a local warehouse (the"
+            " records they choose are kept in it); run this job with mode 'full' here"
+        )
 
     def claimed_batch_ids(self) -> set[str]:
         """Return every batch id the shared ledger, the shared batches or staging attribute."""

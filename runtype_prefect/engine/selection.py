@@ -1,0 +1,149 @@
+"""Choosing the records of a run over chosen records, without Prefect: an incremental night
+runs the records new, changed or failed since their last result from the flow; the choice is
+kept in the warehouse before anything starts, so every re-run of the night runs the same
+records (or reconnects to their batches) instead of choosing again.
+
+A choice of more records than one ``POST /batch/flow`` takes is run as several parts, each a
+start of its own in the ledger ("incremental 1/2", "incremental 2/2").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from ..client import NotFoundError, Record, RuntypeClient, split_record_ids
+from ..warehouse import Selection, Warehouse
+from .jobs import JobRun
+
+INCREMENTAL = "incremental"
+
+#: Reasons a record is chosen, in the order the preflight and the logs list them.
+CHANGED, NEW, FAILED = "changed", "new", "failed"
+#: Reasons an incremental night runs the whole record type instead.
+FIRST_RUN, NEW_VERSION = "no earlier results", "flow version changed"
+
+
+def choose_incremental(
+    client: RuntypeClient,
+    warehouse: Warehouse,
+    run: JobRun,
+    *,
+    records: list[Record] | None = None,
+    now: datetime | None = None,
+) -> Selection:
+    """Return the records an incremental night of ``run``'s job runs (not yet kept):
+
+    - the records created or updated since their last successful result from the flow;
+    - the records whose last result failed;
+    - never a record the listing no longer shows (deleted);
+    - every record (``whole_type``) when nothing ran before, or when the flow's published
+      version differs from the one its last run over the whole type ran.
+
+    ``records`` is the record type's listing when the caller has it already (else it is
+    paged). Only results of earlier run keys count. Raises what the client raises.
+    """
+    job = run.job
+    if records is None:
+        records = client.list_records(type=job.record_type)
+    latest = warehouse.latest_results(job.flow_id, job.record_type, before=run.run_key)
+    whole_reason = None
+    if not latest:
+        whole_reason = FIRST_RUN
+    else:
+        ran = warehouse.last_full_run_version(job.flow_id, job.record_type)
+        published = _published_version(client, job.flow_id)
+        if ran is not None and published is not None and ran != published:
+            whole_reason = NEW_VERSION
+    chosen: list[str] = []
+    reasons = {CHANGED: 0, NEW: 0, FAILED: 0}
+    if whole_reason is None:
+        for record in records:
+            reason = _reason(record, latest.get(record.id))
+            if reason is not None:
+                chosen.append(record.id)
+                reasons[reason] += 1
+    whole = whole_reason is not None or (bool(records) and len(chosen) == len(records))
+    if whole:
+        chosen, reasons = [], {whole_reason or "every record changed": len(records)}
+    return Selection(
+        flow_id=job.flow_id,
+        record_type=job.record_type,
+        run_key=run.run_key,
+        scope=INCREMENTAL,
+        whole_type=whole,
+        record_ids=tuple(chosen),
+        reasons=reasons,
+        type_records=len(records),
+        selection_hash=selection_hash(chosen),
+        chosen_at=now or datetime.now(UTC),
+    )
+
+
+def night_selection(client: RuntypeClient, warehouse: Warehouse, run: JobRun) -> Selection:
+    """Return the records ``run``'s incremental night runs: the choice kept for the night, or
+    a new one (`choose_incremental`) kept now, before anything starts. With
+    ``settings.force`` the night chooses again. Raises what the client raises, and
+    `WarehouseError` where the warehouse cannot keep a choice (a shared location)."""
+    key = run.job.key(run.run_key)
+    if run.settings.force:
+        warehouse.forget_selection(key, INCREMENTAL)
+    kept = warehouse.get_selection(key, INCREMENTAL)
+    if kept is not None:
+        return kept
+    return warehouse.fix_selection(choose_incremental(client, warehouse, run))
+
+
+def _reason(record: Record, latest: tuple[bool, datetime | None] | None) -> str | None:
+    """Return why an incremental night runs ``record`` (None: it is up to date)."""
+    if latest is None:
+        return NEW
+    succeeded, last_success = latest
+    if not succeeded:
+        return FAILED
+    changed_at = record.updated_at or record.created_at
+    if last_success is None or (changed_at is not None and changed_at > last_success):
+        return CHANGED
+    return None
+
+
+def _published_version(client: RuntypeClient, flow_id: str) -> str | None:
+    """Return the flow's published version id, or None when it has none or the API does not
+    say."""
+    try:
+        return client.get_published_version(flow_id).id
+    except NotFoundError:
+        return None
+
+
+def selection_hash(record_ids: list[str] | tuple[str, ...]) -> str:
+    """Return a short digest of a record set (order-independent): what a part's ledger entry
+    and the logs name it by."""
+    digest = hashlib.sha256("\n".join(sorted(record_ids)).encode())
+    return digest.hexdigest()[:16]
+
+
+def part_runs(run: JobRun, selection: Selection) -> list[JobRun]:
+    """Return the runs that start ``selection``: the run itself (the whole record type) when
+    it chose every record, else one run per part of at most one ``POST /batch/flow``, each
+    with its records and its part's name ("incremental 1/2"); none for an empty choice."""
+    if selection.whole_type:
+        return [run]
+    parts = split_record_ids(list(selection.record_ids))
+    return [
+        replace(run, part=f"{selection.scope} {i}/{len(parts)}", record_ids=tuple(ids))
+        for i, ids in enumerate(parts, start=1)
+    ]
+
+
+def describe(selection: Selection) -> str:
+    """Return the choice in words: "312 of 1,200 records: 240 changed, 60 failed, 12 new"."""
+    if selection.whole_type:
+        (reason,) = selection.reasons
+        return f"every record ({selection.type_records:,}): {reason}"
+    reasons = ", ".join(f"{n:,} {why}" for why, n in selection.reasons.items() if n)
+    chosen = len(selection.record_ids)
+    if not chosen:
+        return f"0 of {selection.type_records:,} records: nothing changed"
+    return f"{chosen:,} of {selection.type_records:,} records: {reasons}"
