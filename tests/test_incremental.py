@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import SandboxAdmin
-from helpers import job_settings
+from helpers import job_settings, latest_preflight_markdown
 
 from runtype_prefect.client import RuntypeClient
 from runtype_prefect.flows import run_record_type
@@ -37,12 +37,12 @@ def new_batches(admin: SandboxAdmin, known: set[str]) -> list[str]:
     return [b["id"] for b in batches if b["id"] not in known]
 
 
-def night(flow: str, record_type: str, run_key: str, db: str):
+def night(flow: str, record_type: str, run_key: str, db: str, *, preflight: bool = False):
     return run_record_type(
         flow,
         record_type,
         run_key=run_key,
-        settings=job_settings(db, fast=True, mode="incremental", preflight=False),
+        settings=job_settings(db, fast=True, mode="incremental", preflight=preflight),
         return_state=True,
     )
 
@@ -69,9 +69,14 @@ def test_an_incremental_night_runs_exactly_the_new_changed_and_failed_records(
     deleted_failure = sorted(failed)[0]
     assert client._http.delete(f"records/{deleted_failure}").status_code == 200
 
-    second = night(flow, "lead", "2026-11-21", db)
+    second = night(flow, "lead", "2026-11-21", db, preflight=True)
     (batch_2,) = new_batches(admin, {batch_1})
     expected = changed | created | (failed - {deleted_failure})
+    preflight = latest_preflight_markdown()
+    assert f"{len(expected)} of 1,201 records: 5 changed, 2 new, {len(failed) - 1} failed" in (
+        preflight
+    )
+    assert "instead of $" in preflight and f"{len(expected)} of 1,201 (incremental)" in preflight
     assert batch_records(client, batch_2) == expected
     result = second.result(raise_on_failure=False)
     assert result.records == len(expected)

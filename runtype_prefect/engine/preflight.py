@@ -47,9 +47,10 @@ from ..warehouse import (
 from ..warehouse.migrate import latest_version
 from ..warehouse.shared import check_location
 from .errors import StopError
-from .jobs import Job
+from .jobs import Job, JobRun
 from .resources import process_warehouse, waiting_notice, warehouse_wait_seconds
-from .settings import JobSettings
+from .selection import describe, night_selection
+from .settings import JobSettings, Mode
 
 #: The preflight's bounds on one call: 12 s in all, at most 3 s of it spent waiting between
 #: tries (so a closed port fails within ~3 s and a silent one within 12 s), while 429s and
@@ -125,6 +126,10 @@ class JobPlan:
     forecast: Forecast | None = None
     budget_usd: float | None = None
     over_budget: str = ""  # why the job is skipped; "" when it runs
+    #: An incremental job: the records chosen for the night, in words, and how many records
+    #: the type has (what a full run would run).
+    chosen: str = ""
+    type_records: int | None = None
 
     @property
     def runs(self) -> bool:
@@ -169,8 +174,11 @@ class PreflightReport:
                 "|---|---|---|---|---|",
             ]
             for p in self.plans:
+                records = "" if p.records is None else f"{p.records:,}"
+                if p.chosen and p.type_records is not None:
+                    records += f" of {p.type_records:,} (incremental)"
                 lines.append(
-                    f"| {p.job.label} | {'' if p.records is None else p.records} | "
+                    f"| {p.job.label} | {records} | "
                     f"{p.forecast.describe() if p.forecast else 'no forecast'} | "
                     f"{'' if p.budget_usd is None else f'${p.budget_usd:.2f}'} | "
                     f"{'skipped: over budget' if p.over_budget else 'run'} |"
@@ -396,6 +404,22 @@ def plan_budgets(
         report.add(Level.OK, "budget", f"tonight's forecast: ${sum(forecasts):.2f}")
 
 
+def choose_incremental_records(
+    client: RuntypeClient, report: PreflightReport, warehouse: Warehouse, settings: JobSettings
+) -> None:
+    """Choose tonight's records of every incremental job (`night_selection`: kept, so the job
+    runs this choice) and plan each job's records as the chosen ones."""
+    for plan in report.plans:
+        run = JobRun(plan.job, report.run_key, settings)
+        if run.mode is not Mode.INCREMENTAL:
+            continue
+        selection = night_selection(client, warehouse, run)
+        plan.chosen = describe(selection)
+        plan.type_records = selection.type_records
+        if not selection.whole_type:
+            plan.records = len(selection.record_ids)
+
+
 def run_preflight(
     client: RuntypeClient,
     jobs: list[Job],
@@ -428,7 +452,7 @@ def run_preflight(
                 client,
                 report,
                 warehouse,
-                max_cost_usd_per_job=settings.money.max_cost_usd,
+                settings,
                 max_cost_usd_per_night=night_max_cost_usd,
             )
     except WarehouseError as exc:  # e.g. another process kept the file past the wait
@@ -440,19 +464,28 @@ def _plan_and_record(
     client: RuntypeClient,
     report: PreflightReport,
     warehouse: Warehouse,
+    settings: JobSettings,
     *,
-    max_cost_usd_per_job: float | None,
     max_cost_usd_per_night: float | None,
 ) -> None:
-    """Forecast and budget every job, check the quota, and record the forecasts."""
+    """Choose the records of every incremental job (kept for the night: the jobs run that
+    choice), forecast and budget every job, check the quota, and record the forecasts."""
     run_key = report.run_key
     warehouse.refresh()  # a shared warehouse: the batches other workers landed, for costs
+    choose_incremental_records(client, report, warehouse, settings)
     plan_budgets(
         report,
         warehouse,
-        max_cost_usd_per_job=max_cost_usd_per_job,
+        max_cost_usd_per_job=settings.money.max_cost_usd,
         max_cost_usd_per_night=max_cost_usd_per_night,
     )
+    for plan in report.plans:
+        if plan.chosen:
+            saved = ""
+            if plan.forecast and plan.type_records:
+                full = plan.forecast.cost_per_record * plan.type_records
+                saved = f"; forecast ${plan.forecast.usd:.2f} instead of ${full:.2f}"
+            report.add(Level.OK, "incremental", f"{plan.job.label}: {plan.chosen}{saved}")
     try:  # after the budgets: only the jobs that will run count against the quota
         check_quota(client, report)
     except RuntypeError as exc:
