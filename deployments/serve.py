@@ -34,7 +34,12 @@ def build_deployments(path: Path = PREFECT_YAML) -> list:
     for spec in load_deployment_specs(path):
         flow: Flow = import_object(spec["entrypoint"])
         schedules = [
-            Cron(s["cron"], timezone=s.get("timezone", "UTC"), active=s.get("active", True))
+            Cron(
+                s["cron"],
+                timezone=s.get("timezone", "UTC"),
+                active=s.get("active", True),
+                parameters=s.get("parameters") or {},
+            )
             for s in spec.get("schedules") or []
         ]
         triggers = [DeploymentEventTrigger(**t) for t in spec.get("triggers") or []]

@@ -22,11 +22,13 @@ from helpers import job_settings, read_lines, wait_for
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.utilities.importtools import import_object
+from pydantic import BaseModel
 
 from runtype_prefect.cli.processes import free_port
 from runtype_prefect.cli.stack import ensure_port_free
 from runtype_prefect.client.sandbox_control import NotASandboxError
 from runtype_prefect.engine.jobs import load_jobs
+from runtype_prefect.engine.settings import JobSettings, Mode
 from runtype_prefect.orchestration.limits import API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT
 from runtype_prefect.orchestration.provisioning import WORK_POOL
 from runtype_prefect.warehouse import Warehouse
@@ -57,6 +59,15 @@ def test_each_deployment_matches_its_flow(spec):
             if p.default is inspect.Parameter.empty and n not in given
         ]
         assert not missing, f"a scheduled run would lack {missing}"
+        # A schedule's parameters replace the deployment's by name (a shallow merge): each
+        # must be whole and valid on its own.
+        for name, value in (schedule.get("parameters") or {}).items():
+            assert name in signature.parameters
+            annotation = signature.parameters[name].annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                assert annotation.model_validate(value) == annotation.model_validate(
+                    {**given.get(name, {}), **value}
+                ), f"the schedule's {name} drops fields the deployment sets"
     for trigger in spec.get("triggers") or []:
         parsed = DeploymentEventTrigger(**trigger)
         assert set(parsed.parameters or {}) <= set(signature.parameters)
@@ -67,7 +78,10 @@ def test_each_deployment_matches_its_flow(spec):
 def test_nightly_is_scheduled_and_never_overlaps_itself():
     nightly = by_name("nightly")
     assert nightly["concurrency_limit"] == 1
-    assert [s["cron"] for s in nightly["schedules"]] == ["0 2 * * *"]
+    assert [s["cron"] for s in nightly["schedules"]] == ["0 2 * * 1-6", "0 2 * * 0"]
+    weekly = nightly["schedules"][1]["parameters"]["settings"]
+    assert JobSettings.model_validate(weekly).mode is Mode.FULL, "Sundays run every record"
+    assert "mode" not in nightly["parameters"]["settings"], "other nights: each job's own mode"
     quality = by_name("quality-followup")
     assert quality["triggers"][0]["expect"] == ["runtype.quality.degraded"]
 
@@ -91,7 +105,8 @@ def test_serve_builds_the_same_deployments():
     nightly = built["nightly-served"]
     assert nightly.parameters == by_name("nightly")["parameters"]
     assert nightly.concurrency_limit == 1
-    assert nightly.schedules[0].schedule.cron == "0 2 * * *"
+    assert nightly.schedules[0].schedule.cron == "0 2 * * 1-6"
+    assert nightly.schedules[1].parameters == by_name("nightly")["schedules"][1]["parameters"]
     assert len(built["quality-followup-served"].triggers) == 1
 
 
@@ -397,7 +412,7 @@ def test_deployments_run_and_cancel_end_to_end_on_a_real_server(admin, sandbox, 
         "runtype-job-lead-enrichment",
     }
     nightly = next(d for d in deployments if d["name"] == "nightly")
-    assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
+    assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * 1-6"
     with Warehouse(db) as w:
         first = w.query(
             "SELECT r.record_type, count(*) FROM record_results r JOIN batches b"

@@ -338,6 +338,13 @@ def run(
         float,
         typer.Option(help="A job whose records succeed less often ends Failed (exit code 3)."),
     ] = 0.5,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Run only the records new, changed or failed since their last result.",
+        ),
+    ] = False,
 ) -> None:
     """Run one Runtype flow over record types through Prefect and land results in DuckDB.
 
@@ -347,7 +354,7 @@ def run(
     preflight failed (nothing started).
     """
     from ..engine.jobs import Job, named_after_flows
-    from ..engine.settings import JobSettings, Judgement, Money, NightSettings, Waiting
+    from ..engine.settings import JobSettings, Judgement, Mode, Money, NightSettings, Waiting
 
     jobs = [Job(flow_id=flow_id, record_type=t) for t in record_type]
     names = check_before_prefect(jobs, db, api=credentials_block is None)
@@ -360,6 +367,7 @@ def run(
         waiting=Waiting(timeout_seconds=timeout),
         money=Money(max_cost_usd=max_cost_usd_per_job),
         judgement=Judgement(min_success_rate=min_success_rate),
+        mode=Mode.INCREMENTAL if incremental else None,
     )
     with prefect_api(), job_progress(console):
         from ..flows import nightly

@@ -24,7 +24,9 @@ class Job(BaseModel):
         None, description="The job's name in the UI and the tables; empty: the flow's name"
     )
     mode: Mode | None = Field(
-        None, description="full or incremental for this job; empty: the settings' mode"
+        None,
+        description="full or incremental for this job, unless the run's settings set a mode;"
+        " empty: full",
     )
 
     @property
@@ -69,8 +71,9 @@ class JobRun:
 
     @property
     def mode(self) -> Mode:
-        """The job's own mode, else the settings'."""
-        return self.job.mode or self.settings.mode
+        """The run's mode: the settings' when they set one (a weekly full refresh overrides
+        the jobs file), else the job's own, else full."""
+        return self.settings.mode or self.job.mode or Mode.FULL
 
 
 class JobsFileError(StopError, ValueError):

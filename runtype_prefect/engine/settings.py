@@ -119,11 +119,12 @@ class JobSettings(_Settings):
         " (segments, a record's history and chronic failures read it); off: only the"
         " batch's results land, one listing of every record fewer",
     )
-    mode: Mode = Field(
-        Mode.FULL,
+    mode: Mode | None = Field(
+        None,
         description="full: run every record of the type; incremental: only the records new,"
         " changed or failed since their last result from the flow (every record again when"
-        " the flow's published version changed). A job in the jobs file may set its own",
+        " the flow's published version changed); empty: each job's own mode in the jobs"
+        " file, full where it sets none",
     )
     waiting: Waiting = Field(default_factory=Waiting)
     money: Money = Field(default_factory=Money)
