@@ -444,6 +444,7 @@ def test_the_cli_answers_without_a_server():
         "sandbox",
         "demo",
         "run",
+        "repair",
         "setup",
         "backfill",
         "server",

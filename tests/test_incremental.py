@@ -103,8 +103,8 @@ def test_a_night_with_nothing_to_run_starts_nothing_and_pays_nothing(
     for started, day in enumerate(range(20, 26)):
         state = night(flow, "customer", f"2026-11-{day}", db)
         result = state.result(raise_on_failure=False)
-        if result.outcome is Outcome.NOTHING_CHANGED:
-            assert state.is_completed() and state.name == "NothingChanged"
+        if result.outcome is Outcome.NOTHING_TO_RUN:
+            assert state.is_completed() and state.name == "NothingToRun"
             assert "nothing changed" in state.message
             assert admin.stats()["runsStarted"] == started
             return

@@ -398,6 +398,78 @@ def run(
 
 @app.command(cls=Command)
 @friendly
+def repair(
+    night: Annotated[str, typer.Option(help="The night to repair (its run key, e.g. 2026-12-06).")],
+    job: Annotated[str, typer.Option(help="The job: its name or its record type.")],
+    db: Annotated[
+        str | None, typer.Option(help="DuckDB file (default $RUNTYPE_PREFECT_DB).")
+    ] = None,
+    credentials_block: Annotated[
+        str | None, typer.Option(help="Saved RuntypeCredentials block (default: environment).")
+    ] = None,
+    transient_only: Annotated[
+        bool,
+        typer.Option(
+            "--transient-only", help="Only failures a re-run may cure: timeouts, rate limits, 5xx."
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Choose again and start a new repair batch.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the batch.")] = 6 * 3600.0,
+) -> None:
+    """Re-run the records that failed in one night's batches of a job, exactly once.
+
+    The job is found in the warehouse (what ran that night). A second identical repair starts
+    nothing. Exit codes as for `run`.
+    """
+    from ..engine.settings import JobSettings, Waiting
+    from ..warehouse import open_warehouse
+
+    with open_warehouse(db) as warehouse:
+        ran = warehouse.query(
+            "SELECT DISTINCT flow_id, record_type, job_name FROM batch_nights"
+            " WHERE run_key = ? ORDER BY record_type, job_name",
+            [night],
+        )
+    matches = [r for r in ran if job in (r[1], r[2])]
+    if len(matches) != 1:
+        names = ", ".join(f"{name or flow} · {record_type}" for flow, record_type, name in ran)
+        problem = "no job" if not matches else "more than one job"
+        raise ValueError(
+            f"{problem} {job!r} ran on {night} in {db or 'the default warehouse'};"
+            f" jobs that ran that night: {names or 'none'}"
+        )
+    ((flow_id, record_type, job_name),) = matches
+    settings = JobSettings(
+        credentials_block=credentials_block,
+        db_path=db,
+        force=force,
+        waiting=Waiting(timeout_seconds=timeout),
+    )
+    with prefect_api(), job_progress(console):
+        from ..flows import repair_night
+
+        state = repair_night(
+            flow_id=flow_id,
+            record_type=record_type,
+            run_key=night,
+            job_name=job_name,
+            transient_only=transient_only,
+            settings=settings,
+            return_state=True,
+        )
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    console.print(results_table(f"Repair of {night}", [result]))
+    if result.message:
+        console.print(result.message, highlight=False, soft_wrap=True)
+    raise typer.Exit(exit_code_for([result]))
+
+
+@app.command(cls=Command)
+@friendly
 def setup(
     api_requests_per_second: Annotated[float, typer.Option(help="Runtype API rate limit.")] = 20.0,
     max_running_batches: Annotated[int, typer.Option(help="Batches running at once.")] = 4,

@@ -35,13 +35,13 @@ class Outcome(StrEnum):
     #: Landed in full, but fewer records succeeded than the job's floor: a bad night.
     BELOW_FLOOR = "below_floor"
     ERROR = "error"  # the job itself failed (bad key, unknown flow, ...) before an outcome
-    #: An incremental night found no record new, changed or failed: nothing started.
-    NOTHING_CHANGED = "nothing_changed"
+    #: A run over chosen records found none to run (nothing changed, nothing to repair).
+    NOTHING_TO_RUN = "nothing_to_run"
 
     @property
     def ok(self) -> bool:
         """True when the job needs no attention (clean success)."""
-        return self in (Outcome.COMPLETED, Outcome.NOTHING_CHANGED)
+        return self in (Outcome.COMPLETED, Outcome.NOTHING_TO_RUN)
 
     @property
     def failed(self) -> bool:

@@ -10,7 +10,8 @@ start of its own in the ledger ("incremental 1/2", "incremental 2/2").
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from ..client import NotFoundError, Record, RuntypeClient, split_record_ids
@@ -18,6 +19,7 @@ from ..warehouse import Selection, Warehouse
 from .jobs import JobRun
 
 INCREMENTAL = "incremental"
+REPAIR = "repair"
 
 #: Reasons a record is chosen, in the order the preflight and the logs list them.
 CHANGED, NEW, FAILED = "changed", "new", "failed"
@@ -83,16 +85,74 @@ def choose_incremental(
 
 def night_selection(client: RuntypeClient, warehouse: Warehouse, run: JobRun) -> Selection:
     """Return the records ``run``'s incremental night runs: the choice kept for the night, or
-    a new one (`choose_incremental`) kept now, before anything starts. With
-    ``settings.force`` the night chooses again. Raises what the client raises, and
-    `WarehouseError` where the warehouse cannot keep a choice (a shared location)."""
+    a new one (`choose_incremental`) kept now, before anything starts (`kept_selection`).
+    Raises what the client raises, and `WarehouseError` where the warehouse cannot keep a
+    choice (a shared location)."""
+    return kept_selection(
+        warehouse, run, INCREMENTAL, lambda: choose_incremental(client, warehouse, run)
+    )
+
+
+def kept_selection(
+    warehouse: Warehouse, run: JobRun, scope: str, choose: Callable[[], Selection]
+) -> Selection:
+    """Return the choice kept for ``run``'s night in ``scope``, or keep and return the one
+    ``choose()`` makes; with ``settings.force``, choose again."""
     key = run.job.key(run.run_key)
     if run.settings.force:
-        warehouse.forget_selection(key, INCREMENTAL)
-    kept = warehouse.get_selection(key, INCREMENTAL)
+        warehouse.forget_selection(key, scope)
+    kept = warehouse.get_selection(key, scope)
     if kept is not None:
         return kept
-    return warehouse.fix_selection(choose_incremental(client, warehouse, run))
+    return warehouse.fix_selection(choose())
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A request to re-run the records that failed in a night's batches of a job."""
+
+    #: Only failures a re-run may cure: timeouts, rate limits, 5xx (`is_transient_error`).
+    transient_only: bool = False
+
+    @property
+    def scope(self) -> str:
+        """The choice's scope, and its parts' name: ``repair`` or ``repair transient``."""
+        return REPAIR + (" transient" if self.transient_only else "")
+
+
+def repair_selection(
+    client: RuntypeClient, warehouse: Warehouse, run: JobRun, repair: Repair
+) -> Selection:
+    """Return the records a repair of ``run``'s night re-runs (kept like an incremental
+    night's, so a second identical repair starts nothing): the records that failed in the
+    night's batches of the job (`Warehouse.failed_in_night`), less those the records listing
+    no longer shows (deleted since). Raises what the client raises."""
+
+    def choose() -> Selection:
+        failed, batches = warehouse.failed_in_night(
+            run.job.key(run.run_key), transient_only=repair.transient_only
+        )
+        listing = client.list_records(type=run.job.record_type) if failed else []
+        existing = {r.id for r in listing}
+        chosen = [record_id for record_id in failed if record_id in existing]
+        reasons = {"failed (transient)" if repair.transient_only else FAILED: len(chosen)}
+        if len(chosen) < len(failed):  # counted, not run: the API would refuse their ids
+            reasons["deleted since"] = len(failed) - len(chosen)
+        return Selection(
+            flow_id=run.job.flow_id,
+            record_type=run.job.record_type,
+            run_key=run.run_key,
+            scope=repair.scope,
+            whole_type=False,
+            record_ids=tuple(chosen),
+            reasons=reasons,
+            type_records=len(existing),
+            selection_hash=selection_hash(chosen),
+            chosen_at=datetime.now(UTC),
+            repairs=tuple(batches),
+        )
+
+    return kept_selection(warehouse, run, repair.scope, choose)
 
 
 def _reason(record: Record, latest: tuple[bool, datetime | None] | None) -> str | None:
@@ -145,5 +205,6 @@ def describe(selection: Selection) -> str:
     reasons = ", ".join(f"{n:,} {why}" for why, n in selection.reasons.items() if n)
     chosen = len(selection.record_ids)
     if not chosen:
-        return f"0 of {selection.type_records:,} records: nothing changed"
+        nothing = "nothing to repair" if selection.repairs else "nothing changed"
+        return f"0 of {selection.type_records:,} records: {nothing}"
     return f"{chosen:,} of {selection.type_records:,} records: {reasons}"

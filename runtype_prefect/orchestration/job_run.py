@@ -19,7 +19,7 @@ from ..engine.landing import immediate_status
 from ..engine.outcomes import JobResult, Outcome, combine, outcome_of, outcome_of_error
 from ..engine.progress_feed import JobProgress, publish
 from ..engine.resources import kept_open, process_warehouse
-from ..engine.selection import describe, part_runs
+from ..engine.selection import Repair, describe, part_runs
 from ..engine.settings import JobSettings, Mode
 from ..engine.starting import Started
 from ..warehouse import Warehouse
@@ -59,7 +59,7 @@ def state_for(result: JobResult) -> State:
         Outcome.COMPLETED_WITH_FAILURES: "CompletedWithFailures",
         Outcome.NO_RECORDS: "NoRecords",
         Outcome.OVER_BUDGET: "OverBudget",
-        Outcome.NOTHING_CHANGED: "NothingChanged",
+        Outcome.NOTHING_TO_RUN: "NothingToRun",
     }
     return Completed(data=result, message=message, name=names.get(result.outcome, "Completed"))
 
@@ -75,12 +75,15 @@ def job_error_result(job: Job, run_key: str, exc: BaseException) -> JobResult:
     )
 
 
-def execute_job(job: Job, run_key: str, settings: JobSettings) -> State:
+def execute_job(
+    job: Job, run_key: str, settings: JobSettings, *, repair: Repair | None = None
+) -> State:
     """Start (or reconnect to) the job's batch for ``run_key``, wait for it, land every result
     and return the state that shows its outcome (`state_for`; its data is the `JobResult`).
 
-    An incremental job first chooses its records (`night_selection`, kept for re-runs): none
-    ends Completed ("nothing changed") without starting anything; more than one call takes
+    An incremental job first chooses its records (`night_selection`, kept for re-runs), and
+    so does a ``repair`` of the night (`repair_selection`: the records that failed in it):
+    none ends Completed (``NothingToRun``) without starting anything; more than one call takes
     runs as several parts, one after the other, and the job's result adds them up.
 
     Must run inside a Prefect flow run (the ledger records it, cancellation watches it and its
@@ -102,16 +105,16 @@ def execute_job(job: Job, run_key: str, settings: JobSettings) -> State:
         credentials.get_client(request_hooks=[hook] if hook else None) as client,
     ):
         runs = [run]
-        if run.mode is Mode.INCREMENTAL:
-            selection = choose_records(client, run)
-            log.info("%s, incremental: %s", job.label, describe(selection))
+        if repair is not None or run.mode is Mode.INCREMENTAL:
+            selection = choose_records(client, run, repair)
+            log.info("%s, %s: %s", job.label, selection.scope, describe(selection))
             runs = part_runs(run, selection)
             if not runs:
                 result = JobResult.of(
                     job,
                     run_key,
-                    outcome=Outcome.NOTHING_CHANGED,
-                    message=f"nothing changed: {describe(selection)}; nothing started",
+                    outcome=Outcome.NOTHING_TO_RUN,
+                    message=f"{selection.scope}: {describe(selection)}; nothing started",
                 )
                 job_table(result)
                 return state_for(result)

@@ -38,7 +38,7 @@ from ..engine.preflight import (
 )
 from ..engine.progress_feed import JobProgress, publish
 from ..engine.resources import process_warehouse
-from ..engine.selection import night_selection
+from ..engine.selection import Repair, night_selection, repair_selection
 from ..engine.settings import JobSettings
 from ..engine.starting import Started, start_job
 from ..warehouse import Selection, Warehouse, WarehouseLockedError
@@ -99,10 +99,12 @@ def start_or_reconnect(
 
 
 @task(name="choose-records", task_run_name="choose · {run.job.display}", cache_policy=NO_CACHE)
-def choose_records(client: RuntypeClient, run: JobRun) -> Selection:
-    """Prefect task around `night_selection`: the records the job's incremental night runs,
-    chosen once and kept in the warehouse."""
+def choose_records(client: RuntypeClient, run: JobRun, repair: Repair | None = None) -> Selection:
+    """Prefect task around `night_selection` (or `repair_selection` for a ``repair``): the
+    records the job's night runs, chosen once and kept in the warehouse."""
     with process_warehouse(run.settings.db_path) as warehouse:
+        if repair is not None:
+            return repair_selection(client, warehouse, run, repair)
         return night_selection(client, warehouse, run)
 
 

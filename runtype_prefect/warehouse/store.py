@@ -154,11 +154,13 @@ class Selection:
     type_records: int
     selection_hash: str
     chosen_at: datetime
+    #: The batches a repair re-runs the failed records of (empty for an incremental night).
+    repairs: tuple[str, ...] = ()
 
 
 _SELECTION_COLUMNS = (
     "flow_id, record_type, run_key, scope, whole_type, record_ids, reasons, type_records,"
-    " selection_hash, chosen_at"
+    " selection_hash, chosen_at, repairs"
 )
 
 
@@ -455,7 +457,7 @@ class Warehouse:
         if not rows:
             return None
         row = list(rows[0])
-        row[5], row[6] = tuple(row[5]), json.loads(row[6])
+        row[5], row[6], row[10] = tuple(row[5]), json.loads(row[6]), tuple(row[10] or ())
         return Selection(*row)
 
     def fix_selection(self, selection: Selection) -> Selection:
@@ -464,7 +466,7 @@ class Warehouse:
         with self.transaction() as cur:
             cur.execute(
                 f"INSERT OR IGNORE INTO run_selections ({_SELECTION_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     selection.flow_id,
                     selection.record_type,
@@ -476,6 +478,7 @@ class Warehouse:
                     selection.type_records,
                     selection.selection_hash,
                     selection.chosen_at,
+                    list(selection.repairs),
                 ],
             )
         key = JobKey(selection.flow_id, selection.record_type, selection.run_key)
@@ -510,6 +513,36 @@ class Warehouse:
             [flow_id, record_type, before, before],
         )
         return {record_id: (ok, last_ok) for record_id, ok, last_ok in rows}
+
+    def failed_in_night(
+        self, key: JobKey, *, transient_only: bool = False
+    ) -> tuple[list[str], list[str]]:
+        """Return the records whose latest result of the job-night failed (over every batch
+        of the night, earlier repairs included: a record a repair cured is not failed any
+        more), oldest failure first, and those batches' ids. With ``transient_only``, only
+        failures a re-run may cure (`is_transient_error`)."""
+        batches = [
+            row[0]
+            for row in self.query(
+                "SELECT batch_id FROM batch_nights WHERE flow_id = ? AND record_type = ?"
+                " AND run_key = ? ORDER BY part, batch_id",
+                [key.flow_id, key.record_type, key.run_key],
+            )
+        ]
+        if not batches:
+            return [], []
+        rows = self.query(
+            "WITH latest AS (SELECT record_id,"
+            " arg_max(success, coalesce(executed_at, failed_at, landed_at)) AS success,"
+            " arg_max(error, coalesce(executed_at, failed_at, landed_at)) AS error,"
+            " min(coalesce(failed_at, executed_at, landed_at)) AS first_at"
+            " FROM record_results WHERE list_contains(?, batch_id) GROUP BY record_id)"
+            " SELECT record_id FROM latest WHERE NOT success"
+            " AND (NOT ? OR coalesce(is_transient_error(error), false))"
+            " ORDER BY first_at, record_id",
+            [batches, transient_only],
+        )
+        return [r[0] for r in rows], batches
 
     def last_full_run_version(self, flow_id: str, record_type: str) -> str | None:
         """Return the flow version that the job's latest landed run over the whole record type
