@@ -546,10 +546,17 @@ def test_a_snapshot_published_by_an_older_version_reads_through_todays_models(tm
     with duckdb.connect(str(snapshot)) as old:  # what an older release published
         old.execute("CREATE OR REPLACE VIEW batch_runs AS SELECT 1.0 AS cost_usd")
         old.execute("UPDATE analytics_models SET digest = 'an older release'")
+        # Before runs over chosen records: a ledger without parts, no kept choices.
+        old.execute("CREATE TABLE ledger AS SELECT * EXCLUDE (part) FROM run_intents")
+        old.execute("DROP TABLE run_intents")
+        old.execute("ALTER TABLE ledger RENAME TO run_intents")
+        old.execute("DROP TABLE run_selections")
     with rta.connect(db) as con:
         batches = rta.batch_runs(con)
         assert {"estimated_cost_usd", "billed_cost_usd"} <= set(batches.columns)
         assert len(batches) == len(BATCHES)
+        assert len(rta.record_type_nights(con)) > 0
+        assert con.execute("SELECT count(*) FROM incremental_savings").fetchone() == (0,)
     with duckdb.connect(str(snapshot), read_only=True) as raw:
         assert raw.execute("SELECT * FROM batch_runs").fetchall() == [(1.0,)], "left as it was"
 

@@ -187,10 +187,20 @@ def test_ambiguous_run_start_is_not_retried(client, admin, sleeps):
     admin.script({"kind": "drop", "method": "POST", "path_prefix": "/v1/flows"})
     with pytest.raises(RunStartUncertainError) as info:
         client.run_on_record_type(flow_id, "ticket")
-    assert info.value.flow_id == flow_id and info.value.record_type == "ticket"
+    assert info.value.flow_id == flow_id and info.value.target == "record type 'ticket'"
     assert isinstance(info.value.cause, RuntypeConnectionError)
     assert sleeps.calls == []
     assert admin.stats()["runsStarted"] == 1, "the run did start, and only once"
+
+
+def test_ambiguous_batch_submit_is_not_retried(client, admin, sleeps):
+    flow_id = admin.flow_for("ticket")
+    ids = [r.id for r in client.list_records(type="ticket")][:3]
+    admin.script({"kind": "drop", "method": "POST", "path_prefix": "/v1/batch/flow"})
+    with pytest.raises(RunStartUncertainError) as info:
+        client.submit_batch(flow_id, ids)
+    assert info.value.target == "3 chosen records" and sleeps.calls == []
+    assert admin.stats()["runsStarted"] == 1, "the batch did start, and only once"
 
 
 def test_ambiguous_5xx_on_run_start_is_not_retried(client, admin, sleeps):

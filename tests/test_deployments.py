@@ -412,7 +412,9 @@ def test_deployments_run_and_cancel_end_to_end_on_a_real_server(admin, sandbox, 
         "runtype-job-lead-enrichment",
     }
     nightly = next(d for d in deployments if d["name"] == "nightly")
-    assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * 1-6"
+    schedules = {s["schedule"]["cron"]: s for s in nightly["schedules"]}
+    assert set(schedules) == {"0 2 * * 1-6", "0 2 * * 0"}
+    assert schedules["0 2 * * 0"]["parameters"]["settings"]["mode"] == "full"
     with Warehouse(db) as w:
         first = w.query(
             "SELECT r.record_type, count(*) FROM record_results r JOIN batches b"

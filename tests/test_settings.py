@@ -12,7 +12,7 @@ from runtype_prefect.engine.settings import (
     NightSettings,
     upgrade_parameters,
 )
-from runtype_prefect.flows import backfill, nightly, run_record_type
+from runtype_prefect.flows import backfill, nightly, repair_night, run_record_type
 
 
 def _described(schema: dict) -> list[str]:
@@ -29,7 +29,9 @@ def _described(schema: dict) -> list[str]:
     return missing
 
 
-@pytest.mark.parametrize("flow", [run_record_type, nightly, backfill], ids=lambda f: f.name)
+@pytest.mark.parametrize(
+    "flow", [run_record_type, nightly, backfill, repair_night], ids=lambda f: f.name
+)
 def test_every_parameter_and_settings_field_is_described_for_the_ui(flow):
     schema = flow.parameters.model_dump()
     assert _described(schema) == []
@@ -124,7 +126,9 @@ def test_setup_rewrites_deployments_and_their_scheduled_runs_still_holding_flat_
     assert nightly.validate_parameters(scheduled)["night"].max_concurrent_jobs == 2
 
 
-@pytest.mark.parametrize("flow", [run_record_type, nightly, backfill], ids=lambda f: f.name)
+@pytest.mark.parametrize(
+    "flow", [run_record_type, nightly, backfill, repair_night], ids=lambda f: f.name
+)
 def test_a_served_flow_pickled_by_value_still_validates_its_settings(flow):
     """A served deployment runs its flow in a child process from a cloudpickle of it, which
     carries only the names the flow's body uses: the settings types must come with the
@@ -134,6 +138,9 @@ def test_a_served_flow_pickled_by_value_still_validates_its_settings(flow):
     import cloudpickle
 
     shipped = pickle.loads(cloudpickle.dumps(flow))
-    required = {"flow_id": "f", "record_type": "t"} if flow is run_record_type else {}
+    required = {
+        run_record_type: {"flow_id": "f", "record_type": "t"},
+        repair_night: {"flow_id": "f", "record_type": "t", "run_key": "2026-12-06"},
+    }.get(flow, {})
     validated = shipped.validate_parameters({**required, "settings": {"force": True}})
     assert isinstance(validated["settings"], JobSettings) and validated["settings"].force

@@ -192,8 +192,19 @@ def test_upgrading_gives_immediate_rows_the_derived_times_and_keeps_old_parts_re
     try:
         from runtype_prefect.warehouse.publish import publish
 
+        # Today's models read the ledger's parts and the kept choices of runs over chosen
+        # records, which the previous release's did not: lend them for its publish only.
+        old_parts.execute("ALTER TABLE run_intents ADD COLUMN part VARCHAR DEFAULT ''")
+        old_parts.execute(
+            "CREATE TABLE run_selections (flow_id VARCHAR, record_type VARCHAR,"
+            " run_key VARCHAR, scope VARCHAR, whole_type BOOLEAN, record_ids VARCHAR[],"
+            " reasons JSON, type_records INTEGER, chosen_at TIMESTAMPTZ)"
+        )
         apply_views(old_parts)
         publish(old_parts, tmp_path / "old.analytics.duckdb")
+        old_parts.execute("DROP VIEW IF EXISTS incremental_savings")
+        old_parts.execute("DROP TABLE run_selections")
+        old_parts.execute("ALTER TABLE run_intents DROP COLUMN part")
     finally:
         old_parts.close()
 

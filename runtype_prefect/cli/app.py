@@ -762,6 +762,9 @@ def adopt(
     flow_id: Annotated[str, typer.Option(help="The job's Runtype flow id.")],
     record_type: Annotated[str, typer.Option(help="The job's record type.")],
     run_key: Annotated[str, typer.Option(help="The night (run key) to settle.")],
+    part: Annotated[
+        str, typer.Option(help="The part of the night the error named (e.g. 'incremental 2/2').")
+    ] = "",
     batch_id: Annotated[
         str | None, typer.Option(help="The batch that night's start became.")
     ] = None,
@@ -787,10 +790,10 @@ def adopt(
     job = Job(flow_id=flow_id, record_type=record_type)
     with open_warehouse(db) as warehouse:
         if start_new:
-            forget_start(warehouse, job, run_key)
+            forget_start(warehouse, job, run_key, part)
             console.print(f"{job.label} {run_key}: cleared; the next run starts a new batch")
             return
         assert batch_id is not None
         with RuntypeClient() as client:
-            adopt_batch(client, warehouse, job, run_key, batch_id)
+            adopt_batch(client, warehouse, job, run_key, batch_id, part)
     console.print(f"{job.label} {run_key}: adopted batch {batch_id}; a re-run lands it")

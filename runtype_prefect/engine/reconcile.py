@@ -39,11 +39,11 @@ class Candidate:
         return f"{i.id} ({i.total_records} records, {started}, {i.status}){why}"
 
 
-def adopt_command(job: Job, run_key: str, batch_id: str = "BATCH") -> str:
-    """Return the command that settles an ambiguous start by hand."""
+def adopt_command(job: Job, run_key: str, batch_id: str = "BATCH", part: str = "") -> str:
+    """Return the command that settles an ambiguous start (of ``part`` of the night) by hand."""
     return (
         f"runtype-prefect adopt --flow-id {job.flow_id} --record-type {job.record_type}"
-        f" --run-key {run_key} --batch-id {batch_id}"
+        f" --run-key {run_key}" + (f" --part '{part}'" if part else "") + f" --batch-id {batch_id}"
     )
 
 
@@ -100,9 +100,12 @@ def find_started_batch(
     )
     lines = "\n".join(f"  - {c.describe()}" for c in judged)
     raise AmbiguousBatchError(
-        f"cannot tell which batch {job.label} started for {intent.run_key!r} ({reason}); "
+        f"cannot tell which batch {job.label} started for {intent.run_key!r}"
+        + (f" ({intent.part})" if intent.part else "")
+        + f" ({reason}); "
         f"nothing was adopted or started. Batches of its flow:\n{lines}\n"
-        f"Settle it by hand: {adopt_command(job, intent.run_key)}, or with --start-new"
+        f"Settle it by hand: {adopt_command(job, intent.run_key, part=intent.part)}, or with"
+        " --start-new"
         " instead of --batch-id when none of them is it"
     )
 

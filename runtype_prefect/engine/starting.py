@@ -217,9 +217,15 @@ def claim(warehouse: Warehouse, job: Job, intent: Intent, batch_id: str, **field
 
 
 def adopt_batch(
-    client: RuntypeClient, warehouse: Warehouse, job: Job, run_key: str, batch_id: str
+    client: RuntypeClient,
+    warehouse: Warehouse,
+    job: Job,
+    run_key: str,
+    batch_id: str,
+    part: str = "",
 ) -> None:
-    """Attribute ``batch_id`` to the job's night by hand (settling an `AmbiguousBatchError`).
+    """Attribute ``batch_id`` to the job's night (or ``part`` of it) by hand (settling an
+    `AmbiguousBatchError`).
 
     Checks with the API that the batch exists and belongs to the job's flow. Raises
     `NotFoundError` for an unknown batch, ValueError for another flow's batch or a night that
@@ -228,12 +234,12 @@ def adopt_batch(
     status = client.get_batch_status(batch_id)
     if status.flow_id is not None and status.flow_id != job.flow_id:
         raise ValueError(f"batch {batch_id!r} ran flow {status.flow_id!r}, not {job.flow_id!r}")
-    intent = warehouse.get_intent(job.key(run_key))
+    intent = warehouse.get_intent(job.key(run_key, part))
     if intent is not None and intent.batch_id:
         raise ValueError(f"{job.label} already has batch {intent.batch_id!r} for {run_key!r}")
     if intent is None:
         intent = warehouse.record_intent(
-            job.key(run_key),
+            job.key(run_key, part),
             requested_at=datetime.now(UTC),
             prefect_flow_run_id=None,
             job_name=job.label,
@@ -248,15 +254,16 @@ def adopt_batch(
     )
 
 
-def forget_start(warehouse: Warehouse, job: Job, run_key: str) -> None:
-    """Drop the job's unsettled ledger row for ``run_key`` so the next run starts afresh.
+def forget_start(warehouse: Warehouse, job: Job, run_key: str, part: str = "") -> None:
+    """Drop the job's unsettled ledger row for ``run_key`` (and ``part``) so the next run
+    starts afresh.
 
     Raises ValueError when the row already names a batch (re-running reconnects to it).
     """
-    intent = warehouse.get_intent(job.key(run_key))
+    intent = warehouse.get_intent(job.key(run_key, part))
     if intent is not None and intent.batch_id:
         raise ValueError(
             f"{job.label} has batch {intent.batch_id!r} for {run_key!r}: a re-run reconnects to"
             " it (run with --force to start a new one)"
         )
-    warehouse.forget_intent(job.key(run_key))
+    warehouse.forget_intent(job.key(run_key, part))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -79,27 +80,50 @@ def applied_digest(con: duckdb.DuckDBPyConnection) -> str | None:
 _CREATE = re.compile(r"^CREATE OR REPLACE (VIEW|MACRO) ", re.MULTILINE)
 
 
-#: ``CREATE TABLE name (`` in a migration (statements split on ``;``).
-_CREATE_TABLE = re.compile(r"^\s*CREATE TABLE (\w+) \(", re.MULTILINE)
+@functools.cache
+def _latest_schema() -> dict[str, tuple[tuple[str, str], ...]]:
+    """Return each table of the latest schema with its (column, type) pairs in order: the
+    migrations applied to an empty in-memory database."""
+    with duckdb.connect() as memory:
+        apply_migrations(memory)
+        rows = memory.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns()"
+            " WHERE database_name = current_database() ORDER BY table_name, column_index"
+        ).fetchall()
+    schema: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in rows:
+        schema.setdefault(table, []).append((column, kind))
+    return {table: tuple(columns) for table, columns in schema.items()}
 
 
 def _stand_in_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Create, as empty temporary tables, the tables a newer schema added that ``con``'s
-    database lacks (a snapshot published before they existed), so today's models bind;
-    return their names."""
-    existing = {
-        row[0]
-        for row in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall()
-    } | {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+    """Give ``con`` what a newer schema added that its database lacks (a snapshot published
+    before it existed), so today's models bind: a missing table as an empty temporary table,
+    a table missing columns as a temporary view of it with those columns NULL. Return the
+    names of the tables stood in for."""
+    (database,) = con.execute("SELECT current_database()").fetchone() or ("",)
+    have: dict[str, set[str]] = {}
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns()"
+        " WHERE database_name = current_database() AND NOT internal"
+    ).fetchall():
+        have.setdefault(table, set()).add(column)
+    views = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
     made = []
-    for _, _, sql in migrations():
-        for statement in sql.split(";"):
-            found = _CREATE_TABLE.search(statement)
-            if found and found.group(1) not in existing:
-                con.execute(_CREATE_TABLE.sub(r"CREATE TEMP TABLE \1 (", statement, count=1))
-                made.append(found.group(1))
+    for table, columns in _latest_schema().items():
+        if table in views:
+            continue
+        if table not in have:
+            listed = ", ".join(f'"{c}" {kind}' for c, kind in columns)
+            con.execute(f'CREATE TEMP TABLE "{table}" ({listed})')
+        elif missing := [(c, kind) for c, kind in columns if c not in have[table]]:
+            added = ", ".join(f'CAST(NULL AS {kind}) AS "{c}"' for c, kind in missing)
+            con.execute(
+                f'CREATE TEMP VIEW "{table}" AS SELECT *, {added} FROM "{database}".main."{table}"'
+            )
+        else:
+            continue
+        made.append(table)
     return made
 
 
