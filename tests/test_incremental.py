@@ -5,13 +5,18 @@ ground truth over real HTTP."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import pytest
 from conftest import SandboxAdmin
 from helpers import job_settings, latest_preflight_markdown
 
 from runtype_prefect.client import RuntypeClient
+from runtype_prefect.engine.jobs import Job
+from runtype_prefect.engine.settings import NightSettings
 from runtype_prefect.flows import run_record_type
 from runtype_prefect.orchestration import Outcome
+from runtype_prefect.sandbox import SandboxServer, SandboxSettings
 from runtype_prefect.warehouse import JobKey, Warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "runtype_env")
@@ -153,3 +158,86 @@ def test_a_split_night_that_dies_between_its_calls_resumes_with_the_calls_not_ma
         )[0]
     assert parts == {"incremental 1/2": part_1, "incremental 2/2": part_2}
     assert landed == (len(expected), len(expected))
+
+
+LAST_NIGHT = date(2026, 3, 7)
+
+
+def _backfill_lead(server: SandboxServer, db: str, mode: str, monkeypatch) -> None:
+    """Land 7 nights of the lead job from ``server`` into ``db`` in ``mode``."""
+    from runtype_prefect.flows import backfill
+
+    monkeypatch.setenv("RUNTYPE_API_KEY", server.api_key)
+    monkeypatch.setenv("RUNTYPE_BASE_URL", server.base_url)
+    flow = next(
+        f for f in server.app.state.sandbox.world.flows.values() if f.name == "Lead Enrichment"
+    )
+    backfill(
+        nights=7,
+        jobs=[Job(flow_id=flow.id, record_type="lead", name="Lead Enrichment", mode=mode)],
+        last_night=LAST_NIGHT,
+        settings=job_settings(db, fast=True, publish_snapshot=False),
+        night=NightSettings(quality={"enabled": False}),
+    )
+
+
+def test_seven_incremental_nights_keep_every_records_state_true_to_seven_full_nights(
+    tmp_path, monkeypatch
+) -> None:
+    """Two sandboxes whose records change the same way each night: one lands seven full
+    nights of leads, the other seven incremental ones. The incremental warehouse's state of
+    the last night holds every existing lead once, with its latest result as its sandbox
+    ran it, and agrees with the full nights on every record that ran on the same night."""
+    start = datetime(2026, 3, 1, 2, tzinfo=UTC)
+    runs = {}
+    for mode in ("full", "incremental"):
+        db = str(tmp_path / f"{mode}.duckdb")
+        with SandboxServer(SandboxSettings(churn=1.0, start=start)) as server:
+            _backfill_lead(server, db, mode, monkeypatch)
+            with SandboxAdmin(server.base_url, api_key=server.api_key) as admin:
+                batches = sorted(admin.stats()["batches"], key=lambda b: b["createdAt"])
+            with RuntypeClient(server.api_key, server.base_url) as client:
+                existing = {r.id for r in client.list_records(type="lead")}
+                latest: dict[str, bool] = {}
+                for batch in batches:  # the sandbox's own record of every run, in order
+                    for page in client.iter_batch_record_results(batch["id"]):
+                        latest.update(
+                            {row.record_id: row.status == "completed" for row in page.items}
+                        )
+        runs[mode] = (db, batches, existing, latest)
+
+    full_db, full_batches, full_existing, _ = runs["full"]
+    db, batches, existing, latest = runs["incremental"]
+    assert existing == full_existing, "both worlds changed the same way"
+    assert len(full_batches) == len(batches) == 7
+    assert batches[0]["totalRecords"] == full_batches[0]["totalRecords"]  # night 1: every lead
+    later = [b["totalRecords"] for b in batches[1:]]
+    assert all(n < full_batches[0]["totalRecords"] / 2 for n in later), f"what changed: {later}"
+    with Warehouse(db) as w:
+        state = w.query(
+            "SELECT record_id, success, ran_night, execution_time_s FROM record_state"
+            " WHERE record_type = 'lead' AND night = ?",
+            [LAST_NIGHT],
+        )
+    ids = [row[0] for row in state]
+    assert len(ids) == len(set(ids)), "every record once"
+    assert set(ids) == existing, "every existing record, none deleted"
+    assert {row[0]: row[1] for row in state} == {r: latest[r] for r in existing}
+    with Warehouse(full_db) as w:
+        full = {
+            (record_id, night): (success, seconds)
+            for record_id, night, success, seconds in w.query(
+                "SELECT record_id, night, success, execution_time_s FROM record_facts"
+                " WHERE record_type = 'lead'"
+            )
+        }
+    compared = 0
+    for record_id, success, ran_night, seconds in state:
+        if (record_id, ran_night) in full:
+            # Execution times come from millisecond timestamps, which depend on the lane.
+            assert full[record_id, ran_night] == (success, pytest.approx(seconds, abs=0.002))
+            compared += 1
+    assert compared == len(state), "every record's latest result ran on a night of both"
+    with Warehouse(db) as w:
+        (saved,) = w.query("SELECT sum(records_saved) FROM incremental_savings")[0]
+    assert saved > 5 * 1000, "six nights that ran a few hundred leads of ~1,200"
