@@ -228,6 +228,75 @@ def test_chaos_two_nights_of_every_job_lose_and_duplicate_nothing(admin, sandbox
     }
 
 
+def test_chaos_incremental_nights_and_repairs_lose_and_duplicate_nothing(
+    admin, sandbox, db, monkeypatch
+):
+    """The same fault mix over runs over chosen records: two incremental nights of leads (the
+    first runs every lead, the second what changed or failed, its submits dropped and retried
+    by reconciliation) and a repair of the second, against the ground truth: nothing lost,
+    nothing doubled, one batch per job, night and part."""
+    from runtype_prefect.flows import repair_night
+
+    RuntypeCredentials(
+        api_key=sandbox.api_key, base_url=sandbox.base_url, max_attempts=10, retry_base_delay=0.01
+    ).save("chaos", overwrite=True)
+    for retried in (job_tasks.start_or_reconnect, job_tasks.land_results):
+        monkeypatch.setattr(retried, "retry_delay_seconds", [0.01] * 3)
+    flow = admin.flow_for("lead")
+    job = Job(flow_id=flow, record_type="lead", name="Lead Enrichment", mode="incremental")
+    settings = job_settings(db, credentials_block="chaos")
+    chaos = dict(
+        rate_429=0.2,
+        rate_5xx=0.05,
+        rate_drop=0.05,
+        rate_malformed=0.02,
+        latency_ms=20,
+        retry_after_seconds=0,
+        seed=11,
+    )
+    with RuntypeClient(sandbox.api_key, sandbox.base_url) as c:
+        leads = [r.id for r in c.list_records(type="lead")]
+    nights = ("2026-11-24", "2026-11-25")
+    for night in nights:
+        admin.clock(now=f"{night}T02:00:00Z")
+        admin.faults(**chaos)
+        state = nightly(jobs=[job], run_key=night, return_state=True, settings=settings)
+        admin.faults()
+        assert not state.is_failed(), state.message
+        for record_id in leads[:40]:  # changed before the next night
+            admin.change_record(record_id)
+    admin.faults(**chaos)
+    repaired = repair_night(flow, "lead", nights[1], settings=settings, return_state=True)
+    admin.faults()
+    assert not repaired.is_failed(), repaired.message
+
+    truth = admin.stats()["batches"]
+    with Warehouse(db) as w:
+        landed = {b: w.landed_counts(b) for b in (t["id"] for t in truth)}
+        parts = w.query(
+            "SELECT run_key, part, batch_id FROM run_intents WHERE batch_id IS NOT NULL"
+        )
+        rows = w.query("SELECT count(*), count(DISTINCT (batch_id, record_id)) FROM record_results")
+    lost_records = sum(t["totalRecords"] - landed[t["id"]][0] for t in truth)
+    lost_steps = sum(t["stepResults"] - landed[t["id"]][1] for t in truth)
+    duplicated = rows[0][0] - rows[0][1]
+    by_part = {(k, part): b for k, part, b in parts}
+    starts = ", ".join(sorted(f"{k} {p or 'whole type'}" for k, p in by_part))
+    print(
+        f"\nchaos over chosen records: {len(truth)} batches for {len(by_part)} starts"
+        f" ({starts}); lost {lost_records} records and {lost_steps} step results;"
+        f" duplicated {duplicated}"
+    )
+    assert (lost_records, lost_steps, duplicated) == (0, 0, 0)
+    assert len(parts) == len(by_part) == len(truth), "one batch per job, night and part"
+    assert set(by_part.values()) == {t["id"] for t in truth}
+    assert set(by_part) == {
+        (nights[0], ""),
+        (nights[1], "incremental 1/1"),
+        (nights[1], "repair 1/1"),
+    }
+
+
 def test_cancelling_the_flow_run_cancels_its_batch_within_seconds_and_frees_the_slot(admin, db):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState

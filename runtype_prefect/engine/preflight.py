@@ -408,12 +408,22 @@ def choose_incremental_records(
     client: RuntypeClient, report: PreflightReport, warehouse: Warehouse, settings: JobSettings
 ) -> None:
     """Choose tonight's records of every incremental job (`night_selection`: kept, so the job
-    runs this choice) and plan each job's records as the chosen ones."""
+    runs this choice) and plan each job's records as the chosen ones. A choice the API's
+    answers prevent is a warning: the job chooses when it starts, with its own retries."""
     for plan in report.plans:
         run = JobRun(plan.job, report.run_key, settings)
         if run.mode is not Mode.INCREMENTAL:
             continue
-        selection = night_selection(client, warehouse, run)
+        try:
+            selection = night_selection(client, warehouse, run)
+        except RuntypeError as exc:
+            report.add(
+                Level.WARN,
+                "incremental",
+                f"{plan.job.label}: records not chosen yet ({type(exc).__name__}: {exc});"
+                " the job chooses when it starts",
+            )
+            continue
         plan.chosen = describe(selection)
         plan.type_records = selection.type_records
         if not selection.whole_type:
