@@ -1,4 +1,6 @@
 -- job_nights -- grain: one job (flow × record type) on one night: what the quality gate judges.
+-- The night's first attempts: the records it ran (all of them, or an incremental night's
+-- choice), without its repairs, so a repair never hides a bad night from the gate.
 -- Columns: flow_id, record_type, night, job_name, records, failed, success_rate,
 -- failure_rate, p50_s, p95_s (execution time in seconds).
 CREATE OR REPLACE VIEW job_nights AS
@@ -10,6 +12,7 @@ WITH jobs AS (
         any_value(job_name) AS job_name,
         record_measures(success, execution_time_s) AS m
     FROM record_facts
+    WHERE part NOT LIKE 'repair%'
     GROUP BY flow_id, record_type, night
 )
 SELECT

@@ -128,3 +128,43 @@ def test_repairs_until_nothing_fails_then_nothing_to_repair_starts_nothing(
         assert batch_records(client, repair_batch) == still_failing
         still_failing = batch_records(client, repair_batch, status="failed")
     pytest.fail("records kept failing through five repairs")
+
+
+def test_the_nights_repair_pass_reruns_transient_failures_once_within_budget(
+    admin: SandboxAdmin, client: RuntypeClient, db: str
+) -> None:
+    from runtype_prefect.engine.jobs import Job
+    from runtype_prefect.engine.settings import NightSettings
+    from runtype_prefect.flows import nightly
+
+    flow = admin.flow_for("lead")
+    job = Job(flow_id=flow, record_type="lead", name="Lead Enrichment")
+    settings = job_settings(db, fast=True)
+    night = NightSettings(repair={"enabled": True}, quality={"enabled": False})
+    results = nightly(jobs=[job], run_key=NIGHT, settings=settings, night=night)
+    (night_batch, repair_batch) = new_batches(admin, set())
+    rows = [
+        r
+        for page in client.iter_batch_record_results(night_batch, status="failed")
+        for r in page.items
+    ]
+    with Warehouse(db) as w:
+        transient = {
+            r.record_id for r in rows if w.query("SELECT is_transient_error(?)", [r.error])[0][0]
+        }
+        gate_n = w.query("SELECT records FROM job_nights WHERE night = ?", [NIGHT])[0][0]
+    assert batch_records(client, repair_batch) == transient
+    assert [r.job for r in results] == ["Lead Enrichment", "Lead Enrichment · repair"]
+    assert results[1].records == len(transient)
+    assert gate_n == 1200, "the gate judges the night's first attempts"
+
+    nightly(jobs=[job], run_key=NIGHT, settings=settings, night=night)
+    assert admin.stats()["runsStarted"] == 2, "the pass runs at most once a night"
+
+    tight = NightSettings(
+        repair={"enabled": True},
+        quality={"enabled": False},
+        max_cost_usd=results[0].estimated_cost_usd + 0.0001,
+    )
+    nightly(jobs=[job], run_key="2026-11-21", settings=settings, night=tight)
+    assert admin.stats()["runsStarted"] == 3, "no repair past the night's budget"

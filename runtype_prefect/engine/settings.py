@@ -143,6 +143,17 @@ class QualityGate(_Settings):
     )
 
 
+class RepairPass(_Settings):
+    """After the night's jobs landed, the records that failed for a reason a re-run may cure
+    (a timeout, a rate limit, a 5xx) run once more, within the night's budget."""
+
+    enabled: bool = Field(
+        False,
+        description="Re-run once, after the night, each job's records that failed with a"
+        " timeout, a rate limit or a 5xx (not with a shared db_path)",
+    )
+
+
 class NightSettings(_Settings):
     """What a night of many jobs adds to each job's settings."""
 
@@ -159,6 +170,7 @@ class NightSettings(_Settings):
         " on whichever worker of its pool is free; needs a shared db_path",
     )
     quality: QualityGate = Field(default_factory=QualityGate)
+    repair: RepairPass = Field(default_factory=RepairPass)
 
 
 #: Parameter names of the flows before the settings were grouped → where each lives now.

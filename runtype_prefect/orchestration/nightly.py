@@ -17,9 +17,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from ..engine.jobs import Job, discover_jobs, load_jobs, named_after_flows
 from ..engine.outcomes import JobResult, Outcome
 from ..engine.resources import kept_open, process_warehouse
+from ..engine.selection import Repair
 from ..engine.settings import JobSettings, NightSettings
 from ..gate import QualityThresholds, Verdict
-from ..warehouse import Warehouse
+from ..warehouse import Warehouse, is_shared_location
 from .cancellation import CancellationWatch
 from .credentials import resolve_credentials
 from .dispatch import check_dispatchable, dispatch_job
@@ -42,6 +43,62 @@ def run_job(job: Job, run_key: str, settings: JobSettings, dispatch: str | None 
     if dispatch:
         return dispatch_job(job, run_key, settings, dispatch)
     return execute_job(job, run_key, settings)
+
+
+@task(name="repair-job", task_run_name="repair · {job.display}", cache_policy=NO_CACHE)
+def repair_job(job: Job, run_key: str, settings: JobSettings) -> State:
+    """Re-run the job's records whose latest result of the night failed for a reason a re-run
+    may cure (`execute_job` with a transient-only `Repair`): once, the choice being kept."""
+    return execute_job(job, run_key, settings, repair=Repair(transient_only=True))
+
+
+def repair_pass(
+    jobs: list[Job],
+    results: list[JobResult],
+    run_key: str,
+    settings: JobSettings,
+    night_budget_usd: float | None,
+) -> list[JobResult]:
+    """Run `repair_job` for each landed job with transient failures, one after another, while
+    the night's estimated spend plus the repair's (its records at tonight's cost per record)
+    stays within ``night_budget_usd``; return the repairs' results (named ``<job> · repair``).
+    """
+    log = get_run_logger()
+    by_label = {r.job: r for r in results}
+    spent = sum(r.estimated_cost_usd for r in results)
+    plans: list[tuple[Job, int, float]] = []
+    with process_warehouse(settings.db_path) as warehouse:
+        for job in jobs:
+            result = by_label.get(job.label)
+            if result is None or not result.failed or not result.records:
+                continue
+            if result.outcome.failed and result.outcome is not Outcome.BELOW_FLOOR:
+                continue  # not landed in full: a re-run of the night comes first
+            failed, _ = warehouse.failed_in_night(job.key(run_key), transient_only=True)
+            if failed:
+                per_record = result.estimated_cost_usd / result.records
+                plans.append((job, len(failed), len(failed) * per_record))
+    repairs = []
+    for job, records, cost in plans:
+        if night_budget_usd is not None and spent + cost > night_budget_usd:
+            log.warning(
+                "repair of %s skipped: %d records, about $%.2f, would take the night to $%.2f,"
+                " past its budget of $%.2f",
+                job.label,
+                records,
+                cost,
+                spent + cost,
+                night_budget_usd,
+            )
+            continue
+        spent += cost
+        log.info(
+            "repairing %s: %d records failed for a reason a re-run may cure", job.label, records
+        )
+        future = repair_job.submit(job, run_key, settings)
+        repaired = job_result(future, job, run_key)
+        repairs.append(repaired.model_copy(update={"job": f"{job.label} · repair"}))
+    return repairs
 
 
 def job_result(future: PrefectFuture[Any], job: Job, run_key: str) -> JobResult:
@@ -120,7 +177,8 @@ def nightly(
         discover_flow_ids: Without jobs or a jobs file: these flows over every record type.
         run_key: What makes a re-run idempotent; empty: the scheduled night (UTC date).
         settings: How each job runs: the warehouse, the key, waiting, money, judgement.
-        night: What the night adds: concurrency, the night's budget, dispatch, the quality gate.
+        night: What the night adds: concurrency, the night's budget, dispatch, the quality
+            gate, the repair pass.
     """
     log = get_run_logger()
     if night.dispatch_deployment:
@@ -172,6 +230,11 @@ def nightly(
             results.append(job_result(done, running.pop(done), run_key))
         results.sort(key=lambda r: order.get(r.job, 0))
         cancelled_run = _cancelled()
+        if night.repair.enabled and not cancelled_run:
+            if night.dispatch_deployment or is_shared_location(settings.db_path):
+                log.warning("no repair pass: it needs a local warehouse, not a shared location")
+            else:
+                results += repair_pass(job_list, results, run_key, job_settings, night.max_cost_usd)
         findings: list[Verdict] = []
         judge = night.quality.enabled and not cancelled_run
         if judge or settings.publish_snapshot:
@@ -208,7 +271,7 @@ def nightly(
         problems.append(f"quality degraded: {'; '.join(v.describe() for v in degraded)}")
     if problems:
         return Failed(data=results, message=" · ".join(problems))
-    partial = [r for r in results if r.outcome is not Outcome.COMPLETED]
+    partial = [r for r in results if not r.outcome.ok]
     if partial:
         names = ", ".join(f"{r.job} ({r.outcome.value})" for r in partial)
         return Completed(
