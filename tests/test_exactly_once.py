@@ -171,33 +171,45 @@ def test_a_batch_that_says_completed_early_is_incomplete_until_a_rerun_lands_the
     assert admin.stats()["runsStarted"] == 1
 
 
-def test_chaos_two_nights_of_every_job_lose_and_duplicate_nothing(admin, sandbox, db, monkeypatch):
-    """The fault mix of the issue (20 % 429, 5 % 5xx, 5 % dropped connections, 2 % malformed
-    bodies, 20 ms latency) over all four jobs and two nights, against the ground truth."""
+#: The fault mix of the chaos tests: 20 % 429, 5 % 5xx, 5 % dropped connections, 2 % malformed
+#: bodies, 20 ms latency.
+CHAOS = dict(
+    rate_429=0.2,
+    rate_5xx=0.05,
+    rate_drop=0.05,
+    rate_malformed=0.02,
+    latency_ms=20,
+    retry_after_seconds=0,
+    seed=11,
+)
+
+
+@pytest.fixture
+def chaos_block(sandbox, monkeypatch) -> str:
+    """A credentials block ("chaos") that retries many times quickly, and the job tasks'
+    Prefect retries paced the same way: a fault-ridden night ends within seconds."""
     RuntypeCredentials(
         api_key=sandbox.api_key, base_url=sandbox.base_url, max_attempts=10, retry_base_delay=0.01
     ).save("chaos", overwrite=True)
     for retried in (job_tasks.start_or_reconnect, job_tasks.land_results):
         monkeypatch.setattr(retried, "retry_delay_seconds", [0.01] * 3)
+    return "chaos"
+
+
+def test_chaos_two_nights_of_every_job_lose_and_duplicate_nothing(admin, db, chaos_block):
+    """The fault mix of the issue (20 % 429, 5 % 5xx, 5 % dropped connections, 2 % malformed
+    bodies, 20 ms latency) over all four jobs and two nights, against the ground truth."""
     flows = admin.stats()["flows"]
     jobs = [Job(flow_id=f["id"], record_type=f["recordType"], name=f["name"]) for f in flows]
     nights = ("2026-11-24", "2026-11-25")
     for night in nights:
         admin.clock(now=f"{night}T02:00:00Z")
-        admin.faults(
-            rate_429=0.2,
-            rate_5xx=0.05,
-            rate_drop=0.05,
-            rate_malformed=0.02,
-            latency_ms=20,
-            retry_after_seconds=0,
-            seed=11,
-        )
+        admin.faults(**CHAOS)
         state = nightly(
             jobs=jobs,
             run_key=night,
             return_state=True,
-            settings=job_settings(db, credentials_block="chaos"),
+            settings=job_settings(db, credentials_block=chaos_block),
         )
         admin.faults()
         assert not state.is_failed(), state.message
@@ -229,7 +241,7 @@ def test_chaos_two_nights_of_every_job_lose_and_duplicate_nothing(admin, sandbox
 
 
 def test_chaos_incremental_nights_and_repairs_lose_and_duplicate_nothing(
-    admin, sandbox, db, monkeypatch
+    admin, sandbox, db, chaos_block
 ):
     """The same fault mix over runs over chosen records: two incremental nights of leads (the
     first runs every lead, the second what changed or failed, its submits dropped and retried
@@ -237,35 +249,21 @@ def test_chaos_incremental_nights_and_repairs_lose_and_duplicate_nothing(
     nothing doubled, one batch per job, night and part."""
     from runtype_prefect.flows import repair_night
 
-    RuntypeCredentials(
-        api_key=sandbox.api_key, base_url=sandbox.base_url, max_attempts=10, retry_base_delay=0.01
-    ).save("chaos", overwrite=True)
-    for retried in (job_tasks.start_or_reconnect, job_tasks.land_results):
-        monkeypatch.setattr(retried, "retry_delay_seconds", [0.01] * 3)
     flow = admin.flow_for("lead")
     job = Job(flow_id=flow, record_type="lead", name="Lead Enrichment", mode="incremental")
-    settings = job_settings(db, credentials_block="chaos")
-    chaos = dict(
-        rate_429=0.2,
-        rate_5xx=0.05,
-        rate_drop=0.05,
-        rate_malformed=0.02,
-        latency_ms=20,
-        retry_after_seconds=0,
-        seed=11,
-    )
+    settings = job_settings(db, credentials_block=chaos_block)
     with RuntypeClient(sandbox.api_key, sandbox.base_url) as c:
         leads = [r.id for r in c.list_records(type="lead")]
     nights = ("2026-11-24", "2026-11-25")
     for night in nights:
         admin.clock(now=f"{night}T02:00:00Z")
-        admin.faults(**chaos)
+        admin.faults(**CHAOS)
         state = nightly(jobs=[job], run_key=night, return_state=True, settings=settings)
         admin.faults()
         assert not state.is_failed(), state.message
         for record_id in leads[:40]:  # changed before the next night
             admin.change_record(record_id)
-    admin.faults(**chaos)
+    admin.faults(**CHAOS)
     repaired = repair_night(flow, "lead", nights[1], settings=settings, return_state=True)
     admin.faults()
     assert not repaired.is_failed(), repaired.message

@@ -139,6 +139,13 @@ def prefect_api() -> Iterator[None]:
         yield
 
 
+#: Options several commands share, declared once.
+DbOption = Annotated[str | None, typer.Option(help="DuckDB file (default $RUNTYPE_PREFECT_DB).")]
+CredentialsOption = Annotated[
+    str | None, typer.Option(help="Saved RuntypeCredentials block (default: environment).")
+]
+
+
 def _env(name: str) -> str:
     return f"RUNTYPE_SANDBOX_{name}"
 
@@ -317,12 +324,8 @@ def check_before_prefect(jobs: list[Job], db: str | None, *, api: bool) -> dict[
 def run(
     flow_id: Annotated[str, typer.Option(help="Runtype flow id.")],
     record_type: Annotated[list[str], typer.Option(help="Record type (repeatable).")],
-    db: Annotated[
-        str | None, typer.Option(help="DuckDB file (default $RUNTYPE_PREFECT_DB).")
-    ] = None,
-    credentials_block: Annotated[
-        str | None, typer.Option(help="Saved RuntypeCredentials block (default: environment).")
-    ] = None,
+    db: DbOption = None,
+    credentials_block: CredentialsOption = None,
     run_key: Annotated[str | None, typer.Option(help="Idempotency key (default: today).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each batch.")] = 6 * 3600.0,
     force: Annotated[
@@ -401,12 +404,8 @@ def run(
 def repair(
     night: Annotated[str, typer.Option(help="The night to repair (its run key, e.g. 2026-12-06).")],
     job: Annotated[str, typer.Option(help="The job: its name or its record type.")],
-    db: Annotated[
-        str | None, typer.Option(help="DuckDB file (default $RUNTYPE_PREFECT_DB).")
-    ] = None,
-    credentials_block: Annotated[
-        str | None, typer.Option(help="Saved RuntypeCredentials block (default: environment).")
-    ] = None,
+    db: DbOption = None,
+    credentials_block: CredentialsOption = None,
     transient_only: Annotated[
         bool,
         typer.Option(
@@ -544,9 +543,7 @@ def doctor(
 def backfill(
     nights: Annotated[int, typer.Option(help="Nights to land, ending today (UTC).")] = 7,
     jobs_file: Annotated[str, typer.Option(help="Jobs YAML.")] = "deployments/jobs.yaml",
-    db: Annotated[
-        str | None, typer.Option(help="DuckDB file (default $RUNTYPE_PREFECT_DB).")
-    ] = None,
+    db: DbOption = None,
     sandbox_url: Annotated[
         str,
         typer.Option(
@@ -774,9 +771,7 @@ def adopt(
             "--start-new", help="None of the candidates is it: let the next run start afresh."
         ),
     ] = False,
-    db: Annotated[
-        str | None, typer.Option(help="DuckDB file (default $RUNTYPE_PREFECT_DB).")
-    ] = None,
+    db: DbOption = None,
 ) -> None:
     """Settle a start that reconciliation could not (AmbiguousBatchError): attribute a batch to
     the job's night, checked against the API, or clear the night so the next run starts one."""
