@@ -11,7 +11,7 @@ from prefect.deployments import run_deployment
 from prefect.states import State
 
 from ..engine.errors import StopError
-from ..engine.jobs import Job
+from ..engine.jobs import Job, JobRun
 from ..engine.outcomes import Outcome
 from ..engine.resources import process_warehouse
 from ..engine.settings import JobSettings
@@ -43,16 +43,18 @@ def dispatch_job(job: Job, run_key: str, settings: JobSettings, deployment: str)
     """Run ``job`` for ``run_key`` as a flow run of ``deployment`` (a child of this run, so it
     shows under the nightly in the UI and Prefect's cancellation clean-up cancels it with the
     nightly), wait for it, and return the state showing its outcome (`state_for`), with the
-    numbers the shared tables hold for its batch. ``settings`` go as they are: the nightly's
-    job settings (no preflight, no publishing of its own). A run that ended without naming a
-    batch returns the failed result of its state."""
+    numbers the shared tables hold for its batch. ``settings`` go as they are (the nightly's
+    job settings: no preflight, no publishing of its own) with the job's mode. A run that
+    ended without naming a batch returns the failed result of its state."""
     log = get_run_logger()
+    # The job's own mode (jobs file) goes with it: the flow takes a job's fields, not its mode.
+    mode = JobRun(job, run_key, settings).mode
     parameters = {
         "flow_id": job.flow_id,
         "record_type": job.record_type,
         "job_name": job.name,
         "run_key": run_key,
-        "settings": settings.model_dump(mode="json"),
+        "settings": settings.model_copy(update={"mode": mode}).model_dump(mode="json"),
     }
     flow_run = run_deployment(deployment, parameters=parameters, timeout=None, as_subflow=True)
     assert isinstance(flow_run, FlowRun)  # called from sync code: the sync variant ran
