@@ -26,8 +26,10 @@ from runtype_prefect.engine.settings import NightSettings
 from runtype_prefect.warehouse import (
     BatchIdentityError,
     JobKey,
+    Selection,
     SharedWarehouse,
     StartTakenError,
+    WarehouseError,
 )
 from runtype_prefect.warehouse.shared import (
     DeltaTables,
@@ -275,6 +277,28 @@ def test_a_directory_store_creates_each_key_once(tmp_path):
     assert store.create("a/b.json", b"1") and not store.create("a/b.json", b"2")
     assert store.read("a/b.json") == b"1" and store.read("a/c.json") is None
     assert store.keys("a/") == ["a/b.json"]
+
+
+def test_parts_of_a_night_are_starts_of_their_own_on_the_shared_ledger(tmp_path):
+    """A part's attempts live beside the whole-type run's, never inside its folder; and a
+    choice of records is refused (it lives in one warehouse file), naming the way out."""
+    url = f"file://{tmp_path}/shared"
+    ledger = ObjectLedger(object_store(SharedLocation.parse(url)), "me")
+    now = datetime.now(UTC)
+    whole, part = JobKey("flow", "lead", "k"), JobKey("flow", "lead", "k", "incremental 1/2")
+    for key, batch in ((whole, "batch_1"), (part, "batch_2")):
+        ledger.claim_start(
+            key, after=0, requested_at=now, prefect_flow_run_id=None, job_name=None,
+        )  # fmt: skip
+        ledger.name_batch(key, batch)
+    assert ledger.latest(whole).intent.batch_id == "batch_1"
+    latest = ledger.latest(part)
+    assert latest.intent.batch_id == "batch_2" and latest.intent.part == "incremental 1/2"
+    assert latest.intent.key == part and ledger.intent_of(part, "batch_2") == latest.intent
+    with SharedWarehouse(url) as shared, pytest.raises(WarehouseError, match="mode 'full'"):
+        shared.fix_selection(
+            Selection("flow", "lead", "k", "incremental", False, ("r1",), {}, 1, "h", now)
+        )
 
 
 def test_a_worker_waits_for_another_workers_start_to_name_its_batch(tmp_path):
