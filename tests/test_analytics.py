@@ -784,3 +784,57 @@ def test_what_needs_attention_puts_failures_first_and_stays_quiet_on_a_good_nigh
         chronic=chronic.iloc[:0],
     )
     assert quiet == []
+
+
+def test_partial_nights_and_repairs_read_true_on_every_surface(tmp_path):
+    """Night 2 of alpha ran 2 of its 4 records (incremental), and a repair cured r2: the
+    trend reads the record type's state (4 records, all fine), the gate the night's first
+    attempts (2, one failed), and the report shows what was run, saved and repaired."""
+    db = build(tmp_path / "partial.duckdb")
+    with Warehouse(db) as w, w.transaction() as cur:
+        cur.execute(
+            "INSERT INTO batches (batch_id, flow_id, record_type, run_key, status, outcome,"
+            " total_cost_usd, landed_at, requested_at) VALUES ('b5', 'flow_1', 'alpha',"
+            " '2026-11-02', 'completed', 'completed', 0.1, '2026-11-02 05:00:00+00',"
+            " '2026-11-02 04:00:00+00')"
+        )
+        cur.execute(
+            "INSERT INTO record_results (batch_id, record_id, record_type, flow_id, status,"
+            " success, execution_time_s, executed_at, landed_at) VALUES ('b5', 'r2', 'alpha',"
+            " 'flow_1', 'completed', true, 6.0, '2026-11-02 04:30:00+00', now())"
+        )
+        cur.execute("UPDATE record_results SET executed_at = '2026-11-02 02:30:00+00'"
+                    " WHERE batch_id = 'b2'")  # fmt: skip
+        for part, batch in (("incremental 1/1", "b2"), ("repair 1/1", "b5")):
+            cur.execute(
+                "INSERT INTO run_intents (flow_id, record_type, run_key, part, requested_at,"
+                " batch_id) VALUES ('flow_1', 'alpha', '2026-11-02', ?, now(), ?)",
+                [part, batch],
+            )
+        cur.execute(
+            "INSERT INTO run_selections VALUES ('flow_1', 'alpha', '2026-11-02', 'incremental',"
+            " false, ['r1', 'r2'], '{\"changed\": 2}', 4, 'h', now(), NULL)"
+        )
+    with Warehouse(db) as w:
+        w.publish_snapshot(full=True)
+    with rta.connect(db) as con:
+        night = pd.Timestamp("2026-11-02")
+        trend = row(rta.record_type_nights(con), record_type="alpha", night=night)
+        assert (trend.records, trend.succeeded) == (4, 4), "the state: r3, r4 from night 1"
+        assert (trend.attempts, trend.attempts_failed) == (3, 1)
+        (gate,) = con.execute(
+            "SELECT records, failed FROM job_nights WHERE record_type = 'alpha'"
+            " AND night = DATE '2026-11-02'"
+        ).fetchall()
+        assert gate == (2, 1), "the gate judges the night's first attempts"
+        (repairs,) = con.execute(
+            "SELECT records, first_attempt_success_rate, after_repair_success_rate, repaired"
+            " FROM night_repairs WHERE record_type = 'alpha' AND night = DATE '2026-11-02'"
+        ).fetchall()
+        assert repairs == (2, 0.5, 1.0, 1)
+        saved = con.execute(
+            "SELECT type_records, records_run, records_saved FROM incremental_savings"
+        ).fetchall()
+        assert saved == [(4, 2, 2)]
+    page = rta.build_report(db, tmp_path / "r.html").read_text()
+    assert "Incremental nights and repairs" in page and "2 of 4" in page

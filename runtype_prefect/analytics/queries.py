@@ -93,6 +93,33 @@ def record_type_nights(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.D
     return _df(con, f"SELECT * FROM record_type_nights{where} ORDER BY night, record_type", params)
 
 
+def chosen_records(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """Return per record type what its incremental nights ran and saved (view
+    ``incremental_savings``, summed over the selection's nights): nights, type_records,
+    records_run, records_saved, usd_saved; empty without incremental nights."""
+    where, params = f.where()
+    return _df(
+        con,
+        "SELECT record_type, count(*) AS nights, sum(type_records) AS type_records,"
+        " sum(records_run) AS records_run, sum(records_saved) AS records_saved,"
+        f" sum(usd_saved) AS usd_saved FROM incremental_savings{where}"
+        " GROUP BY record_type ORDER BY record_type",
+        params,
+    )
+
+
+def repaired_nights(con: duckdb.DuckDBPyConnection, f: Filters = ALL) -> pd.DataFrame:
+    """Return the job-nights that had repairs (view ``night_repairs``), newest first: first
+    attempt and after-repair success rates, records repaired."""
+    where, params = f.where()
+    clause = f"{where} AND repair_attempts > 0" if where else " WHERE repair_attempts > 0"
+    return _df(
+        con,
+        f"SELECT * FROM night_repairs{clause} ORDER BY night DESC, record_type",
+        params,
+    )
+
+
 def execution_times(
     con: duckdb.DuckDBPyConnection, f: Filters = ALL, *, limit: int = 200_000
 ) -> pd.DataFrame:

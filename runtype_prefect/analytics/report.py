@@ -284,6 +284,46 @@ def _num(value: object, fmt: str) -> str:
     return "" if value is None or pd.isna(value) else format(value, fmt)
 
 
+def _chosen_records_html(chosen: pd.DataFrame, repairs: pd.DataFrame) -> str:
+    """Return what the incremental nights ran and saved, and the repaired nights' success
+    before and after their repairs, as tables ("" when there were neither)."""
+    parts = []
+    if not chosen.empty:
+        parts.append(
+            _html_table(
+                ["record type", "incremental nights", "records run", "not run", "USD not spent"],
+                [
+                    [
+                        html.escape(str(r.record_type)),
+                        f"{int(r.nights):,}",
+                        f"{int(r.records_run):,} of {int(r.type_records):,}",
+                        f"{int(r.records_saved):,}",
+                        f"${_num(r.usd_saved, ',.2f')}" if pd.notna(r.usd_saved) else "",
+                    ]
+                    for r in chosen.itertuples()
+                ],
+            )
+        )
+    if not repairs.empty:
+        parts.append(
+            _html_table(
+                ["night", "job", "records", "first attempt", "after repair", "repaired"],
+                [
+                    [
+                        str(pd.Timestamp(r.night).date()),
+                        html.escape(str(r.job_name or r.record_type)),
+                        f"{int(r.records):,}",
+                        _num(r.first_attempt_success_rate, ".1%"),
+                        _num(r.after_repair_success_rate, ".1%"),
+                        f"{int(r.repaired):,}",
+                    ]
+                    for r in repairs.head(15).itertuples()
+                ],
+            )
+        )
+    return "".join(parts)
+
+
 def _batches_table(batches: pd.DataFrame, links: Links) -> str:
     """The last night's batches: one row per job with its numbers, both costs, queue and wall
     time, and links to its Prefect flow run and its batch page."""
@@ -453,6 +493,10 @@ def selection_html(
     body.append(heading("Quality gate"))
     body.append(chart("quality_verdicts"))
     body.append(_quality_table(frames.quality))
+    chosen = _chosen_records_html(queries.chosen_records(con, f), queries.repaired_nights(con, f))
+    if chosen:
+        body.append(heading("Incremental nights and repairs"))
+        body.append(chosen)
     notices = (
         what_needs_attention(
             night=night,
