@@ -138,6 +138,57 @@ def test_when_two_batches_fit_nothing_is_adopted_or_started_until_adopt_settles_
     assert admin.stats()["runsStarted"] == 2
 
 
+def test_an_ambiguous_part_of_an_incremental_night_stops_and_adopt_settles_that_part(
+    admin, sandbox, db
+):
+    """The night's choice was kept and its part's start written, then two batches of the
+    part's size appeared (its lost answer and a twin): nothing is adopted or started, the
+    message names both and the command with the part, and adopt --part settles it."""
+    from runtype_prefect.engine.jobs import JobRun
+    from runtype_prefect.engine.outcomes import AmbiguousBatchError
+    from runtype_prefect.engine.selection import INCREMENTAL, selection_hash
+    from runtype_prefect.engine.starting import start_job
+    from runtype_prefect.warehouse import Selection
+
+    flow, night, part = admin.flow_for("lead"), "2026-11-22", "incremental 1/1"
+    job = Job(flow_id=flow, record_type="lead", mode="incremental")
+    with RuntypeClient(sandbox.api_key, sandbox.base_url) as c, Warehouse(db) as w:
+        leads = [r.id for r in c.list_records(type="lead")]
+        chosen = tuple(leads[:5])
+        w.fix_selection(
+            Selection(flow, "lead", night, INCREMENTAL, False, chosen, {"changed": 5}, 1200,
+                      selection_hash(chosen), datetime.now(UTC))
+        )  # fmt: skip
+        count = c.count_records("lead")
+        w.record_intent(
+            job.key(night, part),
+            requested_at=datetime.now(UTC),
+            prefect_flow_run_id=None,
+            job_name=None,
+            api_requested_at=count.as_of,
+            expected_records=5,
+        )
+        twins = [c.submit_batch(flow, list(ids))[0].batch_execution_id
+                 for ids in (chosen, leads[5:10])]  # fmt: skip
+        run = JobRun(job, night, job_settings(db), part=part, record_ids=chosen)
+        with pytest.raises(AmbiguousBatchError) as ambiguous:
+            start_job(c, w, run)
+    message = str(ambiguous.value)
+    assert "2 batches fit" in message and all(t in message for t in twins)
+    assert f"--run-key {night} --part '{part}'" in message
+    assert admin.stats()["runsStarted"] == 2, "nothing was started"
+
+    cli = CliRunner().invoke(
+        cli_app,
+        ["adopt", "--flow-id", flow, "--record-type", "lead", "--run-key", night,
+         "--part", part, "--batch-id", twins[0], "--db", db],
+    )  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    with Warehouse(db) as w:
+        assert w.get_intent(job.key(night, part)).batch_id == twins[0]
+        assert w.get_intent(job.key(night)) is None, "the whole-type start is untouched"
+
+
 def test_a_batch_that_says_completed_early_is_incomplete_until_a_rerun_lands_the_rest(admin, db):
     flow = admin.flow_for("lead")
     admin.clock(time_scale=0.05)  # the batch takes ~10 s: long enough to catch it half-way
