@@ -117,6 +117,23 @@ def test_a_night_with_nothing_to_run_starts_nothing_and_pays_nothing(
     pytest.fail("every night found failures to run again")
 
 
+def test_a_new_published_flow_version_runs_every_record_again(
+    admin: SandboxAdmin, client: RuntypeClient, db: str
+) -> None:
+    flow = admin.flow_for("customer")
+    night(flow, "customer", "2026-11-20", db)
+    steps = client._http.get(f"flows/{flow}").json()["flowSteps"]
+    assert client._http.put(f"flows/{flow}", json={"flowSteps": steps}).status_code == 200
+    assert client._http.post(f"flows/{flow}/publish").status_code == 200
+    state = night(flow, "customer", "2026-11-21", db)
+    assert state.result(raise_on_failure=False).records == 40
+    with Warehouse(db) as w:
+        kept = w.get_selection(JobKey(flow, "customer", "2026-11-21"), "incremental")
+        parts = w.query("SELECT part FROM run_intents WHERE run_key = '2026-11-21'")
+    assert kept is not None and kept.whole_type and kept.reasons == {"flow version changed": 40}
+    assert parts == [("",)], "one run over the whole record type"
+
+
 def test_a_split_night_that_dies_between_its_calls_resumes_with_the_calls_not_made(
     admin: SandboxAdmin, client: RuntypeClient, db: str
 ) -> None:

@@ -27,14 +27,7 @@ CHANGED, NEW, FAILED = "changed", "new", "failed"
 FIRST_RUN, NEW_VERSION = "no earlier results", "flow version changed"
 
 
-def choose_incremental(
-    client: RuntypeClient,
-    warehouse: Warehouse,
-    run: JobRun,
-    *,
-    records: list[Record] | None = None,
-    now: datetime | None = None,
-) -> Selection:
+def choose_incremental(client: RuntypeClient, warehouse: Warehouse, run: JobRun) -> Selection:
     """Return the records an incremental night of ``run``'s job runs (not yet kept):
 
     - the records created or updated since their last successful result from the flow;
@@ -43,12 +36,11 @@ def choose_incremental(
     - every record (``whole_type``) when nothing ran before, or when the flow's published
       version differs from the one its last run over the whole type ran.
 
-    ``records`` is the record type's listing when the caller has it already (else it is
-    paged). Only results of earlier run keys count. Raises what the client raises.
+    The record type's listing is paged; only results of earlier run keys count. Raises what
+    the client raises.
     """
     job = run.job
-    if records is None:
-        records = client.list_records(type=job.record_type)
+    records = client.list_records(type=job.record_type)
     latest = warehouse.latest_results(job.flow_id, job.record_type, before=run.run_key)
     whole_reason = None
     if not latest:
@@ -79,7 +71,7 @@ def choose_incremental(
         reasons=reasons,
         type_records=len(records),
         selection_hash=selection_hash(chosen),
-        chosen_at=now or datetime.now(UTC),
+        chosen_at=datetime.now(UTC),
     )
 
 
