@@ -822,6 +822,9 @@ def test_partial_nights_and_repairs_read_true_on_every_surface(tmp_path):
         trend = row(rta.record_type_nights(con), record_type="alpha", night=night)
         assert (trend.records, trend.succeeded) == (4, 4), "the state: r3, r4 from night 1"
         assert (trend.attempts, trend.attempts_failed) == (3, 1)
+        names = [t.name for t in figures.success_rate_over_time(rta.record_type_nights(con)).data]
+        assert "alpha · the night's attempts" in names, "the partial night's attempts, dotted"
+        assert "beta · the night's attempts" not in names, "beta ran every record"
         (gate,) = con.execute(
             "SELECT records, failed FROM job_nights WHERE record_type = 'alpha'"
             " AND night = DATE '2026-11-02'"

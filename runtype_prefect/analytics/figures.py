@@ -119,7 +119,10 @@ def kpi_figure(kpis: pd.DataFrame, *, title: str = "Last night vs the trailing w
 
 def success_rate_over_time(rtn: pd.DataFrame) -> go.Figure:
     """Record success rate per record type per night with its 95 % Wilson interval as error
-    bars (wide on small nights: a dip there may be noise); thin buckets get hollow markers."""
+    bars (wide on small nights: a dip there may be noise); thin buckets get hollow markers.
+    The rate is of the record type's state (each record's latest result); a type whose nights
+    ran only some of its records (incremental nights) adds a dotted line of the rate of the
+    night's attempts."""
     title = "Record success rate per record type"
     if rtn.empty:
         return _empty(title)
@@ -160,8 +163,23 @@ def success_rate_over_time(rtn: pd.DataFrame) -> go.Figure:
                 hovertemplate="%{x|%Y-%m-%d}<br>success %{y:.1%} of %{customdata[0]} records"
                 " (95 % interval %{customdata[3]:.1%} – %{customdata[4]:.1%})"
                 "<br>%{customdata[1]} failed %{customdata[2]}<extra>%{fullData.name}</extra>",
+                legendgroup=str(record_type),
             )
         )
+        if "attempts" in group and (group["attempts"] != group["records"]).any():
+            fig.add_trace(
+                go.Scatter(
+                    x=group["night"],
+                    y=group["attempt_success_rate"],
+                    name=f"{record_type} · the night's attempts",
+                    mode="lines",
+                    line={"color": colors[str(record_type)], "dash": "dot", "width": 1},
+                    legendgroup=str(record_type),
+                    customdata=group["attempts"],
+                    hovertemplate="%{x|%Y-%m-%d}<br>%{y:.1%} of the %{customdata} records"
+                    " run that night<extra>%{fullData.name}</extra>",
+                )
+            )
     fig.update_yaxes(tickformat=".0%")
     return _layout(
         fig,
