@@ -4,7 +4,7 @@
 -- nightly ran for -- else the UTC day the batch started, else the day it was requested),
 -- flow_id, job_name, record_type, run_key, part, outcome, is_current.
 -- part: which start of the job-night the batch is ('' the run over the whole record type;
--- 'incremental 1/2', 'repair:<batch id> 1/1' runs over chosen records), from the start ledger.
+-- 'incremental 1/2', 'repair 1/1' runs over chosen records), from the start ledger.
 -- is_current: the batch that counts for its job (flow x record type) and part on its night. A
 -- part run again (`force`) has several batches; the latest one that landed completely counts
 -- (the latest requested while none has), and the others stay here as history. Every model

@@ -7,16 +7,15 @@
 CREATE OR REPLACE VIEW night_repairs AS
 WITH attempts AS (
     SELECT
-        f.flow_id,
-        f.record_type,
-        f.night,
-        f.job_name,
-        f.record_id,
-        f.success,
-        n.part LIKE 'repair%' AS in_repair,
-        coalesce(f.executed_at, f.landed_at) AS ran_at
-    FROM record_facts f
-    JOIN batch_nights n USING (batch_id)
+        flow_id,
+        record_type,
+        night,
+        job_name,
+        record_id,
+        success,
+        part LIKE 'repair%' AS in_repair,
+        coalesce(executed_at, landed_at) AS ran_at
+    FROM record_facts
 ),
 per_record AS (
     SELECT

@@ -26,6 +26,20 @@ def db(tmp_path):
     return str(tmp_path / "runtype.duckdb")
 
 
+def transient_failures(client: RuntypeClient, db: str, batch_id: str) -> tuple[set[str], int]:
+    """Return the records that failed in ``batch_id`` (the sandbox's account) with an error a
+    re-run may cure, by the warehouse's `is_transient_error`, and how many failed in all."""
+    pages = client.iter_batch_record_results(batch_id, status="failed")
+    rows = [row for page in pages for row in page.items]
+    with Warehouse(db) as w:
+        transient = {
+            row.record_id
+            for row in rows
+            if w.query("SELECT is_transient_error(?)", [row.error])[0][0]
+        }
+    return transient, len(rows)
+
+
 def test_a_repair_reruns_exactly_the_nights_failed_records_once(
     admin: SandboxAdmin, client: RuntypeClient, db: str
 ) -> None:
@@ -62,18 +76,8 @@ def test_a_transient_only_repair_leaves_failures_a_rerun_cannot_cure(
     settings = job_settings(db, fast=True, preflight=False)
     run_record_type(flow, "lead", run_key=NIGHT, settings=settings)
     (night_batch,) = new_batches(admin, set())
-    rows = [
-        row
-        for page in client.iter_batch_record_results(night_batch, status="failed")
-        for row in page.items
-    ]
-    with Warehouse(db) as w:
-        transient = {
-            row.record_id
-            for row in rows
-            if w.query("SELECT is_transient_error(?)", [row.error])[0][0]
-        }
-    assert transient and len(transient) < len(rows)
+    transient, failed = transient_failures(client, db, night_batch)
+    assert transient and len(transient) < failed
 
     repair_night(flow, "lead", NIGHT, transient_only=True, settings=settings)
     (repair_batch,) = new_batches(admin, {night_batch})
@@ -143,15 +147,8 @@ def test_the_nights_repair_pass_reruns_transient_failures_once_within_budget(
     night = NightSettings(repair={"enabled": True}, quality={"enabled": False})
     results = nightly(jobs=[job], run_key=NIGHT, settings=settings, night=night)
     (night_batch, repair_batch) = new_batches(admin, set())
-    rows = [
-        r
-        for page in client.iter_batch_record_results(night_batch, status="failed")
-        for r in page.items
-    ]
+    transient, _ = transient_failures(client, db, night_batch)
     with Warehouse(db) as w:
-        transient = {
-            r.record_id for r in rows if w.query("SELECT is_transient_error(?)", [r.error])[0][0]
-        }
         gate_n = w.query("SELECT records FROM job_nights WHERE night = ?", [NIGHT])[0][0]
     assert batch_records(client, repair_batch) == transient
     assert [r.job for r in results] == ["Lead Enrichment", "Lead Enrichment · repair"]

@@ -7,9 +7,11 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 
-from ..analytics import build_report
+from ..analytics import build_report, queries
+from ..analytics import connect as analytics_connect
 from ..client.sandbox_control import sandbox_page_template
 from ..engine.jobs import Job
 from ..engine.settings import Mode
@@ -43,20 +45,17 @@ def sandbox_jobs(server: SandboxServer) -> list[Job]:
     ]
 
 
-def savings_line(warehouse: Warehouse) -> str | None:
+def savings_line(chosen: pd.DataFrame) -> str | None:
     """Return what the incremental nights saved ("lead, incremental: ran 312 of 7,230 records
-    over 6 nights; 6,918 records and $12.40 not spent"), or None without any."""
-    rows = warehouse.query(
-        "SELECT record_type, sum(records_run), sum(type_records), count(*),"
-        " sum(records_saved), sum(usd_saved) FROM incremental_savings"
-        " GROUP BY record_type ORDER BY record_type"
-    )
-    if not rows:
+    over 6 nights; 6,918 records and $12.40 not spent"), from `queries.chosen_records`, or
+    None without any."""
+    if chosen.empty:
         return None
     return "; ".join(
-        f"{record_type}, incremental: ran {ran:,} of {total:,} records over {nights} night"
-        f"{'s' if nights != 1 else ''}; {saved:,} records and ${usd or 0:,.2f} not spent"
-        for record_type, ran, total, nights, saved, usd in rows
+        f"{r.record_type}, incremental: ran {int(r.records_run):,} of {int(r.type_records):,}"
+        f" records over {r.nights} night{'s' if r.nights != 1 else ''};"
+        f" {int(r.records_saved):,} records and ${r.usd_saved or 0:,.2f} not spent"
+        for r in chosen.itertuples()
     )
 
 
@@ -117,22 +116,21 @@ def run_demo(
     console.print(results_table(f"Last night ({last_night})", results))
     with Warehouse(db) as warehouse:
         verdicts = latest_verdicts(warehouse, date.fromisoformat(last_night))
-    print_verdicts(console, verdicts)
-    degraded = sum(v.degraded for v in verdicts)
-    console.print(planted_line(last_night, degraded), highlight=False)
-    with Warehouse(db) as warehouse:
         counts = {
             t: warehouse.query(f"SELECT count(*) FROM {t}")[0][0]
             for t in ("batches", "record_results", "step_results")
         }
+    print_verdicts(console, verdicts)
+    degraded = sum(v.degraded for v in verdicts)
+    console.print(planted_line(last_night, degraded), highlight=False)
     landed_nights = f"{len(nightly_results)} night{'s' if len(nightly_results) != 1 else ''}"
     console.print(
         f"landed {counts['batches']} batches, {counts['record_results']:,} record results and "
         f"{counts['step_results']:,} step results over {landed_nights} into {db} "
         f"(analytics snapshot: {snapshot_path_for(db).name}) in {time.monotonic() - started:.0f}s"
     )
-    with Warehouse(db) as warehouse:
-        saved = savings_line(warehouse)
+    with analytics_connect(db) as con:  # the snapshot the last night published
+        saved = savings_line(queries.chosen_records(con))
     if saved:
         console.print(saved, highlight=False)
     report = build_report(db, report_path, links=report_links())

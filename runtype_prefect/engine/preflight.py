@@ -36,6 +36,7 @@ from ..client import (
     UsagePeriod,
 )
 from ..warehouse import (
+    Selection,
     Warehouse,
     WarehouseError,
     WarehouseFolderMissingError,
@@ -126,10 +127,8 @@ class JobPlan:
     forecast: Forecast | None = None
     budget_usd: float | None = None
     over_budget: str = ""  # why the job is skipped; "" when it runs
-    #: An incremental job: the records chosen for the night, in words, and how many records
-    #: the type has (what a full run would run).
-    chosen: str = ""
-    type_records: int | None = None
+    #: An incremental job: the records chosen for the night (kept: the job runs them).
+    selection: Selection | None = None
 
     @property
     def runs(self) -> bool:
@@ -175,8 +174,8 @@ class PreflightReport:
             ]
             for p in self.plans:
                 records = "" if p.records is None else f"{p.records:,}"
-                if p.chosen and p.type_records is not None:
-                    records += f" of {p.type_records:,} (incremental)"
+                if p.selection is not None:
+                    records += f" of {p.selection.type_records:,} (incremental)"
                 lines.append(
                     f"| {p.job.label} | {records} | "
                     f"{p.forecast.describe() if p.forecast else 'no forecast'} | "
@@ -424,8 +423,7 @@ def choose_incremental_records(
                 " the job chooses when it starts",
             )
             continue
-        plan.chosen = describe(selection)
-        plan.type_records = selection.type_records
+        plan.selection = selection
         if not selection.whole_type:
             plan.records = len(selection.record_ids)
 
@@ -490,12 +488,12 @@ def _plan_and_record(
         max_cost_usd_per_night=max_cost_usd_per_night,
     )
     for plan in report.plans:
-        if plan.chosen:
-            saved = ""
-            if plan.forecast and plan.type_records:
-                full = plan.forecast.cost_per_record * plan.type_records
+        if plan.selection is not None:
+            chosen, saved = describe(plan.selection), ""
+            if plan.forecast and plan.selection.type_records:
+                full = plan.forecast.cost_per_record * plan.selection.type_records
                 saved = f"; forecast ${plan.forecast.usd:.2f} instead of ${full:.2f}"
-            report.add(Level.OK, "incremental", f"{plan.job.label}: {plan.chosen}{saved}")
+            report.add(Level.OK, "incremental", f"{plan.job.label}: {chosen}{saved}")
     try:  # after the budgets: only the jobs that will run count against the quota
         check_quota(client, report)
     except RuntypeError as exc:

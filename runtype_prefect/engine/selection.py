@@ -170,8 +170,8 @@ def _published_version(client: RuntypeClient, flow_id: str) -> str | None:
 
 
 def selection_hash(record_ids: list[str] | tuple[str, ...]) -> str:
-    """Return a short digest of a record set (order-independent): what a part's ledger entry
-    and the logs name it by."""
+    """Return a short digest of a record set (order-independent), kept with the choice as its
+    identity (the parts of a night are named by scope and number)."""
     digest = hashlib.sha256("\n".join(sorted(record_ids)).encode())
     return digest.hexdigest()[:16]
 
@@ -197,6 +197,6 @@ def describe(selection: Selection) -> str:
     reasons = ", ".join(f"{n:,} {why}" for why, n in selection.reasons.items() if n)
     chosen = len(selection.record_ids)
     if not chosen:
-        nothing = "nothing to repair" if selection.repairs else "nothing changed"
+        nothing = "nothing to repair" if selection.scope.startswith(REPAIR) else "nothing changed"
         return f"0 of {selection.type_records:,} records: {nothing}"
     return f"{chosen:,} of {selection.type_records:,} records: {reasons}"

@@ -231,7 +231,7 @@ def nightly(
         results.sort(key=lambda r: order.get(r.job, 0))
         cancelled_run = _cancelled()
         if night.repair.enabled and not cancelled_run:
-            if night.dispatch_deployment or is_shared_location(settings.db_path):
+            if is_shared_location(settings.db_path):  # dispatching needs one as well
                 log.warning("no repair pass: it needs a local warehouse, not a shared location")
             else:
                 results += repair_pass(job_list, results, run_key, job_settings, night.max_cost_usd)

@@ -137,9 +137,9 @@ class Intent:
 
 @dataclass(frozen=True)
 class Selection:
-    """What a run over chosen records runs for one job-night and scope (``incremental`` or
-    ``repair:<batch id>``), as the warehouse keeps it: chosen once, then the same on every
-    re-run of the night."""
+    """What a run over chosen records runs for one job-night and scope (``incremental``,
+    ``repair`` or ``repair transient``), as the warehouse keeps it: chosen once, then the same
+    on every re-run of the night."""
 
     flow_id: str
     record_type: str
@@ -162,6 +162,8 @@ _SELECTION_COLUMNS = (
     "flow_id, record_type, run_key, scope, whole_type, record_ids, reasons, type_records,"
     " selection_hash, chosen_at, repairs"
 )
+#: A kept choice's key columns (a job-night and a scope), as a WHERE clause.
+_SELECTION_WHERE = "flow_id = ? AND record_type = ? AND run_key = ? AND scope = ?"
 
 
 def validate_file(
@@ -450,8 +452,7 @@ class Warehouse:
     def get_selection(self, key: JobKey, scope: str) -> Selection | None:
         """Return the records chosen for the job-night ``key`` in ``scope``, or None."""
         rows = self.query(
-            f"SELECT {_SELECTION_COLUMNS} FROM run_selections"
-            " WHERE flow_id = ? AND record_type = ? AND run_key = ? AND scope = ?",
+            f"SELECT {_SELECTION_COLUMNS} FROM run_selections WHERE {_SELECTION_WHERE}",
             [key.flow_id, key.record_type, key.run_key, scope],
         )
         if not rows:
@@ -490,8 +491,7 @@ class Warehouse:
         """Drop the job-night's choice in ``scope`` (a forced re-run chooses again)."""
         with self.transaction() as cur:
             cur.execute(
-                "DELETE FROM run_selections"
-                " WHERE flow_id = ? AND record_type = ? AND run_key = ? AND scope = ?",
+                f"DELETE FROM run_selections WHERE {_SELECTION_WHERE}",
                 [key.flow_id, key.record_type, key.run_key, scope],
             )
 
@@ -550,9 +550,9 @@ class Warehouse:
         rows = self.query(
             "SELECT s.flow_version_id FROM step_results s"
             " JOIN batches b ON b.batch_id = s.batch_execution_id"
-            " LEFT JOIN run_intents i ON i.batch_id = b.batch_id"
+            " JOIN batch_nights n ON n.batch_id = b.batch_id"
             " WHERE b.flow_id = ? AND b.record_type = ? AND b.landed_at IS NOT NULL"
-            " AND coalesce(i.part, '') = '' AND s.flow_version_id IS NOT NULL"
+            " AND n.part = '' AND s.flow_version_id IS NOT NULL"
             " ORDER BY b.landed_at DESC, s.created_at DESC LIMIT 1",
             [flow_id, record_type],
         )

@@ -1,6 +1,6 @@
 -- Runs over chosen records (incremental nights, repairs). A job-night may now hold several
 -- starts: the run over the whole record type (part '') and the parts of a run over chosen
--- records ('incremental 1/2', 'repair:<batch id> 1/1'), each started exactly once. The ledger
+-- records ('incremental 1/2', 'repair 1/1'), each started exactly once. The ledger
 -- is rebuilt with the part in its key; every earlier row is the whole-type run it was.
 CREATE TABLE run_intents_parts (
     flow_id              VARCHAR NOT NULL,
@@ -24,7 +24,7 @@ ALTER TABLE run_intents_parts RENAME TO run_intents;
 
 -- What a run over chosen records runs, fixed once per job-night and scope before its first
 -- start, so a re-run of the night runs the same records (or reconnects) instead of choosing
--- again from results the night itself landed. scope: 'incremental' or 'repair:<batch id>'.
+-- again from results the night itself landed. scope: 'incremental', 'repair' or 'repair transient'.
 -- whole_type: the choice was every record (the flow's version changed, or nothing ran before): the
 -- night runs over the whole record type instead.
 CREATE TABLE run_selections (
