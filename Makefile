@@ -51,7 +51,9 @@ report: install
 	$(VENV)/bin/runtype-prefect report --db runtype.duckdb --out reports/report.html
 
 # Every benchmark, then docs/performance.md generated from what they printed (never hand-edited).
+# The bench dependency group adds what the benchmarks compare against (dlt).
 bench: install
+	$(UV) sync --frozen --all-extras --group bench --quiet
 	@rm -rf .bench && mkdir -p .bench && cat /proc/loadavg > .bench/load-at-start
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; \
 		$(PY) $$script 2>&1 | tee .bench/$$(basename $$script .py).txt; \

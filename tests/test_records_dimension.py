@@ -123,3 +123,31 @@ def test_segment_keys_are_taken_literally(tmp_path, key):
     with rta.connect(db) as con:
         seg = rta.segments(con, key).set_index("segment")
     assert seg.loc["a", "success_rate"] == 1.0 and seg.loc["b", "success_rate"] == 0.0
+
+
+def test_an_incremental_nights_choice_lands_the_dimension_from_its_own_listing(
+    admin, client, tmp_path
+):
+    """The choice pages the type's records; the night's records dimension is that listing,
+    not a second one."""
+    from runtype_prefect.engine.jobs import Job, JobRun
+    from runtype_prefect.engine.selection import night_selection
+    from runtype_prefect.engine.settings import JobSettings, Mode
+
+    listing_pages: list[str] = []
+    client._http.event_hooks["request"].append(
+        lambda request: (
+            listing_pages.append(str(request.url))
+            if request.url.path.endswith("/records")
+            else None
+        )
+    )
+    job = Job(flow_id=admin.flow_for("customer"), record_type="customer")
+    run = JobRun(job, "2026-11-20", JobSettings(mode=Mode.INCREMENTAL, records_dimension=True))
+    with Warehouse(tmp_path / "runtype.duckdb") as w:
+        selection = night_selection(client, w, run)
+        pages_of_the_choice = len(listing_pages)
+        assert land_records(client, w, "customer", "2026-11-20") is None
+        landed = w.query("SELECT count(*) FROM records WHERE record_type = 'customer'")[0][0]
+    assert selection.type_records == landed == 40
+    assert pages_of_the_choice >= 1 and len(listing_pages) == pages_of_the_choice

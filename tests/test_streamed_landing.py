@@ -4,7 +4,9 @@ one is fetched."""
 
 from __future__ import annotations
 
+import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import orjson
@@ -18,7 +20,7 @@ from runtype_prefect.client import (
     models_to_table,
 )
 from runtype_prefect.client.arrow import ArrowLayout
-from runtype_prefect.engine.landing import land_overlapped
+from runtype_prefect.engine.landing import LANDING_SWITCH_INTERVAL, land_overlapped
 from runtype_prefect.warehouse import Warehouse, step_results_table
 
 
@@ -292,3 +294,67 @@ def test_a_landing_error_stops_fetching():
     with pytest.raises(RuntimeError, match="disk full"):
         land_overlapped(chunks(), land)
     assert len(fetched) <= 2
+
+
+def test_a_landing_lowers_the_gil_switch_interval_and_restores_it():
+    """The writer thread's short GIL needs are served promptly while a landing runs; the
+    process's own interval comes back when the last of several concurrent landings ends."""
+    usual = sys.getswitchinterval()
+    seen: list[float] = []
+    both_landing = threading.Barrier(2, timeout=5)
+
+    def land(chunk: pa.Table) -> int:
+        both_landing.wait()
+        seen.append(sys.getswitchinterval())
+        return chunk.num_rows
+
+    def one_landing() -> int:
+        return land_overlapped(iter([pa.table({"n": [1]})]), land)
+
+    with ThreadPoolExecutor(2) as pool:
+        assert sum(pool.map(lambda _: one_landing(), range(2))) == 2
+    assert seen == [LANDING_SWITCH_INTERVAL] * 2
+    assert sys.getswitchinterval() == usual
+
+    def failing(chunk: pa.Table) -> int:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        land_overlapped(iter([pa.table({"n": [1]})]), failing)
+    assert sys.getswitchinterval() == usual
+
+
+def test_record_and_step_results_are_paged_at_once_and_a_failing_listing_is_raised(tmp_path):
+    """While the step results land, the record results are paged beside them; when those
+    fail, the step results still land whole and the landing raises the listing's error
+    (the batch is not stamped landed)."""
+    from runtype_prefect.client import BadRequestError, BatchState, BatchStatus
+    from runtype_prefect.engine.jobs import Job
+    from runtype_prefect.engine.landing import land_batch_results
+
+    steps, _ = listing([row(i) for i in range(25)])
+    inside: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        inside.append(threading.current_thread().name)
+        if "/schedules/batch/" in request.url.path:
+            return httpx.Response(400, json={"error": {"code": "BAD", "message": "no"}})
+        return steps(request)
+
+    status = BatchStatus(
+        batch_execution_id="batch_1",
+        flow_id="flow_1",
+        status=BatchState.COMPLETED,
+        total_records=9,
+        processed_records=9,
+    )
+    with Warehouse(tmp_path / "w.duckdb") as w, client_for(handler) as client:
+        w.upsert_batch("batch_1", flow_id="flow_1", record_type="lead", status="queued")
+        with pytest.raises(BadRequestError):
+            land_batch_results(
+                client, w, Job(flow_id="flow_1", record_type="lead"), "batch_1", status,
+                immediate=False,
+            )  # fmt: skip
+        assert w.query("SELECT count(*) FROM step_results")[0][0] == 25
+        assert w.get_batch("batch_1")["landed_at"] is None
+    assert any(name.startswith("record-results") for name in inside), "paged in its own thread"

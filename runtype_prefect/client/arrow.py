@@ -37,7 +37,9 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 #: Money arrives as a decimal string; 18 places after the point keep any sane cost exact.
 DECIMAL = pa.decimal128(38, 18)
 #: Page bytes parsed together (and so the memory a listing holds at once, about twice this).
-DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+#: Measured landing 1M step results: 16 MiB chunks peaked 35 MB higher than 8 MiB ones at the
+#: same speed; 4 MiB chunks cost 15 % of the speed for 20 MB less.
+DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 
 _SCALARS: dict[type, pa.DataType] = {
     str: pa.string(),

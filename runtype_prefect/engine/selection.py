@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from ..client import NotFoundError, Record, RuntypeClient, split_record_ids
 from ..warehouse import Selection, Warehouse
 from .jobs import JobRun
+from .landing import land_listed_records
 
 INCREMENTAL = "incremental"
 REPAIR = "repair"
@@ -36,11 +37,14 @@ def choose_incremental(client: RuntypeClient, warehouse: Warehouse, run: JobRun)
     - every record (``whole_type``) when nothing ran before, or when the flow's published
       version differs from the one its last run over the whole type ran.
 
-    The record type's listing is paged; only results of earlier run keys count. Raises what
-    the client raises.
+    The record type's listing is paged; only results of earlier run keys count. With the
+    setting ``records_dimension`` the same listing lands as the night's records dimension, so
+    the night pages it once. Raises what the client raises.
     """
     job = run.job
     records = client.list_records(type=job.record_type)
+    if run.settings.records_dimension:
+        land_listed_records(warehouse, records, job.record_type, run.run_key)
     latest = warehouse.latest_results(job.flow_id, job.record_type, before=run.run_key)
     whole_reason = None
     if not latest:

@@ -30,6 +30,7 @@ from .observability import BatchEvents, job_table
 from .tasks import (
     cancel_remote_batch,
     choose_records,
+    land_records_dimension,
     land_results,
     start_or_reconnect,
     summarise_job,
@@ -153,6 +154,7 @@ def _execute_run(
                         outcome=started.landed_outcome,
                         message="already landed for this run key; nothing to do",
                     )
+                land_records_dimension(client, warehouse, run)
             events = stack.enter_context(
                 BatchEvents(started.batch_id, job.label, records=started.records)
             )

@@ -194,26 +194,12 @@ def land_results(
     client: RuntypeClient, warehouse: Warehouse, run: JobRun, started: Started, status: BatchStatus
 ) -> Landing:
     """Prefect task around `land_batch_results` (retried for transient errors); returns what
-    was landed and whether the batch is now complete in the warehouse. With the setting
-    ``records_dimension`` the record type's records are landed into the ``records``
-    dimension too (once a night); a listing that fails is logged and left for the next
-    night, the results stay landed."""
+    was landed and whether the batch is now complete in the warehouse."""
     log = get_run_logger()
     job = run.job
     landing = land_batch_results(
         client, warehouse, job, started.batch_id, status, immediate=started.immediate is not None
     )
-    try:
-        listed = (
-            land_records(client, warehouse, job.record_type, run.run_key)
-            if run.settings.records_dimension
-            else None
-        )
-    except RuntypeError as exc:
-        log.warning("%s: records of %r not landed (%s)", job.label, job.record_type, exc)
-    else:
-        if listed is not None:
-            log.info("%s: landed %d %s records", job.label, listed, job.record_type)
     log.info(
         "%s: landed %d record and %d step results%s",
         job.label,
@@ -222,6 +208,24 @@ def land_results(
         "" if landing.complete else f" — incomplete: {landing.missing}",
     )
     return landing
+
+
+def land_records_dimension(client: RuntypeClient, warehouse: Warehouse, run: JobRun) -> None:
+    """With the setting ``records_dimension``, land the record type's records into the
+    ``records`` dimension (once a night, `land_records`). The job path calls it while its
+    batch runs, so the listing costs no time of its own. A listing that fails is logged and
+    left for the next night: it never fails the job."""
+    if not run.settings.records_dimension:
+        return
+    log = get_run_logger()
+    job = run.job
+    try:
+        listed = land_records(client, warehouse, job.record_type, run.run_key)
+    except RuntypeError as exc:
+        log.warning("%s: records of %r not landed (%s)", job.label, job.record_type, exc)
+    else:
+        if listed is not None:
+            log.info("%s: landed %d %s records", job.label, listed, job.record_type)
 
 
 def summarise_job(
