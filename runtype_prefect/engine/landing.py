@@ -73,8 +73,8 @@ def _prompt_handoffs() -> Iterator[None]:
 
     The writer thread needs the GIL for a moment several times per chunk (register, execute,
     commit) while the fetching thread runs Python for every page; at the default 5 ms each of
-    those moments waits out the fetcher's slice. Measured on 1M step results in 8 MiB chunks:
-    the overlap ran at 0.6× of its 1 ms speed at 5 ms.
+    those moments waits out the fetcher's slice. Measured landing 1M step results in 8 MiB
+    chunks: 158,000 rows/s at 5 ms, 194,000 at 1 ms.
     """
     global _landings, _usual_interval
     with _switching:
@@ -97,8 +97,8 @@ def land_overlapped(chunks: Iterable[pa.Table], land: Callable[[pa.Table], int])
 
     Fetching (sockets, Arrow's JSON reader) and landing (DuckDB) both run outside the GIL,
     so on two cores the two overlap (`_prompt_handoffs`); at most one chunk lands while one more
-    is built. An error
-    on either side is raised once the chunk in flight has committed or rolled back.
+    is built. An error on either side is raised once the chunk in flight has committed or
+    rolled back.
     """
     total = 0
     with _prompt_handoffs(), ThreadPoolExecutor(1, thread_name_prefix="landing") as writer:
@@ -172,10 +172,10 @@ def land_batch_results(
     Pages stream through as Arrow tables of about 8 MiB of JSON each (the client's byte
     budget), one transaction each, so memory stays bounded whatever the batch's size and a
     crash leaves no partial chunk; the next chunk is fetched while one is landing, and the
-    record results are paged beside the step results. Idempotent:
-    re-landing leaves the tables identical, and an incomplete batch landed again later gains
-    only what is new. An immediate run's records came with its response (see
-    `land_immediate_records`), so only its steps are paged here.
+    record results are paged beside the step results. Idempotent: re-landing leaves the tables
+    identical, and an incomplete batch landed again later gains only what is new. An
+    immediate run's records came with its response (see `land_immediate_records`), so only its
+    steps are paged here.
     """
 
     def land_record_pages() -> int:
@@ -240,11 +240,9 @@ def land_records(
 
 def land_listed_records(
     warehouse: Warehouse, records: Sequence[Record], record_type: str, run_key: str
-) -> int | None:
-    """Land ``records``, a listing of ``record_type`` paged this night, into the ``records``
-    dimension unless this run key's listing is there already; return how many, or None."""
-    if warehouse.records_listed(record_type, run_key):
-        return None
+) -> int:
+    """Land ``records``, a listing of ``record_type`` paged for ``run_key``, into the
+    ``records`` dimension as that night's listing; return how many."""
     rows = [
         {
             "record_id": r.id,

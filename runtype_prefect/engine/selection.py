@@ -43,7 +43,9 @@ def choose_incremental(client: RuntypeClient, warehouse: Warehouse, run: JobRun)
     """
     job = run.job
     records = client.list_records(type=job.record_type)
-    if run.settings.records_dimension:
+    if run.settings.records_dimension and not warehouse.records_listed(
+        job.record_type, run.run_key
+    ):
         land_listed_records(warehouse, records, job.record_type, run.run_key)
     latest = warehouse.latest_results(job.flow_id, job.record_type, before=run.run_key)
     whole_reason = None
