@@ -5,14 +5,15 @@ step pages → Arrow tables → INSERT/MERGE, overlapped, cost, the batch's numb
 dimension once a night, while the batch runs) and summed up as the job's result reads it,
 beside the floor: a raw httpx loop that starts the same batches, lists the records, polls the
 batches and reads the same pages and cost, every row into one Arrow table per table and one
-INSERT each, no bookkeeping. Each round runs both on fresh batches; the ratio is the median of
-the rounds' ratios. Target: ≤ 1.1× the floor's time.
+INSERT each, no bookkeeping. Each round (3, or the first argument) runs both on fresh batches;
+the ratio is the median of the rounds' ratios. Target: ≤ 1.1× the floor's time.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from runtype_prefect.warehouse import Warehouse
 
 BATCHES = 10
 RECORDS = 1200
-ROUNDS = int(os.environ.get("ROUNDS", 3))
+ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 LATENCY_MS = 20
 POLL = 0.05
 
@@ -185,7 +186,6 @@ def dlt_path(base_url: str, flow_id: str, batch_ids: list[str], db: Path) -> flo
         pipelines_dir=str(db.parent / "dlt"),
         destination=dlt.destinations.duckdb(str(db)),
         dataset_name="runtype",
-        progress="log" if os.environ.get("DLT_LOG") else None,
     )
     start = time.perf_counter()
     pipeline.run(source, loader_file_format="parquet")
