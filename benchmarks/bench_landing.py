@@ -12,6 +12,7 @@ in-memory transport; the time spent generating them is not counted.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import resource
 import sys
 import tempfile
@@ -28,8 +29,11 @@ from runtype_prefect.client.arrow import DEFAULT_CHUNK_BYTES as LANDING_CHUNK_BY
 from runtype_prefect.engine import landing as landing_module
 from runtype_prefect.engine.landing import land_overlapped
 from runtype_prefect.warehouse import Warehouse, step_results_table
+from runtype_prefect.warehouse.connection import MEMORY_LIMIT_ENV
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+#: The DuckDB memory limit of the bounded variant.
+BOUNDED = "128MB"
 PAGE = 100
 BASE = datetime(2026, 11, 1, 2, tzinfo=UTC)
 
@@ -111,8 +115,12 @@ def file_backed_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
-def landing_path(rows: int, chunk_bytes: int, switch_interval: float, out) -> None:
+def landing_path(
+    rows: int, chunk_bytes: int, switch_interval: float, memory_limit: str | None, out
+) -> None:
     landing_module.LANDING_SWITCH_INTERVAL = switch_interval
+    if memory_limit:
+        os.environ[MEMORY_LIMIT_ENV] = memory_limit
     pages = Pages(rows)
     client = paging_client(pages)
     imported = peak_mb()
@@ -204,12 +212,12 @@ def main() -> None:
         f"  raw DuckDB INSERT of one prebuilt Arrow table (limit) {limit:>9,.0f} rows/s"
         f"   peak RSS {raw_mb:,.0f} MB (holds all rows)"
     )
-    ours = (LANDING_CHUNK_BYTES, landing_module.LANDING_SWITCH_INTERVAL)
+    ours = (LANDING_CHUNK_BYTES, landing_module.LANDING_SWITCH_INTERVAL, None)
     (total, upsert), landed, memory = in_process(landing_path, ROWS, *ours)
     mb, imported, opened, code, duckdb_mb = memory
     assert landed == ROWS, (landed, ROWS)
     (alt_total, _), alt_landed, alt_memory = in_process(
-        landing_path, ROWS, 16 * 2**20, sys.getswitchinterval()
+        landing_path, ROWS, 16 * 2**20, sys.getswitchinterval(), None
     )
     (_, _), _, (one_page_mb, *_) = in_process(landing_path, PAGE, *ours)
     rate = landed / total
@@ -260,6 +268,14 @@ def main() -> None:
     print(
         f"  peak RSS at {big:,} rows {big_mb:,.0f} MB; at {big:,} / at {ROWS:,} rows:"
         f" {big_mb / mb:.2f} (target ≈ 1: memory does not grow with the batch)"
+    )
+    bounded = (*ours[:2], BOUNDED)
+    (b_total, _), b_landed, (b_mb, *_) = in_process(landing_path, ROWS, *bounded)
+    (_, _), _, (b_big_mb, *_) = in_process(landing_path, big, *bounded)
+    print(
+        f"  with {MEMORY_LIMIT_ENV}={BOUNDED} (DuckDB's memory bounded): {b_landed / b_total:,.0f}"
+        f" rows/s ({b_landed / b_total / rate:.2f}× the unbounded speed), peak RSS {b_mb:,.0f} MB"
+        f" at {ROWS:,} rows and {b_big_mb:,.0f} MB at {big:,}: {b_big_mb / b_mb:.2f}"
     )
     (upsert, raw_chunks), chunks, _ = in_process(chunked, ROWS)
     print(

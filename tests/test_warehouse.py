@@ -382,3 +382,23 @@ def test_the_sql_models_are_read_from_the_checkouts_analytics_folder(monkeypatch
     monkeypatch.setattr(migrate, "source_tree", lambda: None)
     with pytest.raises(FileNotFoundError, match="_analytics"):
         migrate.analytics_dir()
+
+
+def test_a_memory_limit_from_the_environment_bounds_every_duckdb_database(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNTYPE_DUCKDB_MEMORY_LIMIT", "128MB")
+    with Warehouse(tmp_path / "w.duckdb") as w:
+        (limit,) = w.query("SELECT current_setting('memory_limit')")[0]
+        snapshot = w.publish_snapshot(full=True)
+    from runtype_prefect.analytics import connect as analytics_connect
+
+    with analytics_connect(snapshot) as con:
+        (read_limit,) = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert limit == read_limit == "122.0 MiB"  # 128 MB, as DuckDB prints it
+
+
+def test_a_memory_limit_duckdb_cannot_read_is_refused_naming_the_variable(tmp_path, monkeypatch):
+    from runtype_prefect.warehouse import WarehouseSettingError
+
+    monkeypatch.setenv("RUNTYPE_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(WarehouseSettingError, match="RUNTYPE_DUCKDB_MEMORY_LIMIT='lots'"):
+        Warehouse(tmp_path / "w.duckdb")

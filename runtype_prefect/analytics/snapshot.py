@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..warehouse import default_db_path, snapshot_path_for
+from ..warehouse import default_db_path, open_duckdb, snapshot_path_for
 from ..warehouse.migrate import apply_views_temporarily
 
 
@@ -43,7 +43,7 @@ def connect(db: str | os.PathLike | None = None) -> duckdb.DuckDBPyConnection:
     this version's (as temporary views), so an upgrade never breaks a notebook or the report
     before the next publish.
     """
-    con = duckdb.connect(str(resolve_analytics_path(db)), read_only=True)
+    con = open_duckdb(str(resolve_analytics_path(db)), read_only=True)
     try:
         apply_views_temporarily(con)
     except BaseException:

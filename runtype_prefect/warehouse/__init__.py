@@ -9,7 +9,9 @@ from .connection import (
     WarehouseError,
     WarehouseFolderMissingError,
     WarehouseLockedError,
+    WarehouseSettingError,
     connect,
+    open_duckdb,
 )
 from .opening import location_key, open_warehouse
 from .rows import (
@@ -48,11 +50,13 @@ __all__ = [
     "WarehouseError",
     "WarehouseFolderMissingError",
     "WarehouseLockedError",
+    "WarehouseSettingError",
     "batch_record_results_table",
     "connect",
     "default_db_path",
     "is_shared_location",
     "location_key",
+    "open_duckdb",
     "open_warehouse",
     "record_results_table",
     "records_table",

@@ -18,6 +18,9 @@ from pathlib import Path
 import duckdb
 
 _PID = re.compile(r"PID (\d+)")
+#: The most memory each DuckDB database of this process may use ("256MB", "1GB"); unset:
+#: DuckDB's default, 80 % of the machine's RAM.
+MEMORY_LIMIT_ENV = "RUNTYPE_DUCKDB_MEMORY_LIMIT"
 
 
 class WarehouseError(Exception):
@@ -169,6 +172,39 @@ def read_schema_version(
 HEADER_BYTES = 3 * 4096
 
 
+class WarehouseSettingError(WarehouseError, ValueError):
+    """An environment setting of the warehouse holds a value DuckDB refuses."""
+
+
+def duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
+    """Return the DuckDB settings every database this process opens takes from the
+    environment: ``memory_limit`` from ``$RUNTYPE_DUCKDB_MEMORY_LIMIT``, when set.
+
+    A landing keeps its appended rows and the table's blocks in memory while DuckDB's limit
+    allows; a limit bounds a worker's memory at some of the landing's speed (measured in
+    `benchmarks/bench_landing.py`).
+    """
+    limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    return {"memory_limit": limit} if limit else {}
+
+
+def open_duckdb(path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Return ``duckdb.connect(path)`` with `duckdb_config`.
+
+    Raises `WarehouseSettingError` naming the variable when DuckDB refuses its value.
+    """
+    config = duckdb_config()
+    try:
+        return duckdb.connect(path, read_only=read_only, config=config)
+    except (duckdb.ParserException, duckdb.InvalidInputException) as exc:
+        if not config:
+            raise
+        raise WarehouseSettingError(
+            f"{MEMORY_LIMIT_ENV}={os.environ[MEMORY_LIMIT_ENV]!r} is not a memory size DuckDB reads"
+            f" (for example 512MB or 2GB): {exc}"
+        ) from exc
+
+
 def is_lock_conflict(exc: BaseException) -> bool:
     """Return True when ``exc`` is DuckDB's "Could not set lock on file" error."""
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
@@ -190,7 +226,7 @@ def connect(
     waited, delay = 0.0, 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return open_duckdb(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if not is_lock_conflict(exc):
                 raise

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import duckdb
 
+from .connection import open_duckdb
 from .migrate import apply_views
 
 #: The result tables published as Parquet parts; every other table is copied whole.
@@ -179,7 +180,7 @@ def _build_catalog(
 ) -> None:
     tmp = snapshot_path.with_name(snapshot_path.name + ".tmp")
     tmp.unlink(missing_ok=True)
-    catalog = duckdb.connect(str(tmp))
+    catalog = open_duckdb(str(tmp))
     try:
         for table, path in copies.items():
             files = sorted(p for (t, _), p in parts.items() if t == table)
