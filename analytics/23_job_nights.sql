@@ -12,7 +12,7 @@ WITH jobs AS (
         any_value(job_name) AS job_name,
         record_measures(success, execution_time_s) AS m
     FROM record_facts
-    WHERE part NOT LIKE 'repair%'
+    WHERE NOT is_repair_part(part)
     GROUP BY flow_id, record_type, night
 )
 SELECT

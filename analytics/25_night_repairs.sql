@@ -13,7 +13,7 @@ WITH attempts AS (
         job_name,
         record_id,
         success,
-        part LIKE 'repair%' AS in_repair,
+        is_repair_part(part) AS in_repair,
         coalesce(executed_at, landed_at) AS ran_at
     FROM record_facts
 ),

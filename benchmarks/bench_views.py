@@ -145,9 +145,7 @@ def main() -> None:
         start = time.perf_counter()
         with Warehouse(path) as w:
             w.query("SELECT 1")
-            for statement in generate(STEPS).split(";\n"):
-                if statement.strip():
-                    w.query(statement)
+            fill(w, STEPS)
             generated = time.perf_counter() - start
             print(
                 f"{STEPS:,} step results, {RECORDS:,} record results, {NIGHTS} nights "
@@ -195,9 +193,7 @@ def main() -> None:
         small_steps = STEPS // 5
         small = Path(tmp) / "small.duckdb"
         with Warehouse(small) as w:
-            for statement in generate(small_steps).split(";\n"):
-                if statement.strip():
-                    w.query(statement)
+            fill(w, small_steps)
             w.publish_snapshot(full=True)
         small_seconds, small_size = timed_report(small, Path(tmp))
         print(
@@ -217,6 +213,13 @@ def main() -> None:
             f" {small_steps:,} step results, {small_seconds / seconds:.2f}×, shows the part"
             " every report pays: the page, its charts and one selection per record type)"
         )
+
+
+def fill(w: Warehouse, steps: int) -> None:
+    """Fill the empty warehouse ``w`` with `generate`'s rows."""
+    for statement in generate(steps).split(";\n"):
+        if statement.strip():
+            w.query(statement)
 
 
 def timed_report(db: Path, tmp: Path, since: date | None = None) -> tuple[float, float]:

@@ -26,6 +26,13 @@ def db(tmp_path):
     return str(tmp_path / "runtype.duckdb")
 
 
+def ran_night(admin: SandboxAdmin, flow: str, record_type: str, settings) -> str:
+    """Run ``NIGHT`` of the job on a fresh sandbox; return its batch's id."""
+    run_record_type(flow, record_type, run_key=NIGHT, settings=settings)
+    (night_batch,) = new_batches(admin, set())
+    return night_batch
+
+
 def transient_failures(client: RuntypeClient, db: str, batch_id: str) -> tuple[set[str], int]:
     """Return the records that failed in ``batch_id`` (the sandbox's account) with an error a
     re-run may cure, by the warehouse's `is_transient_error`, and how many failed in all."""
@@ -45,8 +52,7 @@ def test_a_repair_reruns_exactly_the_nights_failed_records_once(
 ) -> None:
     flow = admin.flow_for("ticket")
     settings = job_settings(db, fast=True, preflight=False)
-    run_record_type(flow, "ticket", run_key=NIGHT, settings=settings)
-    (night_batch,) = new_batches(admin, set())
+    night_batch = ran_night(admin, flow, "ticket", settings)
     failed = batch_records(client, night_batch, status="failed")
     assert failed
     gone = sorted(failed)[0]
@@ -74,8 +80,7 @@ def test_a_transient_only_repair_leaves_failures_a_rerun_cannot_cure(
 ) -> None:
     flow = admin.flow_for("lead")
     settings = job_settings(db, fast=True, preflight=False)
-    run_record_type(flow, "lead", run_key=NIGHT, settings=settings)
-    (night_batch,) = new_batches(admin, set())
+    night_batch = ran_night(admin, flow, "lead", settings)
     transient, failed = transient_failures(client, db, night_batch)
     assert transient and len(transient) < failed
 
@@ -114,8 +119,7 @@ def test_repairs_until_nothing_fails_then_nothing_to_repair_starts_nothing(
     repairs. Once none is, the repair ends NothingToRun and starts nothing."""
     flow = admin.flow_for("customer")
     settings = job_settings(db, fast=True, preflight=False)
-    run_record_type(flow, "customer", run_key=NIGHT, settings=settings)
-    (night_batch,) = new_batches(admin, set())
+    night_batch = ran_night(admin, flow, "customer", settings)
     still_failing = batch_records(client, night_batch, status="failed")
     known = {night_batch}
     forced = job_settings(db, fast=True, preflight=False, force=True)

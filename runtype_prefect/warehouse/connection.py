@@ -176,31 +176,24 @@ class WarehouseSettingError(WarehouseError, ValueError):
     """An environment setting of the warehouse holds a value DuckDB refuses."""
 
 
-def duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
-    """Return the DuckDB settings every database this process opens takes from the
-    environment: ``memory_limit`` from ``$RUNTYPE_DUCKDB_MEMORY_LIMIT``, when set.
+def open_duckdb(path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Return ``duckdb.connect(path)`` with the settings every DuckDB database this process
+    opens takes from the environment: ``memory_limit`` from ``$RUNTYPE_DUCKDB_MEMORY_LIMIT``,
+    when set.
 
     A landing keeps its appended rows and the table's blocks in memory while DuckDB's limit
     allows; a limit bounds a worker's memory at some of the landing's speed (measured in
-    `benchmarks/bench_landing.py`).
+    `benchmarks/bench_landing.py`). Raises `WarehouseSettingError` naming the variable when
+    DuckDB refuses its value.
     """
     limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
-    return {"memory_limit": limit} if limit else {}
-
-
-def open_duckdb(path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Return ``duckdb.connect(path)`` with `duckdb_config`.
-
-    Raises `WarehouseSettingError` naming the variable when DuckDB refuses its value.
-    """
-    config = duckdb_config()
+    if not limit:
+        return duckdb.connect(path, read_only=read_only)
     try:
-        return duckdb.connect(path, read_only=read_only, config=config)
+        return duckdb.connect(path, read_only=read_only, config={"memory_limit": limit})
     except (duckdb.ParserException, duckdb.InvalidInputException) as exc:
-        if not config:
-            raise
         raise WarehouseSettingError(
-            f"{MEMORY_LIMIT_ENV}={os.environ[MEMORY_LIMIT_ENV]!r} is not a memory size DuckDB reads"
+            f"{MEMORY_LIMIT_ENV}={limit!r} is not a memory size DuckDB reads"
             f" (for example 512MB or 2GB): {exc}"
         ) from exc
 
