@@ -65,13 +65,23 @@ def client(sandbox: SandboxServer, sleeps: RecordedSleep) -> Iterator[RuntypeCli
         yield c
 
 
+#: The session server's clocks for lateness, short so the late and missed alerts fire in
+#: seconds: a scheduled run is marked Late 1 s after it was due (checked every second), and
+#: proactive triggers are evaluated every second.
+FAST_LATENESS = {
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": "1",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "1",
+    "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S",
+}
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
     """One Prefect server for the whole session (it takes ~20 s to start): the CLI's local
-    server (`local_prefect`), on a temporary database."""
+    server (`local_prefect`), on a temporary database, with `FAST_LATENESS`."""
     from runtype_prefect.cli.local_prefect import local_prefect_server
 
-    with local_prefect_server(temporary_database=True):
+    with local_prefect_server(temporary_database=True, server_env=FAST_LATENESS):
         yield
 
 

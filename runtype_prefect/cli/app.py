@@ -7,7 +7,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -479,12 +479,41 @@ def setup(
         str | None,
         typer.Option(help="Also save a RuntypeCredentials block of this name from the env."),
     ] = None,
+    notify: Annotated[
+        str | None,
+        typer.Option(
+            help="Alert through this notification block (<block type>/<name>, e.g."
+            " custom-webhook/on-call): creates or updates the alert automations."
+        ),
+    ] = None,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            help="Alert by POSTing JSON {subject, body} to this URL (saves the generic webhook"
+            " block custom-webhook/runtype-alerts); --notify takes precedence."
+        ),
+    ] = None,
+    late_after: Annotated[
+        float,
+        typer.Option(help="Minutes after it was due before an unfinished nightly is late."),
+    ] = 240.0,
+    missed_after: Annotated[
+        float,
+        typer.Option(help="Minutes a due nightly may wait to start before it is missed."),
+    ] = 30.0,
+    digest: Annotated[
+        bool,
+        typer.Option("--digest", help="One message per night instead of one per job and problem."),
+    ] = False,
 ) -> None:
     """Create the Prefect limits and work pool and register the credentials block type.
 
-    Also rewrites this project's deployments (and their scheduled runs) that still hold the flat
-    parameter names of earlier versions to the grouped settings, one line per deployment.
-    Safe to run twice: existing limits are updated, nothing is duplicated.
+    With --notify (or --webhook), also create or update the automations that send alerts:
+    degraded quality, failed jobs, the quota warning, late and missed nights (or, with
+    --digest, one digest per night instead of the first three). Also rewrites this project's
+    deployments (and their scheduled runs) that still hold the flat parameter names of earlier
+    versions to the grouped settings, one line per deployment. Safe to run twice: existing
+    limits and automations are updated, nothing is duplicated.
     """
     from ..orchestration.provisioning import run_setup
 
@@ -494,6 +523,11 @@ def setup(
             max_running_batches=max_running_batches,
             work_pool=work_pool,
             save_block=save_block,
+            notify=notify,
+            webhook=webhook,
+            late_after=timedelta(minutes=late_after),
+            missed_after=timedelta(minutes=missed_after),
+            digest=digest,
         ):
             console.print(line)
 
@@ -603,10 +637,19 @@ def server(
     db: Annotated[str, typer.Option(help="DuckDB file the deployments land into.")] = (
         "runtype.duckdb"
     ),
+    notify: Annotated[
+        str | None,
+        typer.Option(help="Set up the alerts through this notification block (see setup)."),
+    ] = None,
+    webhook: Annotated[
+        str | None,
+        typer.Option(help="Set up the alerts to POST to this URL (see setup)."),
+    ] = None,
 ) -> None:
     """Run a Prefect server with the UI, the sandbox, the deployments and a process worker,
     until Ctrl-C or SIGTERM (which stop every child). Schedules run here (the temporary server
-    Prefect starts alone has none). Honours $PREFECT_HOME (default ./.prefect)."""
+    Prefect starts alone has none). With --notify or --webhook, its setup also creates the
+    alert automations. Honours $PREFECT_HOME (default ./.prefect)."""
     from .stack import LocalStack, api_url_of, stop_on_sigterm
 
     stop_on_sigterm()
@@ -618,6 +661,10 @@ def server(
         api_key=os.environ.get("RUNTYPE_API_KEY") or DEFAULT_API_KEY,
         time_scale=time_scale,
         db_path=db,
+        setup_options=[
+            *(["--notify", notify] if notify else []),
+            *(["--webhook", webhook] if webhook else []),
+        ],
         log=lambda line: console.print(line, highlight=False, soft_wrap=True),
     ) as stack:
         stack.deploy()

@@ -21,7 +21,7 @@ import random
 import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -131,27 +131,33 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 def create_app() -> ASGIApp:
     """Return Prefect's server app behind `RetryBusyDatabase` (a uvicorn ``--factory``), with
-    the lease repossessor running even on the temporary server (`repossess_when_ephemeral`)."""
+    the lease repossessor and the late-runs marker running even on the temporary server
+    (`services_when_ephemeral`)."""
     from prefect.server.api.server import create_app as create_prefect_app
 
-    repossess_when_ephemeral()
+    services_when_ephemeral()
     return RetryBusyDatabase(create_prefect_app())
 
 
-def repossess_when_ephemeral() -> None:
-    """Run Prefect's lease repossessor on a temporary (``EPHEMERAL``) server too (the suite's
-    killed-holder test fails if a Prefect upgrade renames it).
+def services_when_ephemeral() -> None:
+    """Run two of Prefect's services on a temporary (``EPHEMERAL``) server too (the suite's
+    killed-holder and missed-night tests fail if a Prefect upgrade renames them).
 
-    A concurrency slot is leased: its holder renews the lease while it runs, and the server's
-    repossessor frees the slot once a lease expires (a holder killed, a Ctrl-C mid-start).
-    Prefect runs the repossessor only on a full server, so on its temporary one a crashed
-    holder's slot stayed taken for good, and every later start of that flow waited for it.
+    - The lease repossessor. A concurrency slot is leased: its holder renews the lease while
+      it runs, and the repossessor frees the slot once a lease expires (a holder killed, a
+      Ctrl-C mid-start). Prefect runs it only on a full server, so on its temporary one a
+      crashed holder's slot stayed taken for good, and every later start of that flow waited.
+    - The late-runs marker: a scheduled run that has not started is marked ``Late``, the
+      event the missed-night alert waits on. Automations themselves (the triggers and their
+      actions) already run on a temporary server.
     """
     from prefect.server.services import perpetual_services
+    from prefect.server.services.late_runs import monitor_late_runs
     from prefect.server.services.repossessor import monitor_expired_leases
 
+    wanted = {monitor_expired_leases.__name__, monitor_late_runs.__name__}
     for config in perpetual_services.get_perpetual_services():
-        if getattr(config.function, "__name__", "") == monitor_expired_leases.__name__:
+        if getattr(config.function, "__name__", "") in wanted:
             config.run_in_ephemeral = True
 
 
@@ -207,6 +213,7 @@ def local_prefect_server(
     temporary_database: bool = False,
     startup_timeout: float = 180.0,
     log_path: os.PathLike[str] | None = None,
+    server_env: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """Run the local Prefect server (no UI, no scheduler: what Prefect's temporary server runs,
     plus the lease repossessor over leases kept in files, see `DURABLE_LEASES`) on a free
@@ -214,9 +221,10 @@ def local_prefect_server(
 
     Its database is Prefect's configured one (under ``PREFECT_HOME``), or with
     ``temporary_database`` a new one deleted afterwards (tests, benchmarks); the server's output
-    is appended to ``log_path`` (default: this terminal). Raises `ServerStartError` when the
-    server does not answer within ``startup_timeout`` seconds (a first start on a fresh
-    ``PREFECT_HOME`` creates the database: ~20 s on 2 cores).
+    is appended to ``log_path`` (default: this terminal); ``server_env`` is added to the
+    server's environment (its settings: e.g. how soon a run is late). Raises
+    `ServerStartError` when the server does not answer within ``startup_timeout`` seconds (a
+    first start on a fresh ``PREFECT_HOME`` creates the database: ~20 s on 2 cores).
     """
     from prefect.context import _temporary_global_settings_context, get_settings_context
     from prefect.settings import (
@@ -243,6 +251,9 @@ def local_prefect_server(
             **get_current_settings().to_environment_variables(exclude_unset=True),
         }
         env.pop("PREFECT_API_URL", None)
+        env.update(server_env or {})
+        # Links in alert messages point at this server's pages.
+        env.setdefault("PREFECT_UI_URL", f"http://127.0.0.1:{port}")
         if temporary_database:  # its leases go with its database
             env["PREFECT_HOME"] = folder
         out = stack.enter_context(open(log_path, "ab")) if log_path else None

@@ -58,6 +58,7 @@ class LocalStack:
         db_path: str | os.PathLike[str] = "runtype.duckdb",
         project_root: str | os.PathLike[str] | None = None,
         worker_poll_seconds: float = 5.0,
+        setup_options: list[str] | None = None,
         log: Callable[[str], object] = print,
     ) -> None:
         self.root = Path(project_root or Path.cwd()).resolve()
@@ -74,10 +75,12 @@ class LocalStack:
         self._own_sandbox = sandbox_url is None
         self.time_scale = time_scale
         self.log = log
+        self.setup_options = list(setup_options or [])
         self.env = {
             **os.environ,
             "PREFECT_HOME": str(self.home),
             "PREFECT_API_URL": self.api_url,
+            "PREFECT_UI_URL": self.ui_url,  # the links in alert messages
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             **DURABLE_LEASES,
             "PREFECT_WORKER_QUERY_SECONDS": os.environ.get(
@@ -144,7 +147,7 @@ class LocalStack:
             )
             self._wait_http(self.sandbox_url.removesuffix("/v1") + "/openapi.json", "sandbox")
         self._wait_http(self.api_url + "/health", "Prefect server", timeout=120)
-        self.run([sys.executable, "-m", "runtype_prefect", "setup"], "setup")
+        self.run([sys.executable, "-m", "runtype_prefect", "setup", *self.setup_options], "setup")
 
     def deploy(self) -> None:
         """Apply ``deployments/prefect.yaml`` to the server (``prefect deploy --all``)."""

@@ -22,6 +22,7 @@ Per job (flow × record type), per metric:
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -29,14 +30,19 @@ from datetime import date, timedelta
 from typing import Any
 
 from ..warehouse import Warehouse
-from .stats import binomial_sf
+from .attribution import (
+    Attribution,
+    UnitKey,
+    group_units,
+    unit_failures,
+    unit_p95_bases,
+    unit_slowdowns,
+)
+from .stats import excess_test
 from .thresholds import QualityThresholds
 from .verdicts import Metric, Verdict, VerdictKind
 
 JobKey = tuple[str, str]
-
-#: Bad records a baseline night must expect before the nights' dispersion is estimated.
-MIN_EXPECTED_FOR_DISPERSION = 5.0  # (flow_id, record_type)
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,8 @@ def judge_night(
 ) -> list[Verdict]:
     """Judge every job with records on ``night`` (both metrics), store the verdicts in
     ``quality_verdicts`` (replacing that night's earlier ones) and return them, ordered by job
-    and metric. Reads the ``job_nights`` and ``record_facts`` models and earlier verdicts."""
+    and metric. Reads the ``job_nights``, ``record_facts`` and ``unit_nights`` models and
+    earlier verdicts."""
     t = thresholds or QualityThresholds()
     start = night - timedelta(days=t.lookback_days)
     # One pass over the model for the window: tonight and the history before it.
@@ -105,6 +112,13 @@ def judge_night(
         [start, night],
     ):
         flags[flow_id, rtype, metric][past] = _Flag(verdict, since, count)
+    units = group_units(
+        warehouse.query(
+            "SELECT flow_id, record_type, night, unit, name, step_type, model, executions,"
+            " failed, p95_s FROM unit_nights WHERE night >= ? AND night <= ?",
+            [start, night],
+        )
+    )
 
     verdicts: list[Verdict] = []
     p95_bases: dict[JobKey, float] = {}
@@ -113,6 +127,9 @@ def judge_night(
         common = {"night": night, "flow_id": key[0], "record_type": key[1], "job_name": name}
         success_clean = _clean(history[key], flags[(*key, Metric.SUCCESS_RATE.value)], t)
         success = _success_verdict(current, success_clean, t, common)
+        if success.verdict is not VerdictKind.NO_VERDICT:
+            clean_nights = [n.night for n in success_clean]
+            success = _attributed(success, *unit_failures(units[key], night, clean_nights, t))
         verdicts.append(_streak(success, flags[(*key, Metric.SUCCESS_RATE.value)], history[key]))
         p95_clean = _clean(history[key], flags[(*key, Metric.P95.value)], t)
         blocked = _blocked(current, p95_clean, t)
@@ -124,6 +141,11 @@ def judge_night(
         p95_bases[key] = base
         pending_p95[key] = {"common": common, "current": current, "clean": p95_clean}
     slow = _records_slower(warehouse, start, night, p95_bases)
+    unit_bases = {
+        key: unit_p95_bases(units[key], [n.night for n in item["clean"]])
+        for key, item in pending_p95.items()
+    }
+    units_slow = _units_slower(warehouse, start, night, unit_bases)
     for key, item in pending_p95.items():
         counts = slow.get(key, {})
         tonight_slow = counts.get(night, 0)
@@ -131,6 +153,11 @@ def judge_night(
         p95 = _p95_verdict(
             item["current"], p95_bases[key], tonight_slow, baseline_slow, t, item["common"]
         )
+        clean_nights = [n.night for n in item["clean"]]
+        findings = unit_slowdowns(
+            units[key], night, clean_nights, unit_bases[key], units_slow.get(key, {}), t
+        )
+        p95 = _attributed(p95, *findings)
         verdicts.append(_streak(p95, flags[(*key, Metric.P95.value)], history[key]))
     verdicts.sort(key=lambda v: (v.record_type, v.flow_id, v.metric.value))
     warehouse.record_verdicts(night, [_row(v) for v in verdicts])
@@ -142,16 +169,21 @@ def latest_verdicts(warehouse: Warehouse, night: date) -> list[Verdict]:
     rows = warehouse.query(
         "SELECT night, flow_id, record_type, job_name, metric, records, current_value,"
         " baseline_value, baseline_nights, p_value, alpha, min_effect, verdict, reason,"
-        " degraded_since, degraded_nights FROM quality_verdicts WHERE night = ?"
+        " degraded_since, degraded_nights, attribution FROM quality_verdicts WHERE night = ?"
         " ORDER BY record_type, flow_id, metric",
         [night],
     )
     fields = [
         "night", "flow_id", "record_type", "job_name", "metric", "records", "current",
         "baseline", "baseline_nights", "p_value", "alpha", "min_effect", "verdict", "reason",
-        "degraded_since", "degraded_nights",
+        "degraded_since", "degraded_nights", "attribution",
     ]  # fmt: skip
-    return [Verdict(**dict(zip(fields, row, strict=True))) for row in rows]
+    verdicts = []
+    for row in rows:
+        values = dict(zip(fields, row, strict=True))
+        values["attribution"] = json.loads(values["attribution"] or "[]")
+        verdicts.append(Verdict(**values))
+    return verdicts
 
 
 # --- the two tests ----------------------------------------------------------------------------
@@ -244,33 +276,19 @@ def _p95_verdict(
     )
 
 
-@dataclass(frozen=True)
-class ExcessTest:
-    """Tonight's count of bad records against the baseline nights' rate of them."""
-
-    base_rate: float
-    dispersion: float
-    p_value: float
-
-
-def excess_test(bad: int, records: int, baseline: list[tuple[int, int]]) -> ExcessTest:
-    """Return the one-sided test of ``bad`` of ``records`` against ``baseline`` nights given
-    as (bad, records): the pooled rate of the nights but the worst in seven (plus half a bad
-    record of prior, so a spotless history does not make one failure significant), and the
-    exact binomial tail of tonight's count scaled by the nights' dispersion (Pearson's χ²/df
-    over the same nights, at least 1, when the nights expect at least
-    `MIN_EXPECTED_FOR_DISPERSION` bad records)."""
-    kept = sorted(baseline, key=lambda n: n[0] / n[1])[: len(baseline) - len(baseline) // 7]
-    rate = (sum(b for b, _ in kept) + 0.5) / (sum(n for _, n in kept) + 1)
-    dispersion = 1.0
-    # Only where nights expect a handful of bad records: below that the χ² of a few nights is
-    # mostly the counts' own discreteness, and one missed bad night would blunt the test.
-    expected = rate * sum(n for _, n in kept) / max(1, len(kept))
-    if len(kept) >= 3 and expected >= MIN_EXPECTED_FOR_DISPERSION:
-        chi2 = sum((b - n * rate) ** 2 / (n * rate * (1 - rate)) for b, n in kept)
-        dispersion = max(1.0, chi2 / (len(kept) - 1))
-    p_value = binomial_sf(int(bad / dispersion), max(1, round(records / dispersion)), rate)
-    return ExcessTest(base_rate=rate, dispersion=dispersion, p_value=p_value)
+def _attributed(
+    verdict: Verdict, flagged: list[Attribution], likeliest: Attribution | None
+) -> Verdict:
+    """The verdict with the units that moved: degraded when a unit test flagged one even if
+    the record-level test did not (the reason then names it); a night the record-level test
+    flagged alone names the likeliest unit."""
+    degraded = verdict.degraded or bool(flagged)
+    named = flagged or ([likeliest] if degraded and likeliest is not None else [])
+    update: dict[str, Any] = {"attribution": named}
+    if degraded and not verdict.degraded:
+        update["verdict"] = VerdictKind.DEGRADED
+        update["reason"] = f"{verdict.reason}; {flagged[0].describe()}"
+    return verdict.model_copy(update=update)
 
 
 def _streak(verdict: Verdict, flags: dict[date, _Flag], history: list[_Night]) -> Verdict:
@@ -306,10 +324,33 @@ def _records_slower(
     return slow
 
 
+def _units_slower(
+    warehouse: Warehouse, start: date, night: date, bases: dict[JobKey, dict[UnitKey, float]]
+) -> dict[JobKey, dict[UnitKey, dict[date, int]]]:
+    """Per job, unit and night from ``start`` to ``night``: executions slower than the
+    unit's baseline p95 (table macro ``units_slower``)."""
+    structs = [
+        {"flow_id": flow, "record_type": rtype, "unit": unit, "name": name, "base": base}
+        for (flow, rtype), job in bases.items()
+        for (unit, name), base in job.items()
+    ]
+    if not structs:
+        return {}
+    rows = warehouse.query(
+        "SELECT flow_id, record_type, night, unit, name, slower FROM units_slower(?, ?, ?)",
+        [start, night, structs],
+    )
+    slow: dict[JobKey, dict[UnitKey, dict[date, int]]] = defaultdict(lambda: defaultdict(dict))
+    for flow_id, rtype, day, unit, name, count in rows:
+        slow[flow_id, rtype][unit, name][day] = count
+    return slow
+
+
 def _row(v: Verdict) -> dict[str, Any]:
     row = v.model_dump(mode="python")
     row["current_value"] = row.pop("current")
     row["baseline_value"] = row.pop("baseline")
     row["metric"] = v.metric.value
     row["verdict"] = v.verdict.value
+    row["attribution"] = json.dumps(row["attribution"]) if v.attribution else None
     return row

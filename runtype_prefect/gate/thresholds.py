@@ -15,6 +15,14 @@ class QualityThresholds(BaseModel):
         lt=1,
         description="One-sided significance of each test: how unlikely tonight must be by chance",
     )
+    unit_alpha: float = Field(
+        0.001,
+        gt=0,
+        lt=1,
+        description="Significance of the step and model tests, for all units of a job at once"
+        " (each unit's p value is multiplied by the units tested): how unlikely it must be"
+        " that any of them moved this much by chance",
+    )
     min_failure_ratio: float = Field(
         2.0, ge=1, description="Tonight's failure rate must be at least this × the baseline's"
     )

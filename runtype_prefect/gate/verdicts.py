@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from .attribution import Attribution
+
 
 class Metric(StrEnum):
     """What the gate judges of a job's night."""
@@ -42,6 +44,9 @@ class Verdict(BaseModel):
     reason: str = ""
     degraded_since: date | None = None
     degraded_nights: int | None = None
+    #: The steps and models that moved, most significant first: those the unit tests flagged,
+    #: or, for a night the record-level test flagged alone, the likeliest unit.
+    attribution: list[Attribution] = []
 
     @property
     def degraded(self) -> bool:
@@ -53,8 +58,9 @@ class Verdict(BaseModel):
         """The job's label: its name and record type, or flow id and record type."""
         return f"{self.job_name or self.flow_id} · {self.record_type}"
 
-    def describe(self) -> str:
-        """Return a one-line human summary, e.g. for logs, the run summary and events."""
+    def describe(self, *, attribution: bool = True) -> str:
+        """Return a one-line human summary, e.g. for logs, the run summary and events; with
+        ``attribution``, naming the first step or model that moved."""
         if self.verdict is VerdictKind.NO_VERDICT:
             return f"{self.job}: {self.metric.value} no verdict: {self.reason}"
         if self.metric is Metric.SUCCESS_RATE:
@@ -66,6 +72,8 @@ class Verdict(BaseModel):
             change = (self.current or 0) / (self.baseline or 1) - 1
             figures = f"p95 {self.current:.2f}s vs {self.baseline:.2f}s ({change:+.0%})"
         text = f"{self.job}: {figures}, {self.records} records, p={self.p_value:.2g}"
+        if attribution and self.degraded and self.attribution:
+            text += f"; moved: {self.attribution[0].describe()}"
         if self.degraded and self.degraded_since is not None:
             text += f"; degraded since {self.degraded_since:%m-%d}, night {self.degraded_nights}"
         return text

@@ -21,12 +21,13 @@ from ..engine.selection import Repair
 from ..engine.settings import JobSettings, NightSettings
 from ..gate import QualityThresholds, Verdict
 from ..warehouse import Warehouse, is_shared_location
+from .alerts import emit_digest, emit_job_alerts, emit_quality_alerts, emit_quota_alert
 from .cancellation import CancellationWatch
 from .credentials import resolve_credentials
 from .dispatch import check_dispatchable, dispatch_job
 from .job_run import default_run_key, execute_job, job_error_result
 from .observability import nightly_markdown, nightly_summary
-from .quality import emit_degraded, judge_run_key, quality_markdown
+from .quality import judge_run_key, quality_markdown
 from .record_type import cancel_in_flight_batches
 from .tasks import preflight_night
 
@@ -195,6 +196,7 @@ def nightly(
     with kept_open(settings.db_path):
         if settings.preflight:
             report = preflight_night(job_list, run_key, settings, night.max_cost_usd)
+            emit_quota_alert(report)
             if report.failed:
                 message = "preflight failed, nothing was started:\n" + "\n".join(
                     f"- {problem}" for problem in report.problems()
@@ -254,7 +256,9 @@ def nightly(
     degraded = [v for v in findings if v.degraded]
     for verdict in degraded:
         log.warning("quality degraded: %s", verdict.describe())
-    emit_degraded(findings)
+    emit_job_alerts(results)
+    emit_quality_alerts(findings)
+    emit_digest(run_key, results, findings)
     summary = nightly_markdown(run_key, results) + quality_markdown(findings)
     nightly_summary(run_key, summary)
     log.info("\n%s", summary)

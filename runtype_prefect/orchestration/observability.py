@@ -29,7 +29,9 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
 
 
-def _quietly(action: Callable[[], Any]) -> Any:
+def quietly(action: Callable[[], Any]) -> Any:
+    """Return what ``action`` returns, or None when it raised (logged as a warning): what is
+    recorded to the Prefect UI must never fail a job."""
     try:
         return action()
     except Exception as exc:  # observability must never fail a job
@@ -47,12 +49,12 @@ def rename_flow_run(name: str) -> None:
             client.update_flow_run(flow_run_id, name=name)
 
     if flow_run_id:
-        _quietly(rename)
+        quietly(rename)
 
 
 def emit_batch_event(name: str, batch_id: str, job_label: str, **payload: Any) -> None:
     """Emit ``runtype.batch.<name>`` with the batch as the resource."""
-    _quietly(
+    quietly(
         lambda: emit_event(
             event=f"runtype.batch.{name}",
             resource={
@@ -102,7 +104,7 @@ class BatchEvents:
 
 def link_batch(batch_url: str, batch_id: str, job_label: str) -> None:
     """Create a link artifact pointing at the batch's status."""
-    _quietly(
+    quietly(
         lambda: create_link_artifact(
             link=batch_url,
             link_text=f"Runtype batch {batch_id}",
@@ -116,7 +118,7 @@ class ProgressReporter:
     """A progress artifact of a batch; call it with each new progress (0-100)."""
 
     def __init__(self, batch_id: str, job_label: str) -> None:
-        self._id: UUID | None = _quietly(
+        self._id: UUID | None = quietly(
             lambda: create_progress_artifact(
                 progress=0.0,
                 key=artifact_key("runtype-progress", job_label),
@@ -127,14 +129,14 @@ class ProgressReporter:
     def __call__(self, progress: float) -> None:
         artifact_id = self._id
         if artifact_id is not None:
-            _quietly(lambda: update_progress_artifact(artifact_id, float(progress)))
+            quietly(lambda: update_progress_artifact(artifact_id, float(progress)))
 
 
 def job_table(result: JobResult) -> None:
     """Create the per-job table artifact (records, outcomes, p50/p95, tokens, cost): one row
     per figure, so all of them show in the UI's narrow artifact pane (as one row of twelve
     columns, half of them scrolled out of sight at 1,400 px)."""
-    _quietly(
+    quietly(
         lambda: create_table_artifact(
             table=job_rows(result),
             key=artifact_key("runtype-job", result.job),
@@ -235,7 +237,7 @@ def _attention_line(result: JobResult) -> str:
 
 def markdown_artifact(key: str, markdown: str, description: str) -> None:
     """Create a markdown artifact (never failing the run)."""
-    _quietly(lambda: create_markdown_artifact(markdown=markdown, key=key, description=description))
+    quietly(lambda: create_markdown_artifact(markdown=markdown, key=key, description=description))
 
 
 def nightly_summary(run_key: str, markdown: str) -> None:

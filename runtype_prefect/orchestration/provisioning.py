@@ -1,11 +1,13 @@
 """``runtype-prefect setup``: what a Prefect server needs before the deployments run.
 
 Idempotent: limits are upserted, the block type re-registered, the work pool created once,
-and deployments still holding the flat parameter names of the earlier parameter lists are
-rewritten to the grouped settings once.
+the alert automations updated by name, and deployments still holding the flat parameter
+names of the earlier parameter lists are rewritten to the grouped settings once.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolCreate
@@ -22,6 +24,14 @@ from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectNotFound
 
 from ..engine.settings import upgrade_parameters
+from .automations import (
+    DEFAULT_LATE_AFTER,
+    DEFAULT_MISSED_AFTER,
+    alert_rules,
+    ensure_automations,
+    notification_block_id,
+    save_webhook_block,
+)
 from .credentials import RuntypeCredentials
 from .limits import ensure_limits
 
@@ -88,9 +98,23 @@ def run_setup(
     max_running_batches: int = 4,
     work_pool: str = WORK_POOL,
     save_block: str | None = None,
+    notify: str | None = None,
+    webhook: str | None = None,
+    late_after: timedelta = DEFAULT_LATE_AFTER,
+    missed_after: timedelta = DEFAULT_MISSED_AFTER,
+    digest: bool = False,
 ) -> list[str]:
-    """Create the limits, register the credentials block type, create the work pool and
-    (optionally) save a credentials block from the environment; return what was done."""
+    """Create the limits, register the credentials block type, create the work pool,
+    (optionally) save a credentials block from the environment and, with ``notify`` (a
+    notification block, ``<type slug>/<name>``) or ``webhook`` (a URL: a generic webhook block
+    is saved for it), create or update the alert automations (`ensure_automations`); return
+    what was done.
+
+    Raises `NotificationBlockError` before changing anything when ``notify`` names no
+    notification block."""
+    if webhook and not notify:
+        notify = save_webhook_block(webhook)
+    block_id = notification_block_id(notify) if notify else None
     done = [
         f"global concurrency limit {name}: {what}"
         for name, what in ensure_limits(
@@ -105,4 +129,8 @@ def run_setup(
     if save_block:
         RuntypeCredentials.from_env().save(save_block, overwrite=True)
         done.append(f"block runtype-credentials/{save_block}: saved from the environment")
+    if block_id is not None:
+        rules = alert_rules(late_after=late_after, missed_after=missed_after, digest=digest)
+        done.append(f"alerts go through block {notify}")
+        done.extend(ensure_automations(block_id, rules))
     return done

@@ -1,9 +1,9 @@
 """The quality gate in the Prefect layer: judge the night, tell the operator, react.
 
-The gate itself (`runtype_prefect.gate`) is a function of the warehouse. Here its degraded
-verdicts become ``runtype.quality.degraded`` events (one per job and metric), lines of the run
-summary and, when asked, a failed run. `quality_followup` is the flow an example automation
-runs in reaction.
+The gate itself (`runtype_prefect.gate`) is a function of the warehouse. Here its verdicts
+become lines of the run summary and, when asked, a failed run; its degraded verdicts become
+``runtype.quality.degraded`` events in `runtype_prefect.orchestration.alerts`.
+`quality_followup` is the flow an example automation runs in reaction.
 """
 
 from __future__ import annotations
@@ -12,17 +12,14 @@ from datetime import date
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.events import emit_event
 
 from ..gate import QualityThresholds, Verdict, VerdictKind, judge_nights
 from ..warehouse import Warehouse
-
-QUALITY_EVENT = "runtype.quality.degraded"
+from .alerts import QUALITY_EVENT
 
 __all__ = [
     "QUALITY_EVENT",
     "QualityThresholds",
-    "emit_degraded",
     "judge_run_key",
     "quality_followup",
     "quality_markdown",
@@ -39,27 +36,6 @@ def judge_run_key(
     except ValueError:
         return []
     return judge_nights(warehouse, night, thresholds)
-
-
-def emit_degraded(verdicts: list[Verdict]) -> None:
-    """Emit ``runtype.quality.degraded`` for each degraded verdict; the resource is the job
-    (``runtype.job.<flow id>.<record type>``), the payload the verdict."""
-    for verdict in verdicts:
-        if verdict.degraded:
-            emit_event(
-                event=QUALITY_EVENT,
-                resource={
-                    "prefect.resource.id": f"runtype.job.{verdict.flow_id}.{verdict.record_type}",
-                    "prefect.resource.name": verdict.job,
-                },
-                related=[
-                    {
-                        "prefect.resource.id": f"runtype.record-type.{verdict.record_type}",
-                        "prefect.resource.role": "record-type",
-                    }
-                ],
-                payload=verdict.model_dump(mode="json"),
-            )
 
 
 def quality_markdown(verdicts: list[Verdict]) -> str:

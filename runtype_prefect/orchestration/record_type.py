@@ -15,9 +15,10 @@ from ..engine.jobs import Job, named_after_flows
 from ..engine.outcomes import JobResult, Outcome
 from ..engine.resources import process_warehouse
 from ..engine.settings import JobSettings
+from .alerts import emit_job_alerts, emit_quota_alert
 from .cancellation import request_stop
 from .credentials import resolve_credentials
-from .job_run import default_run_key, execute_job, state_for
+from .job_run import default_run_key, execute_job, job_error_result, state_for
 from .observability import emit_batch_event, rename_flow_run
 from .tasks import cancel_remote_batch, preflight_night
 
@@ -80,6 +81,7 @@ def run_record_type(
     run_key = run_key or default_run_key()
     if settings.preflight:
         report = preflight_night([job], run_key, settings)
+        emit_quota_alert(report)
         if report.failed:
             message = "preflight failed, nothing was started: " + "; ".join(report.problems())
             log.error(message)
@@ -91,5 +93,21 @@ def run_record_type(
             skipped = JobResult.of(
                 job, run_key, outcome=Outcome.OVER_BUDGET, message=report.plans[0].over_budget
             )
+            _alert_unless_dispatched([skipped])
             return state_for(skipped)
-    return execute_job(job, run_key, settings)
+    try:
+        state = execute_job(job, run_key, settings)
+    except Exception as exc:
+        _alert_unless_dispatched([job_error_result(job, run_key, exc)])
+        raise
+    if isinstance(state.data, JobResult):
+        _alert_unless_dispatched([state.data])
+    return state
+
+
+def _alert_unless_dispatched(results: list[JobResult]) -> None:
+    """Emit the job alerts of a run of its own; a job a nightly dispatched is alerted on by
+    the nightly, with the rest of the night."""
+    flow_run = runtime.flow_run
+    if flow_run.root_flow_run_id in (None, flow_run.id):
+        emit_job_alerts(results)

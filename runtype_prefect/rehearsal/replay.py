@@ -21,6 +21,13 @@ from ..sandbox.simulation import night_profile, planted_on, simulate_record
 from ..sandbox.world import World, seed_world
 from ..warehouse import Warehouse
 
+#: The step results' columns the gate reads, from the API's fields.
+STEP_COLUMNS = {
+    "id": "id", "batch_execution_id": "batchExecutionId", "flow_id": "flowId",
+    "record_id": "recordId", "step_name": "stepName", "step_type": "stepType",
+    "status": "status", "duration_ms": "durationMs", "model_used": "modelUsed",
+}  # fmt: skip
+
 #: Jobs this size or larger are held to the detection targets.
 DETECTION_MIN_RECORDS = 40
 
@@ -55,11 +62,16 @@ class ReplayScore:
     #: job-nights with nothing planted that hits the job, and a verdict on some metric
     clean: Rate = field(default_factory=Rate)  # hits = false alarms
     incidents: Rate = field(default_factory=Rate)  # success rate flagged on incident nights
+    #: among incidents and slow-week starts flagged on big jobs: the first step or model the
+    #: verdict names is of the planted step type
+    named_incidents: Rate = field(default_factory=Rate)
+    named_slow_starts: Rate = field(default_factory=Rate)
     slow_starts: Rate = field(default_factory=Rate)  # p95 flagged on a slow week's first night
     persistent: Rate = field(default_factory=Rate)  # p95 flagged on a slow week's later nights
     by_job: dict[str, dict[str, Rate]] = field(default_factory=dict)
     false_alarms: list[str] = field(default_factory=list)  # the verdicts, described
     missed: list[str] = field(default_factory=list)  # planted, big job, not flagged
+    misnamed: list[str] = field(default_factory=list)  # flagged, naming another unit
     #: per job: the incident detection of the best failure-count threshold that keeps
     #: clean-night alarms at 1 % or fewer, chosen knowing the answers: what any success-rate
     #: test could reach on this job's data
@@ -80,8 +92,9 @@ def simulate_nights(
     seed: int = 7,
     calm: bool = False,
 ) -> dict[str, int]:
-    """Land ``nights`` nights from ``start`` of every job of ``world`` (record results and
-    batches only, as the sandbox would run them); return the records per job."""
+    """Land ``nights`` nights from ``start`` of every job of ``world`` (batches, record
+    results and the step results the gate reads, as the sandbox would run them); return the
+    records per job."""
     jobs = [(f, world.records_of(f.intended_record_type or "")) for f in world.flows.values()]
     sizes = {f"{f.name} · {f.intended_record_type}": len(records) for f, records in jobs}
     for offset in range(nights):
@@ -89,6 +102,7 @@ def simulate_nights(
         when = datetime.combine(night, time(2), UTC)
         batches: dict[str, list[object]] = defaultdict(list)
         records: dict[str, list[object]] = defaultdict(list)
+        steps: dict[str, list[object]] = defaultdict(list)
         for flow, members in jobs:
             if not members:
                 continue
@@ -114,11 +128,16 @@ def simulate_nights(
                 }  # fmt: skip
                 for column, cell in row.items():
                     records[column].append(cell)
-        with warehouse.transaction(
-            register={"b": pa.table(batches), "r": pa.table(records)}
-        ) as cur:
+                for step in o.steps:
+                    steps["record_type"].append(rtype)
+                    steps["landed_at"].append(when)
+                    for column, key in STEP_COLUMNS.items():
+                        steps[column].append(step[key])
+        tables = {"b": pa.table(batches), "r": pa.table(records), "s": pa.table(steps)}
+        with warehouse.transaction(register=tables) as cur:
             cur.execute(f"INSERT INTO batches ({', '.join(batches)}) SELECT * FROM b")
             cur.execute(f"INSERT INTO record_results ({', '.join(records)}) SELECT * FROM r")
+            cur.execute(f"INSERT INTO step_results ({', '.join(steps)}) SELECT * FROM s")
     return sizes
 
 
@@ -171,6 +190,12 @@ def score(
                 rates["incidents_judged"].add(flagged)
             if big:
                 getattr(result, name).add(flagged)
+                if flagged and verdict is not None and name != "persistent":
+                    named = getattr(result, f"named_{name}")
+                    first = verdict.attribution[0] if verdict.attribution else None
+                    named.add(first is not None and first.step_type == p.step_type)
+                    if first is None or first.step_type != p.step_type:
+                        result.misnamed.append(f"{night} {p.kind} {verdict.describe()}")
                 if not flagged:
                     shown = verdict.describe() if verdict else f"{job}: no verdict"
                     result.missed.append(f"{night} {p.kind} {shown}")

@@ -585,7 +585,7 @@ class Warehouse:
         names = [
             "flow_id", "record_type", "metric", "job_name", "records", "current_value",
             "baseline_value", "baseline_nights", "p_value", "alpha", "min_effect", "verdict",
-            "reason", "degraded_since", "degraded_nights",
+            "reason", "degraded_since", "degraded_nights", "attribution",
         ]  # fmt: skip
         now = datetime.now(UTC)
         with self.transaction() as cur:
