@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from ..analytics import build_report, queries
 from ..analytics import connect as analytics_connect
+from ..analytics import queries
 from ..client.sandbox_control import sandbox_page_template
 from ..engine.jobs import Job
 from ..engine.settings import Mode
@@ -82,6 +82,7 @@ def run_demo(
     Raises SystemExit with the `ExitCode` of the last night when it was not OK.
     """
     from ..orchestration.limits import ensure_limits
+    from ..orchestration.reporting import report_flow
     from ..rehearsal.backfill import SANDBOX_PACE, backfill
 
     db = Path(db_path).resolve()
@@ -133,7 +134,7 @@ def run_demo(
         saved = savings_line(queries.chosen_records(con))
     if saved:
         console.print(saved, highlight=False)
-    report = build_report(db, report_path, links=report_links())
+    report = report_flow(str(db), report_path, links=report_links())
     console.print(f"[bold]report[/]: {report} (self-contained, opens offline)")
     console.print(
         "next: `make notebooks` (JupyterLab on this warehouse) · `make server` "

@@ -30,8 +30,9 @@ from .observability import BatchEvents, job_table
 from .tasks import (
     cancel_remote_batch,
     choose_records,
+    land_job,
     land_records_dimension,
-    land_results,
+    publish_night,
     start_or_reconnect,
     summarise_job,
     wait_for_batch,
@@ -186,7 +187,7 @@ def _execute_run(
         with process_warehouse(db_path) as warehouse:
             result = _land(client, warehouse, run, started, status)
             if run.settings.publish_snapshot:
-                warehouse.publish_snapshot()
+                publish_night(warehouse, run.settings.db_path, run_key, [job])
         publish(
             JobProgress(job.display, run_key, result.records, result.records, result.outcome.value)
         )
@@ -208,7 +209,7 @@ def _land(
     """Land the batch's results, record its outcome and return the job's numbers."""
     log = get_run_logger()
     job, run_key, min_success_rate = run.job, run.run_key, run.settings.judgement.min_success_rate
-    landing = land_results(client, warehouse, run, started, status)
+    landing = land_job(client, warehouse, run, started, status)
     outcome = outcome_of(status, complete=landing.complete, min_success_rate=min_success_rate)
     warehouse.upsert_batch(started.batch_id, outcome=outcome.value)
     message = ""

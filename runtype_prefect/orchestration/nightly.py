@@ -29,7 +29,7 @@ from .job_run import default_run_key, execute_job, job_error_result
 from .observability import nightly_markdown, nightly_summary
 from .quality import judge_run_key, quality_markdown
 from .record_type import cancel_in_flight_batches
-from .tasks import preflight_night
+from .tasks import preflight_night, publish_night
 
 MAX_WORKERS = 16
 
@@ -245,7 +245,7 @@ def nightly(
                     warehouse.refresh()  # a shared warehouse: what other workers landed
                     findings = _quality(warehouse, run_key, night.quality.thresholds)
                 if settings.publish_snapshot:
-                    warehouse.publish_snapshot()
+                    publish_night(warehouse, settings.db_path, run_key, job_list)
     if cancelled_run:
         cancelled = [r.job for r in results if r.outcome is Outcome.CANCELLED]
         log.warning("nightly %s cancelled: %d jobs cancelled", run_key, len(cancelled))

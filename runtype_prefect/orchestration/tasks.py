@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.assets import Asset, materialize
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Cancelled
 from prefect.tasks import exponential_backoff
@@ -46,6 +47,13 @@ from . import run_context  # noqa: F401  (lends the engine this run: logs, holde
 from .cancellation import CANCELLED_MESSAGE, CancellationWatch
 from .credentials import resolve_credentials
 from .limits import start_slot
+from .lineage import (
+    WAREHOUSE_ASSET,
+    describe_landing,
+    flow_asset,
+    snapshot_asset,
+    table_assets,
+)
 from .observability import ProgressReporter, emit_batch_event, link_batch, preflight_artifact
 
 
@@ -184,7 +192,8 @@ def wait_for_batch(client: RuntypeClient, run: JobRun, batch_id: str) -> BatchSt
             return Cancelled(message=stopped)  # type: ignore[return-value]
 
 
-@task(
+@materialize(
+    WAREHOUSE_ASSET,
     name="land-results",
     task_run_name="land · {run.job.display}",
     cache_policy=NO_CACHE,
@@ -194,12 +203,20 @@ def land_results(
     client: RuntypeClient, warehouse: Warehouse, run: JobRun, started: Started, status: BatchStatus
 ) -> Landing:
     """Prefect task around `land_batch_results` (retried for transient errors); returns what
-    was landed and whether the batch is now complete in the warehouse."""
+    was landed and whether the batch is now complete in the warehouse.
+
+    It materializes the warehouse: call it as ``land_results.with_options(assets=
+    table_assets(...), asset_deps=[flow_asset(job)])`` (`land_job`) so the job's tables show
+    in the asset graph, with the rows, night and batch landed."""
     log = get_run_logger()
     job = run.job
     landing = land_batch_results(
         client, warehouse, job, started.batch_id, status, immediate=started.immediate is not None
     )
+    records, steps = table_assets(run.settings.db_path, job)
+    meta = {"night": run.run_key, "batch": started.batch_id, "complete": landing.complete}
+    describe_landing([records], rows=landing.landed_records, **meta)
+    describe_landing([steps], rows=landing.steps, **meta)
     log.info(
         "%s: landed %d record and %d step results%s",
         job.label,
@@ -208,6 +225,34 @@ def land_results(
         "" if landing.complete else f" — incomplete: {landing.missing}",
     )
     return landing
+
+
+def land_job(
+    client: RuntypeClient, warehouse: Warehouse, run: JobRun, started: Started, status: BatchStatus
+) -> Landing:
+    """Run `land_results` for the job's batch as the materialization of the job's tables,
+    downstream of its Runtype flow; return what was landed."""
+    lineage = land_results.with_options(
+        assets=table_assets(run.settings.db_path, run.job), asset_deps=[flow_asset(run.job)]
+    )
+    return lineage(client, warehouse, run, started, status)
+
+
+@materialize(WAREHOUSE_ASSET, name="publish-snapshot", cache_policy=NO_CACHE)
+def publish_snapshot(warehouse: Warehouse, db_path: str | None, run_key: str) -> str:
+    """Publish the warehouse's analytics snapshot (`Warehouse.publish_snapshot`); return its
+    path. Call it through `publish_night` for the lineage."""
+    path = warehouse.publish_snapshot()
+    describe_landing([snapshot_asset(db_path)], night=run_key, path=str(path))
+    return str(path)
+
+
+def publish_night(warehouse: Warehouse, db_path: str | None, run_key: str, jobs: list[Job]) -> str:
+    """Run `publish_snapshot` as the materialization of the snapshot, downstream of the
+    tables of ``jobs``; return its path."""
+    upstream: list[Asset | str] = [a for job in jobs for a in table_assets(db_path, job)]
+    lineage = publish_snapshot.with_options(assets=[snapshot_asset(db_path)], asset_deps=upstream)
+    return lineage(warehouse, db_path, run_key)
 
 
 def land_records_dimension(client: RuntypeClient, warehouse: Warehouse, run: JobRun) -> None:
