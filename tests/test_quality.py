@@ -153,3 +153,98 @@ def test_thresholds_are_settable(w):
     assert not by_key(judge_night(w, TONIGHT))["alpha", "flow_1", Metric.SUCCESS_RATE].degraded
     loose = QualityThresholds(alpha=0.05, min_failure_ratio=1.5)
     assert by_key(judge_night(w, TONIGHT, loose))["alpha", "flow_1", Metric.SUCCESS_RATE].degraded
+
+
+def plant_steps(
+    w: Warehouse,
+    night: date,
+    steps: dict[str, tuple[str, str | None, int]],
+    *,
+    records: int = 40,
+    flow_id: str = "flow_s",
+    seconds: float = 1.0,
+) -> None:
+    """Land one night of a small job whose records run ``steps`` in order: name → (step
+    type, model, executions that fail). A record stops at its first failed step."""
+    batch = f"batch_{flow_id}_{night}"
+    failed_records: set[int] = set()
+    rows = []
+    for order, (name, (step_type, model, failed)) in enumerate(steps.items()):
+        alive = [i for i in range(records) if i not in failed_records]
+        for n, i in enumerate(alive):
+            fails = n < failed
+            rows.append((f"s_{night}_{i}_{order}", i, name, step_type, model, fails))
+            if fails:
+                failed_records.add(i)
+    with w.transaction() as cur:
+        cur.execute(
+            "INSERT INTO batches (batch_id, flow_id, record_type, run_key, job_name, status,"
+            " outcome) VALUES (?, ?, 'small', ?, 'Small', 'completed', 'completed')",
+            [batch, flow_id, night.isoformat()],
+        )
+        cur.executemany(
+            "INSERT INTO record_results (batch_id, record_id, record_type, flow_id, status,"
+            " success, execution_time_s, landed_at) VALUES (?, ?, 'small', ?, ?, ?, ?, now())",
+            [
+                [batch, f"r{i}", flow_id, "failed" if i in failed_records else "completed",
+                 i not in failed_records, seconds * (1 + i / records)]
+                for i in range(records)
+            ],
+        )  # fmt: skip
+        cur.executemany(
+            "INSERT INTO step_results (id, batch_execution_id, flow_id, record_id, record_type,"
+            " step_name, step_type, status, duration_ms, model_used, landed_at)"
+            " VALUES (?, ?, ?, ?, 'small', ?, ?, ?, ?, ?, now())",
+            [
+                [sid, batch, flow_id, f"r{i}", name, stype, "failed" if fails else "completed",
+                 int(500 * (1 + i / records)), model]
+                for sid, i, name, stype, model, fails in rows
+            ],
+        )  # fmt: skip
+
+
+def test_a_step_failing_5x_in_a_small_job_is_flagged_and_named(w):
+    """40 records, three steps: the api-call step fails 1 in 40 on ordinary nights and 7 in
+    40 tonight. The verdict names that step first, with its counts, and keeps it stored."""
+    for days_ago in range(1, 15):
+        ordinary = {
+            "Fetch": ("api-call", None, days_ago % 2),
+            "Summarise": ("prompt", "m1", int(days_ago % 3 == 0)),
+            "Format": ("transform-data", None, 0),
+        }
+        plant_steps(w, TONIGHT - timedelta(days=days_ago), ordinary)
+    plant_steps(
+        w,
+        TONIGHT,
+        {"Fetch": ("api-call", None, 7), "Summarise": ("prompt", "m1", 0),
+         "Format": ("transform-data", None, 0)},
+    )  # fmt: skip
+    verdicts = by_key(judge_night(w, TONIGHT))
+    success = verdicts["small", "flow_s", Metric.SUCCESS_RATE]
+    assert success.degraded
+    first = success.attribution[0]
+    assert (first.unit, first.name, first.step_type, first.measure) == (
+        "step", "Fetch", "api-call", "failures",
+    )  # fmt: skip
+    assert (first.bad, first.executions) == (7, 40) and first.p_value < 0.001
+    assert 'step "Fetch" (api-call): failures 7 of 40 vs' in success.describe()
+    stored = by_key(latest_verdicts(w, TONIGHT))["small", "flow_s", Metric.SUCCESS_RATE]
+    assert stored.attribution == success.attribution
+    assert not verdicts["small", "flow_s", Metric.P95].degraded
+
+
+def test_the_varying_rate_tail_is_the_negative_binomial():
+    from runtype_prefect.gate.stats import negative_binomial_sf, rate_variation
+
+    assert negative_binomial_sf(0, 3.0, 0.2) == 1.0
+    poisson = 1 - sum(math.exp(-3.0) * 3.0**i / math.factorial(i) for i in range(6))
+    assert negative_binomial_sf(6, 3.0, 0.0) == pytest.approx(poisson, rel=1e-9)
+    r, mean = 5.0, 3.0  # c² = 1/r: the pmf by its closed form
+    p = r / (r + mean)
+    pmf = [math.comb(int(i + r - 1), i) * p**r * (1 - p) ** i for i in range(200)]
+    assert negative_binomial_sf(6, mean, 1 / r) == pytest.approx(sum(pmf[6:]), rel=1e-9)
+    assert negative_binomial_sf(6, mean, 0.2) > negative_binomial_sf(6, mean, 0.0)
+    assert 0 < negative_binomial_sf(400, 3.0, 0.1) < 1e-30  # the tail summed, not 1 - head
+    # Nights whose rate is the same each night vary by chance alone: no variation beyond it.
+    assert rate_variation([[(4, 100), (5, 100), (4, 100), (5, 100)]]) < 0.05
+    assert rate_variation([[(1, 100), (9, 100), (2, 100), (12, 100)]]) > 0.3

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from ..gate import QualityThresholds, Verdict, judge_nights, latest_verdicts
 from ..gate.verdicts import Metric, VerdictKind
-from ..sandbox.simulation import night_profile, planted_on, simulate_record
+from ..sandbox.simulation import INCIDENT_STEP_TYPE, night_profile, planted_on, simulate_record
 from ..sandbox.world import World, seed_world
 from ..warehouse import Warehouse
 
@@ -76,6 +76,9 @@ class ReplayScore:
     #: clean-night alarms at 1 % or fewer, chosen knowing the answers: what any success-rate
     #: test could reach on this job's data
     incident_bound: dict[str, Rate] = field(default_factory=dict)
+    #: the same, thresholding the failures of the steps of the type incidents hit (known
+    #: beforehand, which no test is): what any step-level test could reach
+    step_bound: dict[str, Rate] = field(default_factory=dict)
 
     @property
     def false_alarms_per_100(self) -> float:
@@ -226,8 +229,15 @@ def replay(
         counts = warehouse.query(
             "SELECT job_name || ' · ' || record_type, night, failed FROM job_nights"
         )
+        step_counts = warehouse.query(
+            "SELECT j.job_name || ' · ' || u.record_type, u.night, sum(u.failed)::INTEGER"
+            " FROM unit_nights u JOIN job_nights j USING (flow_id, record_type, night)"
+            " WHERE u.unit = 'step' AND u.step_type = ? GROUP BY ALL",
+            [INCIDENT_STEP_TYPE],
+        )
     result = score(verdicts, sizes, step_types, nights)
     result.incident_bound = incident_bound(counts, step_types)
+    result.step_bound = incident_bound(step_counts, step_types)
     return result
 
 
@@ -235,7 +245,8 @@ def incident_bound(
     counts: list[tuple[str, date, int]], step_types: dict[str, set[str]]
 ) -> dict[str, Rate]:
     """Per job hit by incidents: how many incident nights the best threshold on the night's
-    failure count catches, among thresholds with at most 1 % of clean nights above them."""
+    failure count (``counts``: job, night, failures) catches, among thresholds with at most
+    1 % of clean nights above them."""
     clean: dict[str, list[int]] = defaultdict(list)
     incident: dict[str, list[int]] = defaultdict(list)
     for job, night, failed in counts:

@@ -73,6 +73,7 @@ class NightProfile:
 #: i.e. api-call steps, fails 6× as often).
 SLOW_WEEK_PERIOD, SLOW_WEEK_DAYS, SLOW_WEEK_FACTOR = 30, 7, 1.9
 INCIDENT_PERIOD, INCIDENT_PHASE, INCIDENT_FACTOR = 11, 3, 6.0
+SLOW_WEEK_STEP_TYPE, INCIDENT_STEP_TYPE = "prompt", "api-call"
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,11 @@ def planted_on(night: date) -> list[Planted]:
     planted = []
     if day % SLOW_WEEK_PERIOD < SLOW_WEEK_DAYS:
         night_of = day % SLOW_WEEK_PERIOD + 1
-        planted.append(Planted("slow_week", "prompt", SLOW_WEEK_FACTOR, "duration", night_of))
+        planted.append(
+            Planted("slow_week", SLOW_WEEK_STEP_TYPE, SLOW_WEEK_FACTOR, "duration", night_of)
+        )
     if day % INCIDENT_PERIOD == INCIDENT_PHASE:
-        planted.append(Planted("incident", "api-call", INCIDENT_FACTOR, "failure_rate", 1))
+        planted.append(Planted("incident", INCIDENT_STEP_TYPE, INCIDENT_FACTOR, "failure_rate", 1))
     return planted
 
 
