@@ -101,6 +101,21 @@ def _per_night(event: str, resource: str) -> EventTrigger:
     )
 
 
+def _nightly_deadline(after: set[str], expect: set[str], within: timedelta) -> EventTrigger:
+    """A proactive trigger: a nightly flow run with an ``after`` state and none of ``expect``
+    within ``within``, once per flow run."""
+    return EventTrigger(
+        after=after,
+        expect=expect,
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        match_related=_NIGHTLY_RUNS,
+        for_each={"prefect.resource.id"},
+        posture=Posture.Proactive,
+        threshold=1,
+        within=within,
+    )
+
+
 def alert_rules(
     *,
     late_after: timedelta = DEFAULT_LATE_AFTER,
@@ -113,31 +128,17 @@ def alert_rules(
         AlertRule(
             "runtype · late night",
             f"A nightly run not finished {late_after} after it was due or started.",
-            EventTrigger(
-                after=_STARTED,
-                expect=_FINAL_STATES,
-                match={"prefect.resource.id": "prefect.flow-run.*"},
-                match_related=_NIGHTLY_RUNS,
-                for_each={"prefect.resource.id"},
-                posture=Posture.Proactive,
-                threshold=1,
-                within=late_after,
-            ),
+            _nightly_deadline(_STARTED, _FINAL_STATES, late_after),
             LATE_SUBJECT,
             LATE_BODY,
         ),
         AlertRule(
             "runtype · missed night",
             f"A scheduled nightly run marked Late that did not start within {missed_after}.",
-            EventTrigger(
-                after={"prefect.flow-run.Late"},
-                expect={"prefect.flow-run.Pending", "prefect.flow-run.Running", *_FINAL_STATES},
-                match={"prefect.resource.id": "prefect.flow-run.*"},
-                match_related=_NIGHTLY_RUNS,
-                for_each={"prefect.resource.id"},
-                posture=Posture.Proactive,
-                threshold=1,
-                within=missed_after,
+            _nightly_deadline(
+                {"prefect.flow-run.Late"},
+                {"prefect.flow-run.Pending", "prefect.flow-run.Running", *_FINAL_STATES},
+                missed_after,
             ),
             MISSED_SUBJECT,
             MISSED_BODY,
