@@ -101,6 +101,10 @@ def _per_night(event: str, resource: str) -> EventTrigger:
     )
 
 
+def _minutes(span: timedelta) -> str:
+    return f"{span.total_seconds() / 60:g} minutes"
+
+
 def _nightly_deadline(after: set[str], expect: set[str], within: timedelta) -> EventTrigger:
     """A proactive trigger: a nightly flow run with an ``after`` state and none of ``expect``
     within ``within``, once per flow run."""
@@ -127,14 +131,14 @@ def alert_rules(
     rules = [
         AlertRule(
             "runtype · late night",
-            f"A nightly run not finished {late_after} after it was due or started.",
+            f"A nightly run not finished {_minutes(late_after)} after it was due or started.",
             _nightly_deadline(_STARTED, _FINAL_STATES, late_after),
             LATE_SUBJECT,
             LATE_BODY,
         ),
         AlertRule(
             "runtype · missed night",
-            f"A scheduled nightly run marked Late that did not start within {missed_after}.",
+            f"A scheduled nightly run marked Late and not started {_minutes(missed_after)} later.",
             _nightly_deadline(
                 {"prefect.flow-run.Late"},
                 {"prefect.flow-run.Pending", "prefect.flow-run.Running", *_FINAL_STATES},
