@@ -33,8 +33,9 @@ test-fast: install
 
 # A real Prefect server (SQLite, UI on http://127.0.0.1:4200), the sandbox, the deployments of
 # deployments/prefect.yaml and a process worker, until Ctrl-C. Schedules run here.
+# Alerts too: `make server WEBHOOK=https://hooks.example.com/x` or `NOTIFY=slack-webhook/on-call`.
 server: install
-	$(VENV)/bin/runtype-prefect server
+	$(VENV)/bin/runtype-prefect server $(if $(WEBHOOK),--webhook $(WEBHOOK)) $(if $(NOTIFY),--notify $(NOTIFY))
 
 # JupyterLab on the analysts' notebooks, reading the demo's warehouse (run `make demo` first).
 # It opens a git-ignored working copy (notebooks/work/, each notebook copied once: delete one to

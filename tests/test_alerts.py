@@ -172,3 +172,24 @@ def test_a_night_that_hangs_and_one_nobody_starts_each_send_one_message(receiver
     assert "check that a worker polls the work pool" in missed
     assert f"/runs/flow-run/{unstarted.id}" in missed
     assert not receiver.about(f"missed night: {hung.name}"), "a run that started is not missed"
+
+
+def test_setup_on_the_command_line_names_a_missing_block_and_changes_nothing(receiver, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from prefect.settings import get_current_settings
+
+    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
+    cli = Path(sys.executable).parent / "runtype-prefect"
+    done = subprocess.run(
+        [str(cli), "setup", "--notify", "slack-webhook/nobody", "--digest"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "error: no notification block 'slack-webhook/nobody' on this Prefect server" in (
+        " ".join(done.stdout.split())
+    )
+    assert "runtype · night digest" not in _ours(), "nothing set up from a bad option"
