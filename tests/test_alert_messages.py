@@ -15,6 +15,7 @@ from runtype_prefect.orchestration.alerts import (
     ALERTING_OUTCOMES,
     digest_alert,
     job_alert,
+    preflight_alert,
     quality_alert,
     quota_alert,
 )
@@ -89,6 +90,21 @@ def test_a_quota_alert_only_when_the_preflight_warned_or_refused():
     assert "Quota: tonight brings the monthly quota to 93% used" in alert.facts
     report.add(Level.FAIL, "quota", "tonight needs 1,500 executions but 200 are left")
     assert "refused" in quota_alert(report).headline  # type: ignore[union-attr]
+
+
+def test_a_night_the_preflight_refused_is_a_failed_night_unless_only_the_quota_did():
+    report = PreflightReport("2026-12-06")
+    report.add(Level.FAIL, "quota", "tonight needs 1,500 executions but 200 are left")
+    assert preflight_alert(report) is None, "the quota alert tells of that"
+    report.add(Level.FAIL, "record types", "'leads' is not a record type of flow_1 (lead?)")
+    alert = preflight_alert(report)
+    assert alert is not None and alert.headline == (
+        "night 2026-12-06 not started: the preflight failed"
+    )
+    assert alert.facts == [
+        "Night: 2026-12-06", "record types: 'leads' is not a record type of flow_1 (lead?)",
+    ]  # fmt: skip
+    assert alert.advice.startswith("Nothing was started.")
 
 
 def test_the_digest_is_the_whole_night_in_one_message():

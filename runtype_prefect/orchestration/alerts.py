@@ -172,6 +172,22 @@ def quota_alert(report: PreflightReport) -> Alert | None:
     )
 
 
+def preflight_alert(report: PreflightReport) -> Alert | None:
+    """Return the alert for a night the preflight refused for a reason other than the quota
+    (the quota alert tells of that), else None."""
+    problems = [f for f in report.findings if f.level is Level.FAIL and f.check != "quota"]
+    if not problems:
+        return None
+    return Alert(
+        kind="job",
+        night=report.run_key,
+        headline=f"night {report.run_key} not started: the preflight failed",
+        facts=[f"Night: {report.run_key}", *(f"{f.check}: {f.message}" for f in problems)],
+        advice="Nothing was started. Fix what the lines above name (the key, a flow, a record"
+        " type, the warehouse), then re-run the night with the same run key.",
+    )
+
+
 def digest_alert(run_key: str, results: list[JobResult], verdicts: list[Verdict]) -> Alert:
     """Return the night's digest: one line per job, every degraded metric, in one message."""
     broken = [r for r in results if r.outcome in ALERTING_OUTCOMES]
@@ -258,13 +274,15 @@ def emit_quality_alerts(verdicts: Iterable[Verdict]) -> int:
     return len(by_job)
 
 
-def emit_quota_alert(report: PreflightReport) -> bool:
-    """Emit ``runtype.preflight.quota`` when the preflight's quota check warned or refused;
-    return whether it did."""
-    alert = quota_alert(report)
-    if alert is not None:
-        emit_alert(QUOTA_EVENT, alert)
-    return alert is not None
+def emit_preflight_alerts(report: PreflightReport) -> int:
+    """Emit ``runtype.preflight.quota`` when the preflight's quota check warned or refused,
+    and ``runtype.job.failed`` on the night when another check refused it; return how many."""
+    sent = 0
+    for event, alert in ((QUOTA_EVENT, quota_alert(report)), (JOB_EVENT, preflight_alert(report))):
+        if alert is not None:
+            emit_alert(event, alert)
+            sent += 1
+    return sent
 
 
 def emit_digest(run_key: str, results: list[JobResult], verdicts: list[Verdict]) -> None:

@@ -89,11 +89,11 @@ class AlertRule:
         )
 
 
-def _per_night(event: str, resource: str) -> EventTrigger:
+def _per_night(event: str, *resources: str) -> EventTrigger:
     """A reactive trigger on ``event`` that fires once per resource and night."""
     return EventTrigger(
         expect={event},
-        match={"prefect.resource.id": resource},
+        match={"prefect.resource.id": list(resources)},
         for_each={"prefect.resource.id", "runtype.night"},
         posture=Posture.Reactive,
         threshold=1,
@@ -165,8 +165,9 @@ def alert_rules(
         ),
         AlertRule(
             "runtype · job failed",
-            "A job ended Failed, BelowFloor, Incomplete, TimedOut or OverBudget.",
-            _per_night(JOB_EVENT, "runtype.job.*"),
+            "A job ended Failed, BelowFloor, Incomplete, TimedOut or OverBudget, or the"
+            " preflight refused the night.",
+            _per_night(JOB_EVENT, "runtype.job.*", "runtype.night.*"),
         ),
         AlertRule(
             "runtype · quota",

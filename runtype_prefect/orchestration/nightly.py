@@ -21,7 +21,7 @@ from ..engine.selection import Repair
 from ..engine.settings import JobSettings, NightSettings
 from ..gate import QualityThresholds, Verdict
 from ..warehouse import Warehouse, is_shared_location
-from .alerts import emit_digest, emit_job_alerts, emit_quality_alerts, emit_quota_alert
+from .alerts import emit_digest, emit_job_alerts, emit_preflight_alerts, emit_quality_alerts
 from .cancellation import CancellationWatch
 from .credentials import resolve_credentials
 from .dispatch import check_dispatchable, dispatch_job
@@ -196,7 +196,7 @@ def nightly(
     with kept_open(settings.db_path):
         if settings.preflight:
             report = preflight_night(job_list, run_key, settings, night.max_cost_usd)
-            emit_quota_alert(report)
+            emit_preflight_alerts(report)
             if report.failed:
                 message = "preflight failed, nothing was started:\n" + "\n".join(
                     f"- {problem}" for problem in report.problems()

@@ -15,7 +15,7 @@ from ..engine.jobs import Job, named_after_flows
 from ..engine.outcomes import JobResult, Outcome
 from ..engine.resources import process_warehouse
 from ..engine.settings import JobSettings
-from .alerts import emit_job_alerts, emit_quota_alert
+from .alerts import emit_job_alerts, emit_preflight_alerts
 from .cancellation import request_stop
 from .credentials import resolve_credentials
 from .job_run import default_run_key, execute_job, job_error_result, state_for
@@ -81,7 +81,7 @@ def run_record_type(
     run_key = run_key or default_run_key()
     if settings.preflight:
         report = preflight_night([job], run_key, settings)
-        emit_quota_alert(report)
+        emit_preflight_alerts(report)
         if report.failed:
             message = "preflight failed, nothing was started: " + "; ".join(report.problems())
             log.error(message)
