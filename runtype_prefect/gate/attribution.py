@@ -49,11 +49,6 @@ class Attribution(BaseModel):
     #: The one-sided p value multiplied by the units tested (at most 1).
     p_value: float
 
-    @property
-    def matches(self) -> tuple[str | None, str | None]:
-        """(step type, model) this unit stands for."""
-        return self.step_type, self.model
-
     def describe(self) -> str:
         """Return the finding in one line, e.g. ``step "Fetch CRM account" (api-call):
         failures 9 of 40 vs 2.1% baseline, p = 3e-06``."""

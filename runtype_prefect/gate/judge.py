@@ -17,6 +17,9 @@ Per job (flow × record type), per metric:
   *and* tonight's p95 is ``min_p95_increase`` above the baseline's;
 * the baseline rate leaves out the worst of every seven clean nights, so one bad night the gate
   missed does not raise the bar for the next ones;
+* each metric's units, the job's steps and the models its prompts call, are tested too
+  (`runtype_prefect.gate.attribution`): a unit flagged makes the metric degraded, and every
+  degraded verdict names the units that moved;
 * too little data is a verdict of its own (``no_verdict`` with the reason), never silence.
 """
 
