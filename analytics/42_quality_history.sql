@@ -2,7 +2,8 @@
 -- quality gate (success_rate, p95_s). Columns: night, flow_id, record_type, job, metric,
 -- verdict (ok / degraded / no_verdict), records, current_value, baseline_value, change
 -- (success_rate: points, p95_s: relative), p_value, alpha, min_effect, degraded_since,
--- degraded_nights, reason.
+-- degraded_nights, reason, moved (the first step or model the verdict names, in words: 'step
+-- "Fetch CRM account" (api-call): failures 9 of 40'; NULL when it names none).
 CREATE OR REPLACE VIEW quality_history AS
 SELECT
     night,
@@ -23,5 +24,15 @@ SELECT
     min_effect,
     degraded_since,
     degraded_nights,
-    reason
+    reason,
+    CASE WHEN json_array_length(attribution) > 0 THEN
+        CASE attribution ->> '$[0].unit'
+            WHEN 'step' THEN 'step "' || (attribution ->> '$[0].name') || '" ('
+                || (attribution ->> '$[0].step_type') || ')'
+            ELSE 'model ' || (attribution ->> '$[0].name')
+        END
+        || CASE attribution ->> '$[0].measure' WHEN 'failures' THEN ': failures '
+            ELSE ': slower than usual ' END
+        || (attribution ->> '$[0].bad') || ' of ' || (attribution ->> '$[0].executions')
+    END AS moved
 FROM quality_verdicts;

@@ -231,6 +231,17 @@ def test_a_step_failing_5x_in_a_small_job_is_flagged_and_named(w):
     stored = by_key(latest_verdicts(w, TONIGHT))["small", "flow_s", Metric.SUCCESS_RATE]
     assert stored.attribution == success.attribution
     assert not verdicts["small", "flow_s", Metric.P95].degraded
+    # The report's opening reads it from the quality_history model, in words.
+    ((moved,),) = w.query(
+        "SELECT moved FROM quality_history WHERE night = ? AND metric = 'success_rate'", [TONIGHT]
+    )
+    assert moved == 'step "Fetch" (api-call): failures 7 of 40'
+    from runtype_prefect.analytics.attention import gate_notices
+
+    quality = w.query_arrow("SELECT * FROM quality_history").to_pandas()
+    quality["night"] = quality["night"].astype("datetime64[ns]")  # as the report reads it
+    (notice,) = gate_notices(quality, TONIGHT)
+    assert notice.text.endswith('; step "Fetch" (api-call): failures 7 of 40')
 
 
 def test_the_varying_rate_tail_is_the_negative_binomial():

@@ -68,7 +68,8 @@ def gate_notices(quality: pd.DataFrame, night: date) -> list[Notice]:
         else:
             moved = f"{r.current_value:.2f}s vs {r.baseline_value:.2f}s baseline ({r.change:+.0%})"
         since = "" if pd.isna(r.degraded_since) else f", since {_date(r.degraded_since)}"
-        notices.append(Notice("alert", f"{r.job}: {r.metric} degraded, {moved}{since}"))
+        unit = "" if pd.isna(r.moved) else f"; {r.moved}"
+        notices.append(Notice("alert", f"{r.job}: {r.metric} degraded, {moved}{since}{unit}"))
     return notices
 
 
