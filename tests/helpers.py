@@ -134,3 +134,21 @@ def job_settings(
     return JobSettings.model_validate(
         {"db_path": str(db) if db is not None else None, "waiting": pace, **fields}
     )
+
+
+def undo_setup() -> None:
+    """Remove what `run_setup` made on the session's Prefect server (limits, work pool, alert
+    automations): the server is shared, and limits left behind would throttle other tests."""
+    from prefect.client.orchestration import get_client
+
+    from runtype_prefect.orchestration.automations import TAG
+    from runtype_prefect.orchestration.limits import API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT
+    from runtype_prefect.orchestration.provisioning import WORK_POOL
+
+    with get_client(sync_client=True) as client:
+        for name in (API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT):
+            client.delete_global_concurrency_limit_by_name(name)
+        client.delete_work_pool(WORK_POOL)
+        for automation in client.read_automations():
+            if TAG in automation.tags:
+                client.delete_automation(automation.id)

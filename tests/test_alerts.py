@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from helpers import job_settings, wait_for
+from helpers import job_settings, undo_setup, wait_for
 
 from runtype_prefect.engine.jobs import Job
 from runtype_prefect.flows import run_record_type
@@ -67,18 +67,16 @@ class Receiver:
 
 @pytest.fixture(scope="module")
 def receiver(prefect_api) -> Iterator[Receiver]:
-    """The webhook receiver, with the alert automations set up to post to it (and removed
-    after this module, so other tests' runs notify nobody)."""
-    from prefect.client.orchestration import get_client
-
+    """The webhook receiver, with the alert automations set up to post to it (removed after
+    this module with the rest of the setup, so other tests' runs notify nobody and take no
+    limit's slots)."""
     hook = Receiver()
-    run_setup(webhook=hook.url, late_after=DEADLINE, missed_after=DEADLINE)
-    yield hook
-    with get_client(sync_client=True) as client:
-        for automation in client.read_automations():
-            if TAG in automation.tags:
-                client.delete_automation(automation.id)
-    hook.server.shutdown()
+    try:
+        run_setup(webhook=hook.url, late_after=DEADLINE, missed_after=DEADLINE)
+        yield hook
+    finally:
+        undo_setup()
+        hook.server.shutdown()
 
 
 def _ours() -> list[str]:
@@ -160,14 +158,20 @@ def _nightly_run(state):
 def test_a_night_that_hangs_and_one_nobody_starts_each_send_one_message(receiver):
     """One nightly run is Running and never ends (a hung worker); another is due and never
     starts (no worker): after the deadline each gets its message, once."""
+    from prefect.client.orchestration import get_client
     from prefect.states import Running, Scheduled
 
     hung = _nightly_run(Running())
     unstarted = _nightly_run(Scheduled(scheduled_time=datetime.now(UTC) - timedelta(seconds=1)))
-    late = receiver.one(f"late night: {hung.name}")["body"]
+    try:
+        late = receiver.one(f"late night: {hung.name}")["body"]
+        missed = receiver.one(f"missed night: {unstarted.name}")["body"]
+    finally:  # other tests look for the server's running flow runs
+        with get_client(sync_client=True) as client:
+            for run in (hung, unstarted):
+                client.delete_flow_run(run.id)
     assert "has not finished by its deadline" in late and "- State: Running" in late
     assert f"/runs/flow-run/{hung.id}" in late
-    missed = receiver.one(f"missed night: {unstarted.name}")["body"]
     assert "has not started" in missed and "- State: Late" in missed
     assert "check that a worker polls the work pool" in missed
     assert f"/runs/flow-run/{unstarted.id}" in missed

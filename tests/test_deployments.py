@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from helpers import job_settings, read_lines, wait_for
+from helpers import job_settings, read_lines, undo_setup, wait_for
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.utilities.importtools import import_object
@@ -29,7 +29,6 @@ from runtype_prefect.cli.stack import ensure_port_free
 from runtype_prefect.client.sandbox_control import NotASandboxError
 from runtype_prefect.engine.jobs import load_jobs
 from runtype_prefect.engine.settings import JobSettings, Mode
-from runtype_prefect.orchestration.limits import API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT
 from runtype_prefect.orchestration.provisioning import WORK_POOL
 from runtype_prefect.warehouse import Warehouse
 
@@ -126,11 +125,7 @@ def test_setup_is_idempotent():
             assert client.read_global_concurrency_limit_by_name("runtype-batches").limit == 4
             assert client.read_work_pool(WORK_POOL).type == "process"
     finally:
-        # The session's Prefect server is shared: limits left behind would throttle other tests.
-        with get_client(sync_client=True) as client:
-            for name in (API_RATE_LIMIT, BATCH_CONCURRENCY_LIMIT):
-                client.delete_global_concurrency_limit_by_name(name)
-            client.delete_work_pool(WORK_POOL)
+        undo_setup()
 
 
 @pytest.mark.usefixtures("prefect_api", "runtype_env")
