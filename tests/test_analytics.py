@@ -736,6 +736,7 @@ def test_what_needs_attention_puts_failures_first_and_stays_quiet_on_a_good_nigh
             "baseline_value": [9.0, 0.9],
             "change": [1 / 3, -0.46],
             "degraded_since": pd.to_datetime(["2026-12-05", None]),
+            "moved": ['step "Qualify lead" (prompt): slower than usual 310 of 1200', None],
         }
     )
     failures = pd.DataFrame(
@@ -769,6 +770,7 @@ def test_what_needs_attention_puts_failures_first_and_stays_quiet_on_a_good_nigh
     assert [n.level for n in notices[:2]] == ["alert", "alert"]
     assert texts[0].startswith("Ticket Triage: below floor (140 of 250 records failed")
     assert texts[1].startswith("Lead Enrichment · lead: p95_s degraded, 12.00s vs 9.00s")
+    assert texts[1].endswith('; step "Qualify lead" (prompt): slower than usual 310 of 1200')
     assert any(t.startswith("success rate 85.0%, down 6.0 points") for t in texts)
     assert any(t.startswith("p95 execution time 12.00s, up 33%") for t in texts)
     assert not any(t.startswith("estimated cost") for t in texts)  # +2.4% is no news

@@ -200,9 +200,12 @@ def test_upgrading_gives_immediate_rows_the_derived_times_and_keeps_old_parts_re
             " run_key VARCHAR, scope VARCHAR, whole_type BOOLEAN, record_ids VARCHAR[],"
             " reasons JSON, type_records INTEGER, chosen_at TIMESTAMPTZ)"
         )
+        old_parts.execute("ALTER TABLE quality_verdicts ADD COLUMN attribution VARCHAR")
         apply_views(old_parts)
         publish(old_parts, tmp_path / "old.analytics.duckdb")
         old_parts.execute("DROP VIEW IF EXISTS incremental_savings")
+        old_parts.execute("DROP VIEW IF EXISTS quality_history")
+        old_parts.execute("ALTER TABLE quality_verdicts DROP COLUMN attribution")
         old_parts.execute("DROP TABLE run_selections")
         old_parts.execute("ALTER TABLE run_intents DROP COLUMN part")
     finally:
