@@ -127,8 +127,8 @@ def test_the_digest_is_the_whole_night_in_one_message():
 def test_setup_asks_for_late_and_missed_always_and_a_digest_instead_of_the_rest():
     rules = {r.name: r for r in alert_rules(late_after=timedelta(hours=4))}
     assert set(rules) == {
-        "runtype · late night", "runtype · missed night", "runtype · quality degraded",
-        "runtype · job failed", "runtype · quota",
+        "runtype · late night", "runtype · missed night", "runtype · crashed night",
+        "runtype · quality degraded", "runtype · job failed", "runtype · quota",
     }  # fmt: skip
     late = rules["runtype · late night"].trigger
     assert late.posture == "Proactive" and late.within == timedelta(hours=4)
@@ -137,4 +137,7 @@ def test_setup_asks_for_late_and_missed_always_and_a_digest_instead_of_the_rest(
     assert quality.for_each == {"prefect.resource.id", "runtype.night"}, "one per job-night"
     assert quality.within == timedelta(hours=24) and quality.threshold == 1
     digest = {r.name for r in alert_rules(digest=True)}
-    assert digest == {"runtype · late night", "runtype · missed night", "runtype · night digest"}
+    assert digest == {
+        "runtype · late night", "runtype · missed night", "runtype · crashed night",
+        "runtype · night digest",
+    }  # fmt: skip

@@ -89,8 +89,8 @@ def _ours() -> list[str]:
 def test_setup_creates_the_automations_once_and_names_a_bad_block(receiver):
     first = _ours()
     assert first == [
-        "runtype · job failed", "runtype · late night", "runtype · missed night",
-        "runtype · quality degraded", "runtype · quota",
+        "runtype · crashed night", "runtype · job failed", "runtype · late night",
+        "runtype · missed night", "runtype · quality degraded", "runtype · quota",
     ]  # fmt: skip
     lines = run_setup(webhook=receiver.url, late_after=DEADLINE, missed_after=DEADLINE)
     assert _ours() == first, "run twice, still one of each"
@@ -147,29 +147,44 @@ def test_a_job_below_its_floor_sends_one_message(receiver, admin, runtype_env, t
 
 def _nightly_run(state):
     """A flow run of ``runtype-nightly`` (no worker will ever run it) in ``state``."""
+    import uuid
+
     from prefect.client.orchestration import get_client
 
     from runtype_prefect.flows import nightly
 
+    name = f"nightly · {state.name.lower()} {uuid.uuid4().hex[:6]}"
     with get_client(sync_client=True) as client:
-        return client.create_flow_run(nightly, name=f"nightly · {state.name.lower()}", state=state)
+        return client.create_flow_run(nightly, name=name, state=state)
 
 
-def test_a_night_that_hangs_and_one_nobody_starts_each_send_one_message(receiver):
+def test_a_night_that_hangs_one_nobody_starts_and_one_that_dies_each_send_one_message(
+    receiver,
+):
     """One nightly run is Running and never ends (a hung worker); another is due and never
-    starts (no worker): after the deadline each gets its message, once."""
+    starts (no worker); a third crashes (its process killed): each gets its message, once,
+    the first two after their deadline."""
     from prefect.client.orchestration import get_client
-    from prefect.states import Running, Scheduled
+    from prefect.states import Crashed, Running, Scheduled
 
     hung = _nightly_run(Running())
     unstarted = _nightly_run(Scheduled(scheduled_time=datetime.now(UTC) - timedelta(seconds=1)))
+    died = _nightly_run(Running())
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(
+            died.id, Crashed(message="Process exited with code -9"), force=True
+        )
     try:
+        crashed = receiver.one(f"crashed night: {died.name}")["body"]
         late = receiver.one(f"late night: {hung.name}")["body"]
         missed = receiver.one(f"missed night: {unstarted.name}")["body"]
     finally:  # other tests look for the server's running flow runs
         with get_client(sync_client=True) as client:
-            for run in (hung, unstarted):
+            for run in (hung, unstarted, died):
                 client.delete_flow_run(run.id)
+    assert "stopped without finishing: Process exited with code -9" in crashed
+    assert f"/runs/flow-run/{died.id}" in crashed
+    assert not receiver.about(f"late night: {died.name}"), "a crashed run ended: not late"
     assert "has not finished by its deadline" in late and "- State: Running" in late
     assert f"/runs/flow-run/{hung.id}" in late
     assert "has not started" in missed and "- State: Late" in missed

@@ -100,6 +100,20 @@ reconnects to the batches instead of starting them again.
 Flow run: {{ flow_run|ui_url }}"""
 
 
+#: The nightly's process died (a crash is the one end the night cannot report itself).
+CRASHED_SUBJECT = "[runtype] crashed night: {{ flow_run.name }}"
+CRASHED_BODY = """Crashed night: {{ flow_run.name }} stopped without finishing: \
+{{ flow_run.state.message }}
+
+- State: {{ flow_run.state.name }}
+- Started: {{ flow_run.start_time }}
+
+What to do: the process running the night died (killed, out of memory, a worker lost). \
+Re-run the night with the same run key: it reconnects to the batches it had started and \
+lands them, and starts only the rest.
+Flow run: {{ flow_run|ui_url }}"""
+
+
 class Alert(BaseModel):
     """What an alert event carries, and what its message says."""
 

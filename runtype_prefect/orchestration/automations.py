@@ -11,6 +11,7 @@ Each rule is a Prefect automation whose action sends the message through a notif
   no final state within the deadline;
 - **missed**: a proactive trigger: a scheduled nightly marked ``Late`` that did not start
   within the grace period (no worker, a paused pool);
+- **crashed**: a nightly run that crashed, the one end the night cannot report itself;
 - with ``digest``, the first three are replaced by one message per night, the night's digest.
 
 Setting up is idempotent: the automations are found by name and tag, updated in place, and
@@ -30,6 +31,8 @@ from prefect.exceptions import ObjectNotFound
 
 from .alerts import (
     BODY,
+    CRASHED_BODY,
+    CRASHED_SUBJECT,
     DIGEST_EVENT,
     JOB_EVENT,
     LATE_BODY,
@@ -126,8 +129,8 @@ def alert_rules(
     missed_after: timedelta = DEFAULT_MISSED_AFTER,
     digest: bool = False,
 ) -> list[AlertRule]:
-    """Return the rules to set up: late and missed nights always; per-job alerts (quality,
-    job outcome, quota) or, with ``digest``, one digest per night."""
+    """Return the rules to set up: late, missed and crashed nights always; per-job alerts
+    (quality, job outcome, quota) or, with ``digest``, one digest per night."""
     rules = [
         AlertRule(
             "runtype · late night",
@@ -146,6 +149,21 @@ def alert_rules(
             ),
             MISSED_SUBJECT,
             MISSED_BODY,
+        ),
+        AlertRule(
+            "runtype · crashed night",
+            "A nightly run crashed: its process died before it could report anything.",
+            EventTrigger(
+                expect={"prefect.flow-run.Crashed"},
+                match={"prefect.resource.id": "prefect.flow-run.*"},
+                match_related=_NIGHTLY_RUNS,
+                for_each={"prefect.resource.id"},
+                posture=Posture.Reactive,
+                threshold=1,
+                within=DEDUPE_WINDOW,
+            ),
+            CRASHED_SUBJECT,
+            CRASHED_BODY,
         ),
     ]
     if digest:
