@@ -108,16 +108,19 @@ def _minutes(span: timedelta) -> str:
     return f"{span.total_seconds() / 60:g} minutes"
 
 
-def _nightly_deadline(after: set[str], expect: set[str], within: timedelta) -> EventTrigger:
-    """A proactive trigger: a nightly flow run with an ``after`` state and none of ``expect``
-    within ``within``, once per flow run."""
+def _nightly_runs(
+    expect: set[str], *, after: set[str] | None = None, within: timedelta = DEDUPE_WINDOW
+) -> EventTrigger:
+    """A trigger on the nightly's flow runs, once per flow run: with ``after``, proactive (a
+    run with an ``after`` state and none of ``expect`` within ``within``); else reactive (a
+    run reaching ``expect``)."""
     return EventTrigger(
-        after=after,
+        after=after or set(),
         expect=expect,
         match={"prefect.resource.id": "prefect.flow-run.*"},
         match_related=_NIGHTLY_RUNS,
         for_each={"prefect.resource.id"},
-        posture=Posture.Proactive,
+        posture=Posture.Proactive if after else Posture.Reactive,
         threshold=1,
         within=within,
     )
@@ -135,17 +138,17 @@ def alert_rules(
         AlertRule(
             "runtype · late night",
             f"A nightly run not finished {_minutes(late_after)} after it was due or started.",
-            _nightly_deadline(_STARTED, _FINAL_STATES, late_after),
+            _nightly_runs(_FINAL_STATES, after=_STARTED, within=late_after),
             LATE_SUBJECT,
             LATE_BODY,
         ),
         AlertRule(
             "runtype · missed night",
             f"A scheduled nightly run marked Late and not started {_minutes(missed_after)} later.",
-            _nightly_deadline(
-                {"prefect.flow-run.Late"},
+            _nightly_runs(
                 {"prefect.flow-run.Pending", "prefect.flow-run.Running", *_FINAL_STATES},
-                missed_after,
+                after={"prefect.flow-run.Late"},
+                within=missed_after,
             ),
             MISSED_SUBJECT,
             MISSED_BODY,
@@ -153,15 +156,7 @@ def alert_rules(
         AlertRule(
             "runtype · crashed night",
             "A nightly run crashed: its process died before it could report anything.",
-            EventTrigger(
-                expect={"prefect.flow-run.Crashed"},
-                match={"prefect.resource.id": "prefect.flow-run.*"},
-                match_related=_NIGHTLY_RUNS,
-                for_each={"prefect.resource.id"},
-                posture=Posture.Reactive,
-                threshold=1,
-                within=DEDUPE_WINDOW,
-            ),
+            _nightly_runs({"prefect.flow-run.Crashed"}),
             CRASHED_SUBJECT,
             CRASHED_BODY,
         ),
