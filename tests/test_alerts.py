@@ -212,3 +212,34 @@ def test_setup_on_the_command_line_names_a_missing_block_and_changes_nothing(rec
         " ".join(done.stdout.split())
     )
     assert "runtype · night digest" not in _ours(), "nothing set up from a bad option"
+
+
+def test_the_digest_replaces_the_per_job_alerts_with_one_message_per_night(
+    receiver, admin, runtype_env, tmp_path
+):
+    """Setup with --digest keeps late, missed and crashed, deletes the per-job automations and
+    adds the digest; a night then sends one message with every job in it, and nothing else."""
+    from runtype_prefect.flows import nightly
+
+    lines = run_setup(webhook=receiver.url, late_after=DEADLINE, missed_after=DEADLINE, digest=True)
+    assert "automation 'runtype · job failed': deleted (no longer asked for)" in lines
+    assert _ours() == [
+        "runtype · crashed night", "runtype · late night", "runtype · missed night",
+        "runtype · night digest",
+    ]  # fmt: skip
+    jobs = [
+        Job(flow_id=admin.flow_for(t), record_type=t, name=n)
+        for t, n in (("customer", "Customer Health Summary"), ("vip_account", "Churn Risk Score"))
+    ]
+    nightly(
+        jobs=jobs,
+        run_key="2026-11-05",
+        return_state=True,  # it ends Failed: one job below its floor
+        settings=job_settings(
+            tmp_path / "digest.duckdb", fast=True, judgement={"min_success_rate": 0.999}
+        ),
+    )
+    body = receiver.one("night 2026-11-05: ")["body"]
+    assert "- Customer Health Summary: below_floor, 40 records" in body
+    assert "- Churn Risk Score: completed, 6 records, 100.0% succeeded" in body
+    assert not receiver.about("below_floor on 2026-11-05"), "no per-job message in digest mode"
