@@ -124,6 +124,14 @@ def test_the_digest_is_the_whole_night_in_one_message():
     assert any(f.startswith("Degraded: ") and "Lookup company" in f for f in busy.facts)
 
 
+def test_the_command_line_defaults_are_the_automations():
+    from runtype_prefect.cli.app import LATE_AFTER_MINUTES, MISSED_AFTER_MINUTES
+    from runtype_prefect.orchestration import automations
+
+    assert timedelta(minutes=LATE_AFTER_MINUTES) == automations.DEFAULT_LATE_AFTER
+    assert timedelta(minutes=MISSED_AFTER_MINUTES) == automations.DEFAULT_MISSED_AFTER
+
+
 def test_setup_asks_for_late_and_missed_always_and_a_digest_instead_of_the_rest():
     rules = {r.name: r for r in alert_rules(late_after=timedelta(hours=4))}
     assert set(rules) == {

@@ -28,6 +28,9 @@ from .progress import job_progress
 #: The sandbox's test key (`client.sandbox_control.SANDBOX_TEST_KEY`, which a test holds this
 #: to): spelled here so that the command line answers --help without importing the client.
 DEFAULT_API_KEY = "rt_test_sandbox"
+#: The alert automations' deadlines in minutes (`orchestration.automations.DEFAULT_LATE_AFTER`
+#: and ``DEFAULT_MISSED_AFTER``, which a test holds these to), for the same reason.
+LATE_AFTER_MINUTES, MISSED_AFTER_MINUTES = 240.0, 30.0
 #: Where `runtype-prefect server` (``make server``) serves its sandbox.
 SERVER_SANDBOX_URL = "http://127.0.0.1:8765/v1"
 
@@ -496,11 +499,11 @@ def setup(
     late_after: Annotated[
         float,
         typer.Option(help="Minutes after it was due before an unfinished nightly is late."),
-    ] = 240.0,
+    ] = LATE_AFTER_MINUTES,
     missed_after: Annotated[
         float,
         typer.Option(help="Minutes a due nightly may wait to start before it is missed."),
-    ] = 30.0,
+    ] = MISSED_AFTER_MINUTES,
     digest: Annotated[
         bool,
         typer.Option("--digest", help="One message per night instead of one per job and problem."),

@@ -222,27 +222,23 @@ def land_batch_results(
 
 
 def land_records(
-    client: RuntypeClient, warehouse: Warehouse, record_type: str, run_key: str
+    client: RuntypeClient,
+    warehouse: Warehouse,
+    record_type: str,
+    run_key: str,
+    listing: Sequence[Record] | None = None,
 ) -> int | None:
-    """Land the records of ``record_type`` (the records listing, paged within the client's
-    limits) into the ``records`` dimension, once per run key; return how many, or None when
-    this run key's listing was landed already (another job over the same type, a re-run, an
-    incremental night's choice) and nothing was paged.
+    """Land the records of ``record_type`` (``listing`` when the caller paged it already, else
+    the records listing, paged within the client's limits) into the ``records`` dimension, once
+    per run key; return how many, or None when this run key's listing was landed already
+    (another job over the same type, a re-run, an incremental night's choice) and nothing was
+    paged.
 
     Raises what the client raises (`RuntypeError`).
     """
     if warehouse.records_listed(record_type, run_key):
         return None
-    return land_listed_records(
-        warehouse, client.list_records(type=record_type), record_type, run_key
-    )
-
-
-def land_listed_records(
-    warehouse: Warehouse, records: Sequence[Record], record_type: str, run_key: str
-) -> int:
-    """Land ``records``, a listing of ``record_type`` paged for ``run_key``, into the
-    ``records`` dimension as that night's listing; return how many."""
+    records = client.list_records(type=record_type) if listing is None else listing
     rows = [
         {
             "record_id": r.id,

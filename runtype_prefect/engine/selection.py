@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from ..client import NotFoundError, Record, RuntypeClient, split_record_ids
 from ..warehouse import Selection, Warehouse
 from .jobs import JobRun
-from .landing import land_listed_records
+from .landing import land_records
 
 INCREMENTAL = "incremental"
 REPAIR = "repair"
@@ -43,10 +43,8 @@ def choose_incremental(client: RuntypeClient, warehouse: Warehouse, run: JobRun)
     """
     job = run.job
     records = client.list_records(type=job.record_type)
-    if run.settings.records_dimension and not warehouse.records_listed(
-        job.record_type, run.run_key
-    ):
-        land_listed_records(warehouse, records, job.record_type, run.run_key)
+    if run.settings.records_dimension:
+        land_records(client, warehouse, job.record_type, run.run_key, listing=records)
     latest = warehouse.latest_results(job.flow_id, job.record_type, before=run.run_key)
     whole_reason = None
     if not latest:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -87,28 +87,7 @@ def unit_failures(
     ``min_failure_ratio`` × their baseline rate and ``min_success_drop`` above it), most
     significant first, and the unit with the lowest p value whose failure rate rose (None
     without one)."""
-    clean = list(clean)
-    tested = [(key, nights) for key, nights in units.items() if night in nights]
-    baselines = {
-        key: [(nights[n].failed, nights[n].executions) for n in clean if n in nights]
-        for key, nights in tested
-    }
-    c2 = rate_variation(list(baselines.values()))
-    found: list[Attribution] = []
-    for (unit, name), nights in tested:
-        tonight = nights[night]
-        baseline = baselines[unit, name]
-        if not baseline or not tonight.executions:
-            continue
-        test = varying_rate_test(tonight.failed, tonight.executions, baseline, c2)
-        rate = tonight.failed / tonight.executions
-        if rate <= test.base_rate:
-            continue
-        p_value = min(1.0, test.p_value * len(tested))
-        found.append(
-            _attribution(unit, name, tonight, "failures", tonight.failed, test.base_rate, p_value)
-        )
-    found.sort(key=lambda a: a.p_value)
+    found = _moved(units, list(units), night, clean, "failures", lambda k, n: units[k][n].failed)
     flagged = [
         a
         for a in found
@@ -144,29 +123,47 @@ def unit_slowdowns(
     at ``unit_alpha`` after Bonferroni, tonight's p95 ``min_p95_increase`` above the base),
     most significant first, and the unit with the lowest p value that slowed (None without
     one)."""
+    found = _moved(
+        units, list(bases), night, clean, "slow", lambda k, n: slower.get(k, {}).get(n, 0)
+    )
+
+    def rise(a: Attribution) -> float:
+        return (units[a.unit, a.name][night].p95_s or 0.0) / bases[a.unit, a.name] - 1
+
+    flagged = [a for a in found if a.p_value < t.unit_alpha and rise(a) >= t.min_p95_increase]
+    return flagged, (found[0] if found else None)
+
+
+def _moved(
+    units: UnitHistory,
+    keys: list[UnitKey],
+    night: date,
+    clean: Iterable[date],
+    measure: Literal["failures", "slow"],
+    bad: Callable[[UnitKey, date], int],
+) -> list[Attribution]:
+    """Test the ``bad`` count of each of ``keys`` with executions on ``night`` against the
+    ``clean`` nights (`varying_rate_test`, the variation estimated from all of them); return
+    the units whose rate rose, p values multiplied by the units tested, most significant
+    first."""
     clean = list(clean)
-    tested = [key for key, nights in units.items() if night in nights and key in bases]
+    tested = [key for key in keys if night in units[key]]
     baselines = {
-        key: [(slower.get(key, {}).get(n, 0), units[key][n].executions)
-              for n in clean if n in units[key]]
+        key: [(bad(key, n), units[key][n].executions) for n in clean if n in units[key]]
         for key in tested
-    }  # fmt: skip
+    }
     c2 = rate_variation(list(baselines.values()))
-    found: list[tuple[Attribution, float]] = []
+    found = []
     for key in tested:
-        tonight, baseline = units[key][night], baselines[key]
+        tonight, baseline, count = units[key][night], baselines[key], bad(key, night)
         if not baseline or not tonight.executions:
             continue
-        bad = slower.get(key, {}).get(night, 0)
-        test = varying_rate_test(bad, tonight.executions, baseline, c2)
-        if bad / tonight.executions <= test.base_rate:
+        test = varying_rate_test(count, tonight.executions, baseline, c2)
+        if count / tonight.executions <= test.base_rate:
             continue
         p_value = min(1.0, test.p_value * len(tested))
-        attribution = _attribution(key[0], key[1], tonight, "slow", bad, test.base_rate, p_value)
-        found.append((attribution, (tonight.p95_s or 0.0) / bases[key] - 1))
-    found.sort(key=lambda f: f[0].p_value)
-    flagged = [a for a, rise in found if a.p_value < t.unit_alpha and rise >= t.min_p95_increase]
-    return flagged, (found[0][0] if found else None)
+        found.append(_attribution(*key, tonight, measure, count, test.base_rate, p_value))
+    return sorted(found, key=lambda a: a.p_value)
 
 
 def _attribution(

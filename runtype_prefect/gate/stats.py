@@ -97,26 +97,25 @@ def negative_binomial_sf(k: int, mean: float, c2: float) -> float:
     if mean <= 0.0:
         return 0.0
     if c2 <= 0.0:
-        log_terms = [i * math.log(mean) - mean - math.lgamma(i + 1) for i in range(k)]
+
+        def log_pmf(i: int) -> float:
+            return i * math.log(mean) - mean - math.lgamma(i + 1)
+
     else:
         r = 1.0 / c2
         log_p, log_q = math.log(r / (r + mean)), math.log(mean / (r + mean))
-        log_terms = [
-            math.lgamma(i + r) - math.lgamma(r) - math.lgamma(i + 1) + r * log_p + i * log_q
-            for i in range(k)
-        ]
-    below = math.fsum(math.exp(x) for x in log_terms)
+
+        def log_pmf(i: int) -> float:
+            return math.lgamma(i + r) - math.lgamma(r) - math.lgamma(i + 1) + r * log_p + i * log_q
+
+    below = math.fsum(math.exp(log_pmf(i)) for i in range(k))
     if below < 0.999:
         return max(0.0, 1.0 - below)
     # Far in the tail 1 - below loses every digit: sum the tail's own terms instead.
     tail, i = [], k
     while True:
-        if c2 <= 0.0:
-            term = i * math.log(mean) - mean - math.lgamma(i + 1)
-        else:
-            term = math.lgamma(i + r) - math.lgamma(r) - math.lgamma(i + 1) + r * log_p + i * log_q
-        tail.append(term)
-        if i > mean and term < max(tail) - 40:
+        tail.append(log_pmf(i))
+        if i > mean and tail[-1] < max(tail) - 40:
             break
         i += 1
     return min(1.0, math.fsum(math.exp(x) for x in tail))

@@ -58,11 +58,16 @@ class Verdict(BaseModel):
         """The job's label: its name and record type, or flow id and record type."""
         return f"{self.job_name or self.flow_id} · {self.record_type}"
 
-    def describe(self, *, attribution: bool = True) -> str:
-        """Return a one-line human summary, e.g. for logs, the run summary and events; with
-        ``attribution``, naming the first step or model that moved."""
+    def describe(self) -> str:
+        """Return a one-line human summary, e.g. for logs, the run summary and events: the job,
+        then `summary`."""
+        return f"{self.job}: {self.summary()}"
+
+    def summary(self, *, attribution: bool = True) -> str:
+        """Return the verdict in words without the job (what moved against the baseline, the
+        records, p); with ``attribution``, naming the first step or model that moved."""
         if self.verdict is VerdictKind.NO_VERDICT:
-            return f"{self.job}: {self.metric.value} no verdict: {self.reason}"
+            return f"{self.metric.value} no verdict: {self.reason}"
         if self.metric is Metric.SUCCESS_RATE:
             figures = (
                 f"success rate {self.current:.1%} vs {self.baseline:.1%}"
@@ -71,7 +76,7 @@ class Verdict(BaseModel):
         else:
             change = (self.current or 0) / (self.baseline or 1) - 1
             figures = f"p95 {self.current:.2f}s vs {self.baseline:.2f}s ({change:+.0%})"
-        text = f"{self.job}: {figures}, {self.records} records, p={self.p_value:.2g}"
+        text = f"{figures}, {self.records} records, p={self.p_value:.2g}"
         if attribution and self.degraded and self.attribution:
             text += f"; moved: {self.attribution[0].describe()}"
         if self.degraded and self.degraded_since is not None:

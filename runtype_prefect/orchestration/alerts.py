@@ -157,7 +157,7 @@ def quality_alert(verdicts: list[Verdict]) -> Alert:
     metrics = " and ".join(_METRIC_NAMES[v.metric.value] for v in verdicts)
     facts = [f"Job: {first.job}", f"Night: {night}"]
     for v in verdicts:
-        facts.append(f"Metric: {v.describe(attribution=False).split(': ', 1)[1]}")
+        facts.append(f"Metric: {v.summary(attribution=False)}")
         facts += [f"Moved: {a.describe()}" for a in v.attribution]
     return Alert(
         kind="quality",

@@ -13,6 +13,7 @@ id>/<record type>`` (or the shared location's URL in place of ``duckdb://<file>`
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -86,11 +87,9 @@ def report_asset(path: str | os.PathLike[str]) -> Asset:
     )
 
 
-def describe_landing(assets: list[Asset], **metadata: Any) -> None:
-    """Attach ``metadata`` (rows, night, batch) to each asset the running task materializes.
-    Outside a materializing task it does nothing."""
-    for asset in assets:
-        try:
-            add_asset_metadata(asset, metadata)
-        except RuntimeError:  # not inside a materializing task (a direct call, a test)
-            return
+def describe_materialized(asset: Asset, **metadata: Any) -> None:
+    """Attach ``metadata`` (rows, night, batch…) to ``asset``, which the running task
+    materializes. Outside a materializing task it does nothing."""
+    # Outside a materializing task (a direct call, a test) Prefect raises RuntimeError.
+    with contextlib.suppress(RuntimeError):
+        add_asset_metadata(asset, metadata)

@@ -15,10 +15,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from ..gate import QualityThresholds, Verdict, VerdictKind, judge_nights
 from ..warehouse import Warehouse
-from .alerts import QUALITY_EVENT
 
 __all__ = [
-    "QUALITY_EVENT",
     "QualityThresholds",
     "judge_run_key",
     "quality_followup",

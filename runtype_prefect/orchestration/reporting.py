@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from ..analytics import build_report
 from ..analytics.report import Links
-from .lineage import WAREHOUSE_ASSET, describe_landing, report_asset, snapshot_asset
+from .lineage import WAREHOUSE_ASSET, describe_materialized, report_asset, snapshot_asset
 
 
 @materialize(WAREHOUSE_ASSET, name="write-report", cache_policy=NO_CACHE)
@@ -17,7 +17,7 @@ def write_report(db_path: str | None, report_path: str, links: Links | None) -> 
     """Write the report (`build_report`) and return its path; call it through
     `report_flow` for the lineage."""
     path = build_report(db_path, report_path, links=links)
-    describe_landing([report_asset(path)], bytes=path.stat().st_size, path=str(path))
+    describe_materialized(report_asset(path), bytes=path.stat().st_size, path=str(path))
     return str(path)
 
 

@@ -49,7 +49,7 @@ from .credentials import resolve_credentials
 from .limits import start_slot
 from .lineage import (
     WAREHOUSE_ASSET,
-    describe_landing,
+    describe_materialized,
     flow_asset,
     snapshot_asset,
     table_assets,
@@ -215,8 +215,8 @@ def land_results(
     )
     records, steps = table_assets(run.settings.db_path, job)
     meta = {"night": run.run_key, "batch": started.batch_id, "complete": landing.complete}
-    describe_landing([records], rows=landing.landed_records, **meta)
-    describe_landing([steps], rows=landing.steps, **meta)
+    describe_materialized(records, rows=landing.landed_records, **meta)
+    describe_materialized(steps, rows=landing.steps, **meta)
     log.info(
         "%s: landed %d record and %d step results%s",
         job.label,
@@ -243,7 +243,7 @@ def publish_snapshot(warehouse: Warehouse, db_path: str | None, run_key: str) ->
     """Publish the warehouse's analytics snapshot (`Warehouse.publish_snapshot`); return its
     path. Call it through `publish_night` for the lineage."""
     path = warehouse.publish_snapshot()
-    describe_landing([snapshot_asset(db_path)], night=run_key, path=str(path))
+    describe_materialized(snapshot_asset(db_path), night=run_key, path=str(path))
     return str(path)
 
 

@@ -8,6 +8,7 @@ gate is a function of the warehouse. ``make bench`` replays a year, the test sui
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -15,18 +16,17 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..client.arrow import layout
+from ..client.models import StepResult
 from ..gate import QualityThresholds, Verdict, judge_nights, latest_verdicts
 from ..gate.verdicts import Metric, VerdictKind
 from ..sandbox.simulation import INCIDENT_STEP_TYPE, night_profile, planted_on, simulate_record
 from ..sandbox.world import World, seed_world
-from ..warehouse import Warehouse
+from ..warehouse import Warehouse, step_results_table
+from ..warehouse.rows import TS
 
-#: The step results' columns the gate reads, from the API's fields.
-STEP_COLUMNS = {
-    "id": "id", "batch_execution_id": "batchExecutionId", "flow_id": "flowId",
-    "record_id": "recordId", "step_name": "stepName", "step_type": "stepType",
-    "status": "status", "duration_ms": "durationMs", "model_used": "modelUsed",
-}  # fmt: skip
+#: Step results per JSON line handed to the reader (a line must fit Arrow's 1 MiB block).
+PAGE_ROWS = 500
 
 #: Jobs this size or larger are held to the detection targets.
 DETECTION_MIN_RECORDS = 40
@@ -105,7 +105,7 @@ def simulate_nights(
         when = datetime.combine(night, time(2), UTC)
         batches: dict[str, list[object]] = defaultdict(list)
         records: dict[str, list[object]] = defaultdict(list)
-        steps: dict[str, list[object]] = defaultdict(list)
+        steps: list[pa.Table] = []
         for flow, members in jobs:
             if not members:
                 continue
@@ -118,6 +118,7 @@ def simulate_nights(
                 ("status", "completed"), ("outcome", "completed"),
             ):  # fmt: skip
                 batches[column].append(value)
+            job_steps: list[dict] = []
             for record in members:
                 o = simulate_record(
                     seed=seed, flow=flow, record=record, batch_id=batch_id, started_at=when,
@@ -131,17 +132,28 @@ def simulate_nights(
                 }  # fmt: skip
                 for column, cell in row.items():
                     records[column].append(cell)
-                for step in o.steps:
-                    steps["record_type"].append(rtype)
-                    steps["landed_at"].append(when)
-                    for column, key in STEP_COLUMNS.items():
-                        steps[column].append(step[key])
-        tables = {"b": pa.table(batches), "r": pa.table(records), "s": pa.table(steps)}
+                job_steps += o.steps
+            steps.append(_step_rows(job_steps, rtype))
+        step_rows = pa.concat_tables(steps)
+        step_rows = step_rows.append_column(
+            "landed_at", pa.repeat(pa.scalar(when, TS), step_rows.num_rows)
+        )
+        tables = {"b": pa.table(batches), "r": pa.table(records), "s": step_rows}
         with warehouse.transaction(register=tables) as cur:
             cur.execute(f"INSERT INTO batches ({', '.join(batches)}) SELECT * FROM b")
             cur.execute(f"INSERT INTO record_results ({', '.join(records)}) SELECT * FROM r")
-            cur.execute(f"INSERT INTO step_results ({', '.join(steps)}) SELECT * FROM s")
+            columns = ", ".join(step_rows.column_names)
+            cur.execute(f"INSERT INTO step_results ({columns}) SELECT * FROM s")
     return sizes
+
+
+def _step_rows(api_rows: list[dict], record_type: str) -> pa.Table:
+    """The step results of one job's night, as the API's JSON rows, read the way a landing
+    reads its pages (the client's Arrow layout, then `step_results_table`)."""
+    pages = [api_rows[i : i + PAGE_ROWS] for i in range(0, len(api_rows), PAGE_ROWS)]
+    bodies = b"".join(json.dumps({"data": page}).encode() + b"\n" for page in pages)
+    table = layout(StepResult).from_page_bodies(bodies, [len(p) for p in pages], multiline=False)
+    return step_results_table(table, record_type=record_type)
 
 
 def score(
